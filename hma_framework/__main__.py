@@ -1,0 +1,3 @@
+from hma_framework.cli import main
+
+main()

@@ -1,0 +1,299 @@
+"""The ``hma`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import attrs
+import click
+
+from hma_framework.logging_setup import configure_logging
+from hma_framework.settings import (
+    QUEUE_NAMES,
+    Settings,
+    SettingsError,
+    iter_setting_fields,
+    load_settings,
+    settings_markdown_table,
+)
+
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj["settings"]
+    return settings
+
+
+def _runtime(ctx: click.Context) -> Any:
+    from hma_framework.runtime import RuntimeConfigError, build_runtime
+
+    try:
+        return build_runtime(_settings(ctx))
+    except RuntimeConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _store(ctx: click.Context) -> Any:
+    from hma_framework.store.db import Store
+
+    return Store(_settings(ctx).effective_database_url)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="HMA_CONFIG",
+    help="TOML settings file (default: $HMA_CONFIG). Environment variables override it.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None) -> None:
+    """hma-framework: hash content, match it against banks, act on matches.
+
+    Settings come from HMA_* environment variables and an optional TOML file;
+    `hma settings` shows them all.
+    """
+    try:
+        settings = load_settings(config_file=config_file)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_logging(settings.log_level)
+    ctx.obj = {"settings": settings}
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--role",
+    type=click.Choice(["all", "api", "worker"]),
+    default="all",
+    show_default=True,
+    help="all: a complete single-machine instance. api / worker: one kind of fleet node "
+    "(needs HMA_REDIS_URL).",
+)
+@click.option("--host", help="Override HMA_WEB_HOST.")
+@click.option("--port", type=int, help="Override HMA_WEB_PORT.")
+@click.pass_context
+def serve(ctx: click.Context, role: str, host: str | None, port: int | None) -> None:
+    """Run the API, workers and scheduler (or one fleet role) until Ctrl-C.
+
+    With no configuration at all this starts a complete instance: SQLite and an embedded
+    Redis under ./hma-data, the API on http://127.0.0.1:5000 and a few workers. On first
+    start it creates an admin API key and prints it once.
+    """
+    from hma_framework.serve import serve as run_serve
+
+    settings = _settings(ctx)
+    web = attrs.evolve(
+        settings.web,
+        host=host if host is not None else settings.web.host,
+        port=port if port is not None else settings.web.port,
+    )
+    sys.exit(run_serve(attrs.evolve(settings, web=web), role))
+
+
+def _parse_queues(value: str | None, default: tuple[str, ...]) -> list[str]:
+    roles = [q.strip() for q in value.split(",") if q.strip()] if value else list(default)
+    unknown = [q for q in roles if q not in QUEUE_NAMES]
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s) {unknown}; known: {', '.join(QUEUE_NAMES)}")
+    return roles
+
+
+@cli.command()
+@click.option(
+    "--queues",
+    help=f"Comma-separated queues to serve, in priority order (from: {', '.join(QUEUE_NAMES)}). "
+    "Default: HMA_WORKERS_QUEUES, which is all of them.",
+)
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+@click.option("--name", help="Worker name shown in RQ's registries.")
+@click.pass_context
+def worker(ctx: click.Context, queues: str | None, burst: bool, name: str | None) -> None:
+    """Run an RQ worker that builds the runtime once and runs jobs in-process."""
+    from hma_framework.pipeline.worker import run_worker
+
+    roles = _parse_queues(queues, _settings(ctx).workers.queues)
+    runtime = _runtime(ctx)
+    try:
+        run_worker(runtime, roles, burst=burst, name=name)
+    finally:
+        runtime.close()
+
+
+@cli.command()
+@click.pass_context
+def scheduler(ctx: click.Context) -> None:
+    """Run RQ's cron scheduler, which enqueues periodic jobs (run one per deployment)."""
+    from hma_framework.pipeline.scheduler import make_scheduler
+
+    runtime = _runtime(ctx)
+    try:
+        make_scheduler(runtime).start()
+    finally:
+        runtime.close()
+
+
+# --- database --------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Database schema: upgrade, current revision."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply migrations up to REVISION (the newest by default)."""
+    from hma_framework.store import migrate
+
+    store = _store(ctx)
+    try:
+        migrate.upgrade(store, revision)
+        click.echo(f"database at revision {migrate.current_revision(store)}")
+    finally:
+        store.close()
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Show the schema revision and whether it is the newest."""
+    from hma_framework.store import migrate
+
+    store = _store(ctx)
+    try:
+        current = migrate.current_revision(store)
+        head = migrate.head_revision()
+        state = "up to date" if current == head else f"behind (newest is {head})"
+        click.echo(f"{current or 'empty'}: {state}")
+    finally:
+        store.close()
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """API keys: create, list, revoke."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="What the key is for (shown in listings).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(["submit", "read", "admin"]),
+    help="Repeat for several scopes. admin includes every scope.",
+)
+@click.pass_context
+def keys_create(ctx: click.Context, name: str, scopes: tuple[str, ...]) -> None:
+    """Create a key and print it once: it cannot be shown again."""
+    from hma_framework.store.api_keys import ApiKeys
+
+    store = _store(ctx)
+    try:
+        created = ApiKeys(store).create(name, scopes)
+    finally:
+        store.close()
+    click.echo(f"key id: {created.key.key_id}  scopes: {','.join(created.key.scopes)}", err=True)
+    click.echo(created.token)
+
+
+@keys.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
+@click.pass_context
+def keys_list(ctx: click.Context, include_revoked: bool) -> None:
+    """List keys (ids, names, scopes; never the secrets)."""
+    from hma_framework.store.api_keys import ApiKeys
+
+    store = _store(ctx)
+    try:
+        for key in ApiKeys(store).list(include_revoked=include_revoked):
+            revoked = f"  revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
+            click.echo(f"{key.key_id}  {','.join(key.scopes):<18} {key.name}{revoked}")
+    finally:
+        store.close()
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke the key with KEY_ID; it stops working at once."""
+    from hma_framework.store.api_keys import ApiKeys
+
+    store = _store(ctx)
+    try:
+        if not ApiKeys(store).revoke(key_id):
+            raise click.ClickException(f"no live key with id {key_id!r}")
+    finally:
+        store.close()
+    click.echo(f"revoked {key_id}")
+
+
+# --- plugins and settings --------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the full listing as JSON.")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List loaded plugins and what each provides."""
+    from hma_framework.registry import make_registry
+
+    listing = make_registry(_settings(ctx)).as_json()
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for plugin in listing["plugins"]:
+        origin = f"{plugin['distribution']} {plugin['version']}".strip()
+        click.echo(f"{plugin['name']}  ({plugin['module']}; {origin or 'registered directly'})")
+        for hook, names in plugin["provides"].items():
+            click.echo(f"    {hook}: {', '.join(names)}")
+    for failed in listing["failed"]:
+        click.echo(f"{failed['name']}  FAILED TO LOAD: {failed['error']}")
+
+
+@cli.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the documentation table instead.")
+@click.pass_context
+def settings_command(ctx: click.Context, markdown: bool) -> None:
+    """Show every setting's effective value (URLs with passwords are masked)."""
+    if markdown:
+        click.echo(settings_markdown_table())
+        return
+    settings = _settings(ctx)
+    for field in iter_setting_fields():
+        value: Any = settings
+        for part in field.path:
+            value = getattr(value, part)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        if field.path[-1].endswith("url"):
+            value = mask_password(str(value))
+        click.echo(f"{field.env_var}={value}")
+
+
+def mask_password(url: str) -> str:
+    """``scheme://user:secret@host`` becomes ``scheme://user:***@host``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, has_password, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+
+
+def main() -> None:
+    cli(prog_name="hma")

@@ -1,0 +1,1 @@
+"""RQ jobs and the helpers that enqueue them. Jobs take ids, never objects."""

@@ -1,0 +1,56 @@
+"""``hma scheduler``: periodic jobs on RQ's own cron scheduler.
+
+RQ's cron enqueues with its default serializer; our workers read JSON, so the cron jobs here
+enqueue through the same JSON queues as everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from redis import Redis
+from rq import Queue
+from rq.cron import CronJob, CronScheduler
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from hma_framework.pipeline import maintenance
+from hma_framework.pipeline.queues import queue_name
+from hma_framework.runtime import Runtime
+
+
+@attrs.frozen
+class PeriodicJob:
+    func: Callable[..., Any]
+    role: str
+    interval_seconds: int
+
+
+#: What runs on a schedule. Later stages (reconcile, exchange fetches) add theirs here.
+PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    PeriodicJob(maintenance.heartbeat, "maintenance", interval_seconds=30),
+)
+
+
+class JsonCronJob(CronJob):
+    """A cron job that enqueues with RQ's JSON serializer."""
+
+    def enqueue(self, connection: Redis) -> Job:
+        queue = Queue(self.queue_name, connection=connection, serializer=JSONSerializer)
+        return queue.enqueue(self.func, args=self.args, kwargs=self.kwargs, **self.job_options)
+
+
+def make_scheduler(runtime: Runtime, jobs: tuple[PeriodicJob, ...] = PERIODIC_JOBS) -> CronScheduler:
+    scheduler = CronScheduler(connection=runtime.redis, logging_level=runtime.settings.log_level)
+    for periodic in jobs:
+        scheduler.get_jobs().append(
+            JsonCronJob(
+                queue_name=queue_name(periodic.role),
+                func=periodic.func,
+                interval=periodic.interval_seconds,
+                job_timeout=runtime.settings.workers.job_timeout_seconds,
+            )
+        )
+    return scheduler

@@ -1,0 +1,207 @@
+"""``hma serve``: a supervisor that runs a whole instance (or one fleet role) as child processes.
+
+``--role all`` (the default) is the embedded single machine: an embedded Redis when
+``HMA_REDIS_URL`` is unset, SQLite unless ``HMA_DATABASE_URL`` is set, migrations, a first admin
+key, the API under gunicorn, workers and the scheduler. ``--role api`` and ``--role worker``
+run one part of a fleet against shared Redis and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import attrs
+import click
+
+from hma_framework.embedded_redis import EmbeddedRedis
+from hma_framework.runtime import build_runtime
+from hma_framework.settings import Settings
+from hma_framework.store import migrate
+
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "api", "worker")
+STOP_TIMEOUT_SECONDS = 30
+RESTART_DELAY_SECONDS = 2.0
+
+
+class ServeError(click.ClickException):
+    pass
+
+
+def _die_with_parent() -> None:
+    """Runs in each child before exec: if the supervisor is killed, the child gets SIGTERM."""
+    os.setsid()  # keep a terminal's Ctrl-C for the supervisor, which stops children in order
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: children may outlive a killed supervisor
+
+
+@attrs.define
+class Child:
+    name: str
+    argv: list[str]
+    essential: bool
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+
+@attrs.define
+class Supervisor:
+    env: dict[str, str]
+    children: list[Child] = attrs.field(factory=list)
+    stopping: bool = False
+
+    def add(self, name: str, argv: list[str], *, essential: bool) -> None:
+        self.children.append(Child(name=name, argv=argv, essential=essential))
+
+    def _start(self, child: Child) -> None:
+        child.process = subprocess.Popen(
+            child.argv, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+        log.info("started %s (pid %s)", child.name, child.process.pid)
+
+    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.stopping:
+            log.info("received %s; stopping", signal.Signals(signum).name)
+        self.stopping = True
+
+    def run(self) -> int:
+        """Start every child and watch them until a signal or an essential child's exit."""
+        previous: dict[int, Callable[..., object] | int | None] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, self._request_stop)
+        exit_code = 0
+        try:
+            for child in self.children:
+                self._start(child)
+            while not self.stopping:
+                time.sleep(0.2)
+                exit_code = self._check_children()
+                if exit_code:
+                    break
+        finally:
+            self.stop_all()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return exit_code
+
+    def _check_children(self) -> int:
+        for child in self.children:
+            assert child.process is not None
+            code = child.process.poll()
+            if code is None or self.stopping:
+                continue
+            if child.essential:
+                log.error("%s exited with %s; stopping everything", child.name, code)
+                return code or 1
+            child.restarts += 1
+            log.warning("%s exited with %s; restarting it (restart %d)", child.name, code,
+                        child.restarts)
+            time.sleep(min(RESTART_DELAY_SECONDS * child.restarts, 30))
+            self._start(child)
+        return 0
+
+    def stop_all(self) -> None:
+        running = [c for c in self.children if c.process and c.process.poll() is None]
+        for child in running:
+            assert child.process is not None
+            child.process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for child in running:
+            assert child.process is not None
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", child.name)
+                child.process.kill()
+                child.process.wait()
+        log.info("all processes stopped")
+
+
+def _hma(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hma_framework", *args]
+
+
+def _gunicorn_argv(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"{settings.web.host}:{settings.web.port}",
+        "--workers", str(settings.web.processes),
+        "--threads", str(settings.web.threads),
+        "--worker-class", "gthread" if settings.web.threads > 1 else "sync",
+        "--graceful-timeout", "20",
+        "--access-logfile", "-",
+        "--no-control-socket",  # one per host by default; several instances would collide
+        "hma_framework.web.wsgi:create_wsgi_app()",
+    ]
+
+
+def ensure_first_admin_key(settings: Settings) -> str | None:
+    """Create an admin key if no live key exists; return its token (shown once) or None."""
+    runtime = build_runtime(settings)
+    try:
+        keys = runtime.api_keys
+        if keys.count_live():
+            return None
+        return keys.create("first admin key (created by hma serve)", ["admin"]).token
+    finally:
+        runtime.close()
+
+
+def serve(settings: Settings, role: str, *, echo: Callable[[str], None] = click.echo) -> int:
+    if role not in ROLES:
+        raise ServeError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    embedded: EmbeddedRedis | None = None
+    if not settings.redis_url:
+        if role != "all":
+            raise ServeError(f"--role {role} is a fleet node: set HMA_REDIS_URL to the shared Redis")
+        embedded = EmbeddedRedis(settings.data_path)
+        settings = attrs.evolve(settings, redis_url=embedded.start())
+        echo(f"embedded Redis at {settings.redis_url}")
+    env["HMA_REDIS_URL"] = settings.redis_url
+    env["HMA_DATA_DIR"] = str(settings.data_path.resolve())
+    try:
+        return _run_role(settings, role, env, echo)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _run_role(settings: Settings, role: str, env: dict[str, str], echo: Callable[[str], None]) -> int:
+    runtime = build_runtime(settings)
+    try:
+        if role == "all":
+            migrate.upgrade(runtime.store)
+        elif role == "api" and not migrate.is_up_to_date(runtime.store):
+            raise ServeError("the database schema is not current: run `hma db upgrade` first")
+    finally:
+        runtime.close()
+    if role == "all":
+        token = ensure_first_admin_key(settings)
+        if token:
+            echo("Created the first admin API key. It is shown only this once; keep it safe:")
+            echo(f"  {token}")
+    supervisor = Supervisor(env=env)
+    if role in ("all", "api"):
+        supervisor.add("api", _gunicorn_argv(settings), essential=True)
+        echo(f"API on http://{settings.web.host}:{settings.web.port}")
+    if role in ("all", "worker"):
+        for number in range(settings.workers.processes):
+            supervisor.add(f"worker-{number + 1}", _hma("worker"), essential=False)
+    if role == "all":
+        supervisor.add("scheduler", _hma("scheduler"), essential=False)
+    return supervisor.run()

@@ -1,0 +1,308 @@
+"""Settings: one attrs tree, read from ``HMA_*`` environment variables and an optional TOML file.
+
+Every field's environment variable is ``HMA_`` followed by its path in upper case, joined with
+underscores (``web.port`` is ``HMA_WEB_PORT``); the same field in the TOML file named by
+``HMA_CONFIG`` is ``[web] port = 5000``. Environment variables win over the file. A bad value
+stops startup with a :class:`SettingsError` naming the key, never later in a request.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.v import transform_error
+
+ENV_PREFIX = "HMA_"
+CONFIG_ENV_VAR = "HMA_CONFIG"
+QUEUE_NAMES = ("hash", "match", "action", "fetch", "maintenance")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the system cannot run with; the message names the key."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+def _at_least(minimum: int) -> Any:
+    return attrs.validators.ge(minimum)
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    return attrs.validators.in_(choices)
+
+
+def _known_queues(_instance: object, _attribute: attrs.Attribute[Any], value: Any) -> None:
+    unknown = [name for name in value if name not in QUEUE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown queue(s) {unknown}; known: {', '.join(QUEUE_NAMES)}")
+
+
+@attrs.frozen
+class WebSettings:
+    host: str = attrs.field(default="127.0.0.1", metadata=_help("Address the API listens on."))
+    port: int = attrs.field(
+        default=5000,
+        validator=[_at_least(1), attrs.validators.le(65535)],
+        metadata=_help("Port the API listens on."),
+    )
+    processes: int = attrs.field(
+        default=2, validator=_at_least(1), metadata=_help("API processes (gunicorn workers).")
+    )
+    threads: int = attrs.field(
+        default=4, validator=_at_least(1), metadata=_help("Threads per API process.")
+    )
+    max_body_bytes: int = attrs.field(
+        default=32 * 1024 * 1024,
+        validator=_at_least(1024),
+        metadata=_help("Largest request body accepted; larger bodies get 413."),
+    )
+
+
+@attrs.frozen
+class WorkerSettings:
+    processes: int = attrs.field(
+        default=2,
+        validator=_at_least(0),
+        metadata=_help("Worker processes `hma serve` starts (each serves every queue)."),
+    )
+    queues: tuple[str, ...] = attrs.field(
+        default=QUEUE_NAMES,
+        validator=_known_queues,
+        metadata=_help("Queues a worker serves when `--queues` is not given (comma-separated)."),
+    )
+    job_timeout_seconds: int = attrs.field(
+        default=600, validator=_at_least(1), metadata=_help("Longest a single job may run.")
+    )
+
+
+@attrs.frozen
+class PluginSettings:
+    blocked: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=_help("Plugin (entry point) names not to load, comma-separated."),
+    )
+    strict: bool = attrs.field(
+        default=False,
+        metadata=_help(
+            "Stop on a plugin that fails to import, instead of logging and skipping it."
+        ),
+    )
+
+
+@attrs.frozen
+class Settings:
+    data_dir: str = attrs.field(
+        default="./hma-data",
+        metadata=_help("Folder for the SQLite database, the embedded Redis and media."),
+    )
+    database_url: str = attrs.field(
+        default="",
+        metadata=_help(
+            "SQLAlchemy URL of the records database, e.g. `postgresql+psycopg://host/db`. "
+            "Empty: SQLite at `<data_dir>/hma.sqlite3`."
+        ),
+    )
+    redis_url: str = attrs.field(
+        default="",
+        metadata=_help(
+            "Redis for the job queues, e.g. `redis://host:6379/0`. Empty: `hma serve` starts "
+            "an embedded Redis in the data folder."
+        ),
+    )
+    log_level: str = attrs.field(
+        default="INFO", validator=_one_of(LOG_LEVELS), metadata=_help("Logging level.")
+    )
+    web: WebSettings = attrs.field(factory=WebSettings)
+    workers: WorkerSettings = attrs.field(factory=WorkerSettings)
+    plugins: PluginSettings = attrs.field(factory=PluginSettings)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_path / 'hma.sqlite3').resolve()}"
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _structure_int(value: Any, _type: type) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _structure_bool(value: Any, _type: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _structure_str(value: Any, _type: type) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string, got {value!r}")
+
+
+def _structure_str_tuple(value: Any, _type: type) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"expected a list of strings, got {value!r}")
+
+
+def make_settings_converter() -> cattrs.Converter:
+    """A converter that accepts TOML values and environment strings alike."""
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(bool, _structure_bool)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook_func(
+        lambda cls: cls == tuple[str, ...], _structure_str_tuple
+    )
+    return converter
+
+
+@attrs.frozen
+class SettingField:
+    """One leaf of the settings tree, for documentation and environment lookup."""
+
+    path: tuple[str, ...]
+    attribute: attrs.Attribute[Any]
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + "_".join(self.path).upper()
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def help(self) -> str:
+        return str(self.attribute.metadata.get("help", ""))
+
+    @property
+    def default(self) -> Any:
+        default = self.attribute.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            return default.factory()  # type: ignore[attr-defined]
+        return default
+
+
+def iter_setting_fields(cls: type = Settings, prefix: tuple[str, ...] = ()) -> Iterator[SettingField]:
+    """Every leaf setting, depth first, in declaration order."""
+    for attribute in attrs.fields(attrs.resolve_types(cls)):
+        path = (*prefix, attribute.name)
+        if isinstance(attribute.type, type) and attrs.has(attribute.type):
+            yield from iter_setting_fields(attribute.type, path)
+        else:
+            yield SettingField(path, attribute)
+
+
+def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SettingsError(f"{'.'.join(path[:-1])}: expected a table in the config file")
+        node = child
+    node[path[-1]] = value
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as config_file:
+            return tomllib.load(config_file)
+    except FileNotFoundError as exc:
+        raise SettingsError(f"{CONFIG_ENV_VAR}: config file {path!r} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{CONFIG_ENV_VAR}: {path!r} is not valid TOML: {exc}") from exc
+
+
+def _format_exception(exc: BaseException, _type: Any) -> str:
+    if isinstance(exc, ValueError | TypeError) and str(exc):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    return f"invalid value ({type(exc).__name__})"
+
+
+def _error_key(location: str) -> str:
+    """Turn cattrs's ``$.web.port`` into ``HMA_WEB_PORT (web.port)``."""
+    dotted = location.removeprefix("$").lstrip(".")
+    if not dotted:
+        return "settings"
+    env_var = ENV_PREFIX + dotted.replace(".", "_").upper()
+    return f"{env_var} ({dotted})"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: str | None = None
+) -> Settings:
+    """Build ``Settings`` from a TOML file (``HMA_CONFIG``) overlaid with ``HMA_*`` variables."""
+    environ = os.environ if environ is None else environ
+    config_path = config_file if config_file is not None else environ.get(CONFIG_ENV_VAR)
+    tree: dict[str, Any] = _read_config_file(config_path) if config_path else {}
+    for setting in iter_setting_fields():
+        if setting.env_var in environ:
+            _set_path(tree, setting.path, environ[setting.env_var])
+    converter = make_settings_converter()
+    try:
+        return converter.structure(tree, Settings)
+    except Exception as exc:
+        messages = _describe_errors(exc)
+        raise SettingsError("invalid settings: " + "; ".join(messages)) from exc
+
+
+def _describe_errors(exc: Exception) -> list[str]:
+    if not isinstance(exc, cattrs.BaseValidationError):
+        return [str(exc)]
+    messages = []
+    for line in transform_error(exc, format_exception=_format_exception):
+        detail, _, location = line.rpartition(" @ ")
+        if detail.startswith("extra fields found"):
+            messages.append(f"unknown setting(s) {detail.removeprefix('extra fields found ')} "
+                            f"in {_error_key(location)}")
+        else:
+            messages.append(f"{_error_key(location)}: {detail}")
+    return messages
+
+
+def settings_markdown_table() -> str:
+    """The README's settings table, generated so it never drifts from the code."""
+    rows = ["| Environment variable | TOML key | Default | Meaning |", "|---|---|---|---|"]
+    for setting in iter_setting_fields():
+        default = setting.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = f"`{default}`" if default not in ("", ()) else "(empty)"
+        rows.append(f"| `{setting.env_var}` | `{setting.dotted}` | {shown} | {setting.help} |")
+    return "\n".join(rows)

@@ -1,0 +1,325 @@
+"""The records' tables (SQLAlchemy 2). Alembic migrations in ``store/migrations`` create them.
+
+The database is the source of truth; Redis only carries work. Every table works on SQLite and
+PostgreSQL alike: JSON columns become JSONB on PostgreSQL, timestamps are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY; BIGINT elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware ones")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UtcDateTime, dict[str, Any]: JsonType, list[Any]: JsonType}
+
+
+# --- content ----------------------------------------------------------------------------------
+
+
+class ContentRow(Base):
+    """One piece of the platform's content, by its own ``content_id``."""
+
+    __tablename__ = "content"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    content_id: Mapped[str] = mapped_column(String(255), unique=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    submission_method: Mapped[str] = mapped_column(String(32))
+    content_url: Mapped[str | None] = mapped_column(Text)
+    media_key: Mapped[str | None] = mapped_column(Text)
+    additional_fields: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    hashed_at: Mapped[dt.datetime | None]
+    matched_at: Mapped[dt.datetime | None]
+    actioned_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+
+
+class ContentSubmissionRow(Base):
+    """Each time content was submitted (the first time and every forced resubmission)."""
+
+    __tablename__ = "content_submission"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    content_pk: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(32))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ContentSignalRow(Base):
+    """A signal computed for (or submitted with) content; quality is kept beside the hash."""
+
+    __tablename__ = "content_signal"
+    __table_args__ = (UniqueConstraint("content_pk", "signal_type"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    content_pk: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"))
+    signal_type: Mapped[str] = mapped_column(String(64))
+    signal_value: Mapped[str] = mapped_column(Text)
+    quality: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32), default="ok")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+# --- banks -------------------------------------------------------------------------------------
+
+
+class BankRow(Base):
+    """A hash list: curated locally or filled by an exchange."""
+
+    __tablename__ = "bank"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    exchange_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("exchange.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SignalRow(Base):
+    """A hash, stored once however many bank members share it."""
+
+    __tablename__ = "signal"
+    __table_args__ = (UniqueConstraint("signal_type", "signal_value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    signal_type: Mapped[str] = mapped_column(String(64))
+    signal_value: Mapped[str] = mapped_column(Text)
+
+
+class BankMemberRow(Base):
+    """An entry in a bank: the platform's (or exchange's) item, with its signals."""
+
+    __tablename__ = "bank_member"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bank_pk: Mapped[int] = mapped_column(ForeignKey("bank.id", ondelete="CASCADE"), index=True)
+    content_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    exchange_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MemberSignalRow(Base):
+    __tablename__ = "member_signal"
+
+    member_pk: Mapped[int] = mapped_column(
+        ForeignKey("bank_member.id", ondelete="CASCADE"), primary_key=True
+    )
+    signal_pk: Mapped[int] = mapped_column(
+        ForeignKey("signal.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class BankChangeRow(Base):
+    """The change log indexes replay: a monotonically increasing ``seq`` per bank change."""
+
+    __tablename__ = "bank_change"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    signal_type: Mapped[str | None] = mapped_column(String(64))
+    signal_pk: Mapped[int | None] = mapped_column(BigInteger)
+    member_pk: Mapped[int | None] = mapped_column(BigInteger)
+    bank_pk: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- matches and actions -------------------------------------------------------------------------
+
+
+class MatchRow(Base):
+    __tablename__ = "match"
+    __table_args__ = (Index("ix_match_bank_created", "bank_pk", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    content_pk: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"), index=True)
+    bank_pk: Mapped[int] = mapped_column(ForeignKey("bank.id", ondelete="CASCADE"))
+    member_pk: Mapped[int] = mapped_column(ForeignKey("bank_member.id", ondelete="CASCADE"))
+    signal_type: Mapped[str] = mapped_column(String(64))
+    content_signal: Mapped[str] = mapped_column(Text)
+    member_signal: Mapped[str] = mapped_column(Text)
+    distance: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class HandlerConfigRow(Base):
+    """A configured action handler (a webhook endpoint, for example)."""
+
+    __tablename__ = "handler_config"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    handler_type: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ActionRuleRow(Base):
+    __tablename__ = "action_rule"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    must_have: Mapped[list[Any]] = mapped_column(default=list)
+    must_not_have: Mapped[list[Any]] = mapped_column(default=list)
+    handler_pk: Mapped[int] = mapped_column(ForeignKey("handler_config.id", ondelete="RESTRICT"))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DeliveryRow(Base):
+    """One action performed for one piece of content, however many rules asked for it."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (UniqueConstraint("content_pk", "action_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    content_pk: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"))
+    handler_pk: Mapped[int] = mapped_column(
+        ForeignKey("handler_config.id", ondelete="CASCADE"), index=True
+    )
+    action_key: Mapped[str] = mapped_column(String(128))
+    rules_fired: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DeliveryAttemptRow(Base):
+    __tablename__ = "delivery_attempt"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_pk: Mapped[int] = mapped_column(
+        ForeignKey("delivery.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- exchanges -------------------------------------------------------------------------------------
+
+
+class ExchangeRow(Base):
+    """A configured exchange (a collaboration on ThreatExchange, NCMEC, ...)."""
+
+    __tablename__ = "exchange"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    api_type: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    fetch_interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    last_fetch_at: Mapped[dt.datetime | None]
+    last_fetch_status: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ExchangeCheckpointRow(Base):
+    __tablename__ = "exchange_checkpoint"
+
+    exchange_pk: Mapped[int] = mapped_column(
+        ForeignKey("exchange.id", ondelete="CASCADE"), primary_key=True
+    )
+    checkpoint: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- access ----------------------------------------------------------------------------------------
+
+
+class ApiKeyRow(Base):
+    """An API key: only a SHA-256 digest of the secret is stored (keys are high-entropy)."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    key_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None]

@@ -1,0 +1,245 @@
+"""The records plugins yield from their hooks, and the protocols their payloads implement.
+
+Everything here is a frozen attrs record or a ``Protocol``: plugins *declare* what they
+offer and the core composes it. Signal types and exchanges are python-threatexchange
+classes (``SignalType``, ``SignalExchangeAPI``) so any existing pytx extension can be
+loaded as a plugin without a wrapper of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
+
+import attrs
+from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPI
+from threatexchange.signal_type.signal_base import SignalType
+
+if TYPE_CHECKING:
+    import flask
+
+    from hma_framework.settings import Settings
+
+_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _lower_snake_case(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not _NAME_PATTERN.match(value):
+        raise ValueError(
+            f"{attribute.name} {value!r} must be lower_snake_case (letters, digits, underscores)"
+        )
+
+
+def _signal_type_class(_instance: object, _attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not (isinstance(value, type) and issubclass(value, SignalType)):
+        raise TypeError(f"{value!r} is not a threatexchange SignalType subclass")
+
+
+def _exchange_api_class(_instance: object, _attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not (isinstance(value, type) and issubclass(value, SignalExchangeAPI)):
+        raise TypeError(f"{value!r} is not a threatexchange SignalExchangeAPI subclass")
+
+
+# --- signal types ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SignalTypeRecord:
+    """A signal type a plugin can compute and match.
+
+    ``signal_type`` is a python-threatexchange ``SignalType`` subclass; hashing comes from its
+    ``BytesHasher``/``FileHasher`` methods and validation from ``validate_signal_str``.
+    ``content_types`` names the kinds of content (``photo``, ``video``) it is computed for;
+    when empty it is read from the signal type's own ``get_content_types()``.
+    """
+
+    signal_type: type[SignalType] = attrs.field(validator=_signal_type_class)
+    content_types: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    enabled_by_default: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.signal_type.get_name()
+
+    def applies_to(self) -> tuple[str, ...]:
+        """The content types (``photo``, ``video``...) this signal type hashes."""
+        if self.content_types:
+            return self.content_types
+        return tuple(ct.get_name() for ct in self.signal_type.get_content_types())
+
+
+# --- indexes --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class IndexMatch:
+    """One stored entry found by a query: the entry id the caller gave and its distance."""
+
+    entry_id: int
+    distance: int
+
+
+@runtime_checkable
+class SignalIndex(Protocol):
+    """An in-memory index over one signal type's stored hashes.
+
+    Entries are identified by integer ids chosen by the caller (the store's signal ids), so the
+    index never holds anything but hashes and ids. Implementations must be exact: every stored
+    entry within ``max_distance`` is returned.
+    """
+
+    def add(self, entries: Sequence[tuple[int, str]]) -> None: ...
+
+    def remove(self, entry_ids: Sequence[int]) -> None: ...
+
+    def query(self, signal: str, max_distance: int) -> list[IndexMatch]: ...
+
+    def __len__(self) -> int: ...
+
+
+@attrs.frozen
+class IndexRecord:
+    """An index implementation for one signal type.
+
+    ``factory`` takes the process's ``Settings`` and returns an empty ``SignalIndex``.
+    Signal types without an ``IndexRecord`` fall back to the core's linear scan over their
+    ``compare_hash``.
+    """
+
+    signal_type: str = attrs.field(validator=_lower_snake_case)
+    factory: Callable[[Settings], SignalIndex]
+    name: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"{self.signal_type}_index"
+
+
+# --- content sources ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class FetchedMedia:
+    """What a content source wrote: how many bytes, and the media type it reported."""
+
+    size: int
+    media_type: str | None = None
+
+
+class ContentSource(Protocol):
+    """Reads media from where a submission says it lives (a URL, an S3 object...)."""
+
+    def fetch(self, location: str, destination: BinaryIO) -> FetchedMedia:
+        """Stream the media at ``location`` into ``destination``.
+
+        Raise ``hma_framework.errors.TransientFetchError`` for failures worth retrying and
+        ``PermanentFetchError`` for ones that are not.
+        """
+        ...
+
+
+@attrs.frozen
+class ContentSourceRecord:
+    """A content source, the location schemes it serves, and what it mounts.
+
+    ``blueprint`` (optional) is mounted on the web app: an endpoint that receives events, for
+    example. ``listener`` (optional) is a long-running callable ``hma serve`` starts in its own
+    process with the runtime, for example a queue poller.
+    """
+
+    name: str = attrs.field(validator=_lower_snake_case)
+    schemes: tuple[str, ...] = attrs.field(converter=tuple)
+    factory: Callable[[Settings], ContentSource]
+    blueprint: flask.Blueprint | None = None
+    listener: Callable[..., None] | None = None
+
+
+# --- exchanges ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ExchangeRecord:
+    """A hash exchange: a python-threatexchange ``SignalExchangeAPI`` subclass.
+
+    Fetching, checkpoints and opinions follow that class's contract; the core stores
+    checkpoints and fetched signals and schedules fetches.
+    """
+
+    api: type[SignalExchangeAPI[Any, Any, Any, Any, Any]] = attrs.field(
+        validator=_exchange_api_class
+    )
+
+    @property
+    def name(self) -> str:
+        return self.api.get_name()
+
+
+# --- action handlers ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class MatchedSignal:
+    """One match behind an action: what matched, how closely, and where it was banked."""
+
+    signal_type: str
+    signal_value: str
+    distance: int
+    bank: str
+    member_id: int
+    tags: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class ActionRequest:
+    """Everything a handler is told when a rule asks it to act on content."""
+
+    content_id: str
+    content_type: str
+    additional_fields: tuple[str, ...]
+    matches: tuple[MatchedSignal, ...]
+    rules_fired: tuple[str, ...]
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ActionOutcome:
+    """What a handler reports back: success, or the error and whether to retry."""
+
+    ok: bool
+    detail: str = ""
+    retry: bool = False
+
+
+class ActionHandler(Protocol):
+    """A configured handler: built from its config, asked to act once per request."""
+
+    def perform(self, request: ActionRequest) -> ActionOutcome: ...
+
+
+@attrs.frozen
+class ActionHandlerRecord:
+    """An action handler type.
+
+    ``config_class`` is an attrs class cattrs structures from the stored configuration;
+    ``factory`` turns one such config into a ready ``ActionHandler``. ``secret_fields`` names
+    config fields that are write-only: never returned by the API.
+    """
+
+    name: str = attrs.field(validator=_lower_snake_case)
+    config_class: type[Any]
+    factory: Callable[[Any], ActionHandler]
+    secret_fields: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not attrs.has(self.config_class):
+            raise TypeError(f"config_class of handler {self.name!r} must be an attrs class")
+
+
+#: Every record type a hook may yield, for validation messages.
+RegistrationRecord = (
+    SignalTypeRecord | IndexRecord | ContentSourceRecord | ExchangeRecord | ActionHandlerRecord
+)
+
+RecordIterable = Iterable[RegistrationRecord]

@@ -1,0 +1,77 @@
+"""API keys on every route: ``Authorization: Bearer <key>`` with a scope per view.
+
+Each view declares its scope with :func:`requires_scope` or says it is :func:`public`;
+``create_app`` refuses to start if a view says neither, so no route is left open by omission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, request
+
+from hma_framework.store.api_keys import SCOPES, ApiKey
+from hma_framework.web.errors import ApiError
+
+F = TypeVar("F", bound=Callable[..., Any])
+_SCOPE_ATTR = "_hma_scope"
+PUBLIC = "public"
+
+
+def requires_scope(scope: str) -> Callable[[F], F]:
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def mark(view: F) -> F:
+        setattr(view, _SCOPE_ATTR, scope)
+        return view
+
+    return mark
+
+
+def public(view: F) -> F:
+    setattr(view, _SCOPE_ATTR, PUBLIC)
+    return view
+
+
+def current_key() -> ApiKey:
+    return g.hma_api_key  # type: ignore[no-any-return]
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _check_request() -> None:
+    if request.endpoint is None:
+        return  # 404/405: let Flask answer
+    view = current_app.view_functions[request.endpoint]
+    scope = getattr(view, _SCOPE_ATTR)
+    if scope == PUBLIC:
+        return
+    token = _bearer_token()
+    if token is None:
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+    key = current_app.extensions["hma"].api_keys.authenticate(token)
+    if key is None:
+        raise ApiError(401, "invalid or revoked API key")
+    if not key.allows(scope):
+        raise ApiError(403, f"this API key lacks the {scope!r} scope")
+    g.hma_api_key = key
+
+
+def install_auth(app: Flask) -> None:
+    """Enforce scopes before every request; fail now if any view forgot to declare one."""
+    undeclared = sorted(
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if endpoint != "static" and not hasattr(view, _SCOPE_ATTR)
+    )
+    if undeclared:
+        raise RuntimeError(f"views without a declared scope: {', '.join(undeclared)}")
+    app.before_request(_check_request)

@@ -1,0 +1,16 @@
+"""The WSGI entry point gunicorn loads: ``hma_framework.web.wsgi:create_wsgi_app()``."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from hma_framework.logging_setup import configure_logging
+from hma_framework.runtime import build_runtime
+from hma_framework.settings import load_settings
+from hma_framework.web.app import create_app
+
+
+def create_wsgi_app() -> Flask:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(build_runtime(settings))
