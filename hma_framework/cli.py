@@ -20,7 +20,6 @@ from hma_framework.settings import (
 )
 
 
-
 def _settings(ctx: click.Context) -> Settings:
     settings: Settings = ctx.obj["settings"]
     return settings

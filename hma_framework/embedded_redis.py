@@ -6,7 +6,6 @@ append-only file there, so queued work survives a restart of ``hma serve``.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 import time
@@ -51,14 +50,22 @@ class EmbeddedRedis:
             self.socket_path.unlink()
         args = [
             redis_server_binary(),
-            "--port", "0",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(self.dir),
-            "--save", "",
-            "--appendonly", "yes" if self.persist else "no",
-            "--appendfsync", "everysec",
-            "--logfile", str(self.dir / "redis.log"),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(self.dir / "redis.log"),
         ]
         # A new session keeps a terminal's Ctrl-C from killing Redis before the workers stop.
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -95,5 +102,3 @@ class EmbeddedRedis:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-
-

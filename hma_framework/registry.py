@@ -82,9 +82,7 @@ class Registry:
         indexes, index_owners = _collect(pm, "hma_indexes", IndexRecord, "signal_type")
         sources, source_owners = _collect(pm, "hma_content_sources", ContentSourceRecord, "name")
         exchanges, exchange_owners = _collect(pm, "hma_exchanges", ExchangeRecord, "name")
-        handlers, handler_owners = _collect(
-            pm, "hma_action_handlers", ActionHandlerRecord, "name"
-        )
+        handlers, handler_owners = _collect(pm, "hma_action_handlers", ActionHandlerRecord, "name")
         for signal_type, owner in index_owners.items():
             if signal_type not in signal_types:
                 raise RegistryError(
@@ -183,7 +181,9 @@ def make_registry(
     """Build a fresh plugin manager and read it: the one way to get a ``Registry``."""
     plugin_settings = settings.plugins if settings is not None else None
     pm = make_plugin_manager(
-        blocked=blocked if blocked is not None else (plugin_settings.blocked if plugin_settings else ()),
+        blocked=blocked
+        if blocked is not None
+        else (plugin_settings.blocked if plugin_settings else ()),
         strict=strict if strict is not None else bool(plugin_settings and plugin_settings.strict),
         extra_plugins=extra_plugins,
         load_entry_points=load_entry_points,

@@ -79,9 +79,10 @@ class Supervisor:
 
     def run(self) -> int:
         """Start every child and watch them until a signal or an essential child's exit."""
-        previous: dict[int, Callable[..., object] | int | None] = {}
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, self._request_stop)
+        previous = {
+            signum: signal.signal(signum, self._request_stop)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
         exit_code = 0
         try:
             for child in self.children:
@@ -93,8 +94,8 @@ class Supervisor:
                     break
         finally:
             self.stop_all()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for stop_signal, handler in previous.items():
+                signal.signal(stop_signal, handler)
         return exit_code
 
     def _check_children(self) -> int:
@@ -107,8 +108,9 @@ class Supervisor:
                 log.error("%s exited with %s; stopping everything", child.name, code)
                 return code or 1
             child.restarts += 1
-            log.warning("%s exited with %s; restarting it (restart %d)", child.name, code,
-                        child.restarts)
+            log.warning(
+                "%s exited with %s; restarting it (restart %d)", child.name, code, child.restarts
+            )
             time.sleep(min(RESTART_DELAY_SECONDS * child.restarts, 30))
             self._start(child)
         return 0
@@ -136,13 +138,21 @@ def _hma(*args: str) -> list[str]:
 
 def _gunicorn_argv(settings: Settings) -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn",
-        "--bind", f"{settings.web.host}:{settings.web.port}",
-        "--workers", str(settings.web.processes),
-        "--threads", str(settings.web.threads),
-        "--worker-class", "gthread" if settings.web.threads > 1 else "sync",
-        "--graceful-timeout", "20",
-        "--access-logfile", "-",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{settings.web.host}:{settings.web.port}",
+        "--workers",
+        str(settings.web.processes),
+        "--threads",
+        str(settings.web.threads),
+        "--worker-class",
+        "gthread" if settings.web.threads > 1 else "sync",
+        "--graceful-timeout",
+        "20",
+        "--access-logfile",
+        "-",
         "--no-control-socket",  # one per host by default; several instances would collide
         "hma_framework.web.wsgi:create_wsgi_app()",
     ]
@@ -168,7 +178,9 @@ def serve(settings: Settings, role: str, *, echo: Callable[[str], None] = click.
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         if role != "all":
-            raise ServeError(f"--role {role} is a fleet node: set HMA_REDIS_URL to the shared Redis")
+            raise ServeError(
+                f"--role {role} is a fleet node: set HMA_REDIS_URL to the shared Redis"
+            )
         embedded = EmbeddedRedis(settings.data_path)
         settings = attrs.evolve(settings, redis_url=embedded.start())
         echo(f"embedded Redis at {settings.redis_url}")
@@ -181,7 +193,9 @@ def serve(settings: Settings, role: str, *, echo: Callable[[str], None] = click.
             embedded.stop()
 
 
-def _run_role(settings: Settings, role: str, env: dict[str, str], echo: Callable[[str], None]) -> int:
+def _run_role(
+    settings: Settings, role: str, env: dict[str, str], echo: Callable[[str], None]
+) -> int:
     runtime = build_runtime(settings)
     try:
         if role == "all":

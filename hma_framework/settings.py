@@ -32,18 +32,49 @@ def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
 
-def _at_least(minimum: int) -> Any:
-    return attrs.validators.ge(minimum)
+class FieldValueError(ValueError):
+    """A validator's complaint, carrying the field name so the message can name the key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
-def _one_of(choices: tuple[str, ...]) -> Any:
-    return attrs.validators.in_(choices)
+Validator = Any  # attrs's validator callables
 
 
-def _known_queues(_instance: object, _attribute: attrs.Attribute[Any], value: Any) -> None:
+def _at_least(minimum: int) -> Validator:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+        if value < minimum:
+            raise FieldValueError(attribute.name, f"must be at least {minimum}, got {value}")
+
+    return check
+
+
+def _at_most(maximum: int) -> Validator:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+        if value > maximum:
+            raise FieldValueError(attribute.name, f"must be at most {maximum}, got {value}")
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...]) -> Validator:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise FieldValueError(
+                attribute.name, f"must be one of {', '.join(choices)}, got {value!r}"
+            )
+
+    return check
+
+
+def _known_queues(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     unknown = [name for name in value if name not in QUEUE_NAMES]
     if unknown:
-        raise ValueError(f"unknown queue(s) {unknown}; known: {', '.join(QUEUE_NAMES)}")
+        raise FieldValueError(
+            attribute.name, f"unknown queue(s) {unknown}; known: {', '.join(QUEUE_NAMES)}"
+        )
 
 
 @attrs.frozen
@@ -51,7 +82,7 @@ class WebSettings:
     host: str = attrs.field(default="127.0.0.1", metadata=_help("Address the API listens on."))
     port: int = attrs.field(
         default=5000,
-        validator=[_at_least(1), attrs.validators.le(65535)],
+        validator=[_at_least(1), _at_most(65535)],
         metadata=_help("Port the API listens on."),
     )
     processes: int = attrs.field(
@@ -184,9 +215,7 @@ def make_settings_converter() -> cattrs.Converter:
     converter.register_structure_hook(int, _structure_int)
     converter.register_structure_hook(bool, _structure_bool)
     converter.register_structure_hook(str, _structure_str)
-    converter.register_structure_hook_func(
-        lambda cls: cls == tuple[str, ...], _structure_str_tuple
-    )
+    converter.register_structure_hook_func(lambda cls: cls == tuple[str, ...], _structure_str_tuple)
     return converter
 
 
@@ -211,13 +240,15 @@ class SettingField:
 
     @property
     def default(self) -> Any:
-        default = self.attribute.default
+        default: Any = self.attribute.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            return default.factory()  # type: ignore[attr-defined]
+            return default.factory()
         return default
 
 
-def iter_setting_fields(cls: type = Settings, prefix: tuple[str, ...] = ()) -> Iterator[SettingField]:
+def iter_setting_fields(
+    cls: type = Settings, prefix: tuple[str, ...] = ()
+) -> Iterator[SettingField]:
     """Every leaf setting, depth first, in declaration order."""
     for attribute in attrs.fields(attrs.resolve_types(cls)):
         path = (*prefix, attribute.name)
@@ -248,6 +279,11 @@ def _read_config_file(path: str) -> dict[str, Any]:
 
 
 def _format_exception(exc: BaseException, _type: Any) -> str:
+    # Validators run on the enclosing class: put the field back into the location.
+    if isinstance(exc, FieldValueError):
+        return f"[{exc.field}] {exc}"
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return "unknown setting(s) " + ", ".join(sorted(exc.extra_fields))
     if isinstance(exc, ValueError | TypeError) and str(exc):
         return str(exc)
     if isinstance(exc, KeyError):
@@ -288,9 +324,12 @@ def _describe_errors(exc: Exception) -> list[str]:
     messages = []
     for line in transform_error(exc, format_exception=_format_exception):
         detail, _, location = line.rpartition(" @ ")
-        if detail.startswith("extra fields found"):
-            messages.append(f"unknown setting(s) {detail.removeprefix('extra fields found ')} "
-                            f"in {_error_key(location)}")
+        if detail.startswith("["):
+            field, _, detail = detail[1:].partition("] ")
+            location = f"{location}.{field}"
+        if detail.startswith("unknown setting"):
+            section = location.removeprefix("$").lstrip(".") or "the top level"
+            messages.append(f"{detail} in {section}")
         else:
             messages.append(f"{_error_key(location)}: {detail}")
     return messages
@@ -303,6 +342,8 @@ def settings_markdown_table() -> str:
         default = setting.default
         if isinstance(default, tuple):
             default = ",".join(default)
+        elif isinstance(default, bool):
+            default = str(default).lower()
         shown = f"`{default}`" if default not in ("", ()) else "(empty)"
         rows.append(f"| `{setting.env_var}` | `{setting.dotted}` | {shown} | {setting.help} |")
     return "\n".join(rows)

@@ -41,6 +41,10 @@ def _exchange_api_class(_instance: object, _attribute: attrs.Attribute[Any], val
         raise TypeError(f"{value!r} is not a threatexchange SignalExchangeAPI subclass")
 
 
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 # --- signal types ---------------------------------------------------------------------------
 
 
@@ -55,7 +59,7 @@ class SignalTypeRecord:
     """
 
     signal_type: type[SignalType] = attrs.field(validator=_signal_type_class)
-    content_types: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    content_types: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     enabled_by_default: bool = True
 
     @property
@@ -149,7 +153,7 @@ class ContentSourceRecord:
     """
 
     name: str = attrs.field(validator=_lower_snake_case)
-    schemes: tuple[str, ...] = attrs.field(converter=tuple)
+    schemes: tuple[str, ...] = attrs.field(converter=_str_tuple)
     factory: Callable[[Settings], ContentSource]
     blueprint: flask.Blueprint | None = None
     listener: Callable[..., None] | None = None
@@ -229,7 +233,7 @@ class ActionHandlerRecord:
     name: str = attrs.field(validator=_lower_snake_case)
     config_class: type[Any]
     factory: Callable[[Any], ActionHandler]
-    secret_fields: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    secret_fields: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     description: str = ""
 
     def __attrs_post_init__(self) -> None:

@@ -38,11 +38,15 @@ class JsonCronJob(CronJob):
     """A cron job that enqueues with RQ's JSON serializer."""
 
     def enqueue(self, connection: Redis) -> Job:
+        if self.func is None:
+            raise ValueError("a periodic job needs a function")
         queue = Queue(self.queue_name, connection=connection, serializer=JSONSerializer)
         return queue.enqueue(self.func, args=self.args, kwargs=self.kwargs, **self.job_options)
 
 
-def make_scheduler(runtime: Runtime, jobs: tuple[PeriodicJob, ...] = PERIODIC_JOBS) -> CronScheduler:
+def make_scheduler(
+    runtime: Runtime, jobs: tuple[PeriodicJob, ...] = PERIODIC_JOBS
+) -> CronScheduler:
     scheduler = CronScheduler(connection=runtime.redis, logging_level=runtime.settings.log_level)
     for periodic in jobs:
         scheduler.get_jobs().append(

@@ -36,6 +36,8 @@ def run_worker(
     worker = make_worker(runtime, roles, name=name)
     log.info("worker %s serving queues %s", worker.name, ", ".join(roles))
     try:
-        return worker.work(burst=burst, with_scheduler=True, logging_level=runtime.settings.log_level)
+        return worker.work(
+            burst=burst, with_scheduler=True, logging_level=runtime.settings.log_level
+        )
     finally:
         set_current_runtime(None)

@@ -101,7 +101,9 @@ class ContentSubmissionRow(Base):
     __tablename__ = "content_submission"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    content_pk: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"), index=True)
+    content_pk: Mapped[int] = mapped_column(
+        ForeignKey("content.id", ondelete="CASCADE"), index=True
+    )
     method: Mapped[str] = mapped_column(String(32))
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -122,7 +124,7 @@ class ContentSignalRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
-# --- banks -------------------------------------------------------------------------------------
+# --- banks ------------------------------------------------------------------------------------
 
 
 class BankRow(Base):
@@ -136,9 +138,7 @@ class BankRow(Base):
     tags: Mapped[list[Any]] = mapped_column(default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    exchange_pk: Mapped[int | None] = mapped_column(
-        ForeignKey("exchange.id", ondelete="SET NULL")
-    )
+    exchange_pk: Mapped[int | None] = mapped_column(ForeignKey("exchange.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -196,7 +196,7 @@ class BankChangeRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-# --- matches and actions -------------------------------------------------------------------------
+# --- matches and actions ----------------------------------------------------------------------
 
 
 class MatchRow(Base):
@@ -204,7 +204,9 @@ class MatchRow(Base):
     __table_args__ = (Index("ix_match_bank_created", "bank_pk", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    content_pk: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"), index=True)
+    content_pk: Mapped[int] = mapped_column(
+        ForeignKey("content.id", ondelete="CASCADE"), index=True
+    )
     bank_pk: Mapped[int] = mapped_column(ForeignKey("bank.id", ondelete="CASCADE"))
     member_pk: Mapped[int] = mapped_column(ForeignKey("bank_member.id", ondelete="CASCADE"))
     signal_type: Mapped[str] = mapped_column(String(64))
@@ -277,7 +279,7 @@ class DeliveryAttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-# --- exchanges -------------------------------------------------------------------------------------
+# --- exchanges --------------------------------------------------------------------------------
 
 
 class ExchangeRow(Base):
@@ -308,7 +310,7 @@ class ExchangeCheckpointRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-# --- access ----------------------------------------------------------------------------------------
+# --- access -----------------------------------------------------------------------------------
 
 
 class ApiKeyRow(Base):

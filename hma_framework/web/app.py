@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from collections.abc import Sequence
+
+from flask import Blueprint, Flask
 
 from hma_framework.runtime import Runtime
 from hma_framework.web import status
@@ -10,8 +12,12 @@ from hma_framework.web.auth import install_auth
 from hma_framework.web.errors import register_error_handlers
 
 
-def create_app(runtime: Runtime) -> Flask:
-    """An app serving ``runtime``; blueprints from content-source plugins are mounted too."""
+def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> Flask:
+    """An app serving ``runtime``.
+
+    Blueprints from content-source plugins are mounted, and ``extra_blueprints`` for
+    embedding; each of their views must declare a scope like the core's do.
+    """
     app = Flask("hma_framework")
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.web.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -20,6 +26,8 @@ def create_app(runtime: Runtime) -> Flask:
     for source in runtime.registry.content_sources.values():
         if source.blueprint is not None:
             app.register_blueprint(source.blueprint)
+    for blueprint in extra_blueprints:
+        app.register_blueprint(blueprint)
     register_error_handlers(app)
     install_auth(app)
     return app

@@ -36,7 +36,8 @@ def public(view: F) -> F:
 
 
 def current_key() -> ApiKey:
-    return g.hma_api_key  # type: ignore[no-any-return]
+    key: ApiKey = g.hma_api_key
+    return key
 
 
 def _bearer_token() -> str | None:

@@ -15,7 +15,8 @@ blueprint = Blueprint("status", __name__)
 
 
 def _runtime() -> Runtime:
-    return current_app.extensions["hma"]  # type: ignore[no-any-return]
+    runtime: Runtime = current_app.extensions["hma"]
+    return runtime
 
 
 @blueprint.get("/status")

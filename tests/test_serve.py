@@ -1,0 +1,110 @@
+"""`hma serve` in an empty folder: a whole instance with no Redis or database configured."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HMA_")}
+    env["HMA_WORKERS_PROCESSES"] = "1"
+    return env
+
+
+def _start(folder: Path, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hma_framework", "serve", "--port", str(port)],
+        cwd=folder,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for_status(port: int, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/status", timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.1)
+    raise AssertionError(f"no answer on /status within {timeout}s")
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    output, _ = process.communicate(timeout=60)
+    return output
+
+
+def test_serve_from_an_empty_folder(tmp_path: Path) -> None:
+    port = _free_port()
+    process = _start(tmp_path, port)
+    try:
+        elapsed = _wait_for_status(port, timeout=10)
+        assert elapsed < 10
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert len(children) >= 4  # redis, gunicorn (+ its workers), a worker, the scheduler
+        deadline = time.monotonic() + 20
+        ready = requests.get(f"http://127.0.0.1:{port}/status/ready", timeout=5)
+        while ready.status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            ready = requests.get(f"http://127.0.0.1:{port}/status/ready", timeout=5)
+        assert ready.status_code == 200, ready.text
+    finally:
+        output = _stop(process)
+    assert process.returncode == 0, output
+    tokens = re.findall(r"hma_[0-9a-f]{12}_\S+", output)
+    assert len(tokens) == 1, output
+    assert (tmp_path / "hma-data" / "hma.sqlite3").exists()
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child
+
+    # The key works, and a second start neither prints nor creates another.
+    process = _start(tmp_path, port)
+    try:
+        _wait_for_status(port, timeout=10)
+        plugins = requests.get(
+            f"http://127.0.0.1:{port}/plugins",
+            headers={"Authorization": f"Bearer {tokens[0]}"},
+            timeout=5,
+        )
+        assert plugins.status_code == 200
+        assert {"hma_pdq", "hma_video_md5"} <= {p["name"] for p in plugins.json()["plugins"]}
+    finally:
+        second_output = _stop(process)
+    assert not re.findall(r"hma_[0-9a-f]{12}_\S+", second_output)
+
+
+def test_fleet_roles_need_a_shared_redis(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hma_framework", "serve", "--role", "api"],
+        cwd=tmp_path,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "set HMA_REDIS_URL" in result.stderr

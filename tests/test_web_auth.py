@@ -1,0 +1,132 @@
+"""The web skeleton: keys and scopes on every route, JSON errors, health checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Blueprint
+
+from hma_framework.runtime import Runtime, build_runtime
+from hma_framework.settings import Settings
+from hma_framework.store import migrate
+from hma_framework.testing import Tokens
+from hma_framework.web.app import create_app
+from hma_framework.web.auth import requires_scope
+
+
+def test_health_checks_need_no_key(client: Any) -> None:
+    assert client.get("/status").get_json() == {"status": "ok"}
+    ready = client.get("/status/ready")
+    assert ready.status_code == 200, ready.get_json()
+    assert ready.get_json()["checks"] == {"database": True, "schema": True, "redis": True}
+
+
+def test_missing_key_is_401(client: Any) -> None:
+    response = client.get("/plugins")
+    assert response.status_code == 401
+    assert "Authorization: Bearer" in response.get_json()["message"]
+
+
+def test_malformed_and_unknown_keys_are_401(client: Any, tokens: Tokens) -> None:
+    for header in ("Basic abc", "Bearer", f"Token {tokens.read}", "Bearer hma_nope_nope"):
+        response = client.get("/plugins", headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert response.get_json()["message"]
+
+
+def test_key_with_the_scope_is_allowed_and_admin_holds_every_scope(
+    client: Any, tokens: Tokens
+) -> None:
+    for token in (tokens.read, tokens.admin):
+        response = client.get("/plugins", headers=Tokens.header(token))
+        assert response.status_code == 200
+        assert "pdq" in response.get_json()["signal_types"]
+
+
+def test_key_without_the_scope_is_403(client: Any, tokens: Tokens) -> None:
+    response = client.get("/plugins", headers=Tokens.header(tokens.submit))
+    assert response.status_code == 403
+    assert response.get_json() == {"message": "this API key lacks the 'read' scope"}
+
+
+def test_revoked_key_is_401_at_once(client: Any, tokens: Tokens, runtime: Runtime) -> None:
+    assert client.get("/plugins", headers=Tokens.header(tokens.read)).status_code == 200
+    key_id = tokens.read.split("_")[1]
+    assert runtime.api_keys.revoke(key_id)
+    response = client.get("/plugins", headers=Tokens.header(tokens.read))
+    assert response.status_code == 401
+    assert response.get_json() == {"message": "invalid or revoked API key"}
+
+
+def test_errors_are_json(client: Any, tokens: Tokens) -> None:
+    missing = client.get("/no/such/route", headers=Tokens.header(tokens.admin))
+    assert missing.status_code == 404 and missing.get_json()["message"]
+    wrong_method = client.post("/status")
+    assert wrong_method.status_code == 405 and wrong_method.get_json()["message"]
+
+
+def test_body_over_the_limit_is_413(settings: Settings) -> None:
+    import attrs
+
+    small = attrs.evolve(settings, web=attrs.evolve(settings.web, max_body_bytes=2048))
+    runtime = build_runtime(small)
+    migrate.upgrade(runtime.store)
+    try:
+        blueprint = Blueprint("echo", __name__)
+
+        @blueprint.post("/echo")
+        @requires_scope("submit")
+        def echo() -> dict[str, int]:
+            from flask import request
+
+            return {"size": len(request.get_data())}
+
+        app = create_app(runtime, extra_blueprints=[blueprint])
+        token = runtime.api_keys.create("t", ["submit"]).token
+        client = app.test_client()
+        ok = client.post("/echo", data=b"x" * 100, headers=Tokens.header(token))
+        assert ok.status_code == 200
+        too_big = client.post("/echo", data=b"x" * 4096, headers=Tokens.header(token))
+        assert too_big.status_code == 413
+        assert "2048" in too_big.get_json()["message"]
+    finally:
+        runtime.close()
+
+
+def test_a_view_without_a_declared_scope_stops_startup(runtime: Runtime) -> None:
+    forgetful = Blueprint("forgetful", __name__)
+
+    @forgetful.get("/open")
+    def open_view() -> str:
+        return "anyone"
+
+    with pytest.raises(RuntimeError, match=r"forgetful.open_view"):
+        create_app(runtime, extra_blueprints=[forgetful])
+
+
+def test_readiness_is_503_when_redis_is_down(settings: Settings) -> None:
+    import attrs
+
+    unreachable = attrs.evolve(settings, redis_url="redis://127.0.0.1:1/0")
+    runtime = build_runtime(unreachable)
+    migrate.upgrade(runtime.store)
+    try:
+        response = create_app(runtime).test_client().get("/status/ready")
+        assert response.status_code == 503
+        body = response.get_json()
+        assert body["checks"]["redis"] is False and body["checks"]["database"] is True
+        assert body["message"].startswith("not ready: redis:")
+        assert create_app(runtime).test_client().get("/status").status_code == 200
+    finally:
+        runtime.close()
+
+
+def test_readiness_is_503_before_migrations(settings: Settings) -> None:
+    runtime = build_runtime(settings)
+    try:
+        response = create_app(runtime).test_client().get("/status/ready")
+        assert response.status_code == 503
+        assert "hma db upgrade" in response.get_json()["message"]
+    finally:
+        runtime.close()
