@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -22,6 +22,9 @@ ENV_PREFIX = "HMA_"
 CONFIG_ENV_VAR = "HMA_CONFIG"
 QUEUE_NAMES = ("hash", "match", "action", "fetch", "maintenance")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+T = TypeVar("T")
 
 
 class SettingsError(ValueError):
@@ -155,6 +158,14 @@ class Settings:
     web: WebSettings = attrs.field(factory=WebSettings)
     workers: WorkerSettings = attrs.field(factory=WorkerSettings)
     plugins: PluginSettings = attrs.field(factory=PluginSettings)
+    # Raw material for plugin sections (``[pdq]`` tables, ``HMA_PDQ_*`` variables), read by
+    # :func:`load_section` with the plugin's own attrs class.
+    plugin_tables: Mapping[str, Any] = attrs.field(
+        factory=dict, repr=False, metadata={"internal": True}
+    )
+    plugin_environ: Mapping[str, str] = attrs.field(
+        factory=dict, repr=False, metadata={"internal": True}
+    )
 
     @property
     def data_path(self) -> Path:
@@ -251,6 +262,8 @@ def iter_setting_fields(
 ) -> Iterator[SettingField]:
     """Every leaf setting, depth first, in declaration order."""
     for attribute in attrs.fields(attrs.resolve_types(cls)):
+        if attribute.metadata.get("internal"):
+            continue
         path = (*prefix, attribute.name)
         if isinstance(attribute.type, type) and attrs.has(attribute.type):
             yield from iter_setting_fields(attribute.type, path)
@@ -300,6 +313,22 @@ def _error_key(location: str) -> str:
     return f"{env_var} ({dotted})"
 
 
+def _overlay_environ(
+    tree: dict[str, Any], cls: type, environ: Mapping[str, str], prefix: tuple[str, ...] = ()
+) -> None:
+    for setting in iter_setting_fields(cls, prefix):
+        if setting.env_var in environ:
+            _set_path(tree, setting.path[len(prefix) :], environ[setting.env_var])
+
+
+def _structure(tree: dict[str, Any], cls: type[T], prefix: tuple[str, ...] = ()) -> T:
+    try:
+        return make_settings_converter().structure(tree, cls)
+    except Exception as exc:
+        messages = _describe_errors(exc, prefix)
+        raise SettingsError("invalid settings: " + "; ".join(messages)) from exc
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, config_file: str | None = None
 ) -> Settings:
@@ -307,22 +336,39 @@ def load_settings(
     environ = os.environ if environ is None else environ
     config_path = config_file if config_file is not None else environ.get(CONFIG_ENV_VAR)
     tree: dict[str, Any] = _read_config_file(config_path) if config_path else {}
-    for setting in iter_setting_fields():
-        if setting.env_var in environ:
-            _set_path(tree, setting.path, environ[setting.env_var])
-    converter = make_settings_converter()
-    try:
-        return converter.structure(tree, Settings)
-    except Exception as exc:
-        messages = _describe_errors(exc)
-        raise SettingsError("invalid settings: " + "; ".join(messages)) from exc
+    core_names = {a.name for a in attrs.fields(Settings) if not a.metadata.get("internal")}
+    # Top-level tables that are not core sections belong to plugins ([pdq], ...).
+    plugin_tables = {
+        name: tree.pop(name)
+        for name in list(tree)
+        if name not in core_names and isinstance(tree[name], dict)
+    }
+    _overlay_environ(tree, Settings, environ)
+    core_env = {f.env_var for f in iter_setting_fields()}
+    plugin_environ = {
+        k: v for k, v in environ.items() if k.startswith(ENV_PREFIX) and k not in core_env
+    }
+    settings = _structure(tree, Settings)
+    return attrs.evolve(settings, plugin_tables=plugin_tables, plugin_environ=plugin_environ)
 
 
-def _describe_errors(exc: Exception) -> list[str]:
+def load_section(settings: Settings, name: str, cls: type[T]) -> T:
+    """A plugin's settings: the ``[name]`` TOML table overlaid with ``HMA_<NAME>_*`` variables.
+
+    ``cls`` is the plugin's attrs class; errors name the key exactly as core settings do.
+    """
+    table = settings.plugin_tables.get(name, {})
+    tree: dict[str, Any] = dict(table) if isinstance(table, dict) else {}
+    _overlay_environ(tree, cls, settings.plugin_environ, (name,))
+    return _structure(tree, cls, (name,))
+
+
+def _describe_errors(exc: Exception, prefix: tuple[str, ...] = ()) -> list[str]:
     if not isinstance(exc, cattrs.BaseValidationError):
         return [str(exc)]
+    root = "$" + "".join(f".{part}" for part in prefix)
     messages = []
-    for line in transform_error(exc, format_exception=_format_exception):
+    for line in transform_error(exc, path=root, format_exception=_format_exception):
         detail, _, location = line.rpartition(" @ ")
         if detail.startswith("["):
             field, _, detail = detail[1:].partition("] ")
@@ -335,10 +381,10 @@ def _describe_errors(exc: Exception) -> list[str]:
     return messages
 
 
-def settings_markdown_table() -> str:
-    """The README's settings table, generated so it never drifts from the code."""
+def settings_markdown_table(cls: type = Settings, prefix: tuple[str, ...] = ()) -> str:
+    """The README's settings tables, generated so they never drift from the code."""
     rows = ["| Environment variable | TOML key | Default | Meaning |", "|---|---|---|---|"]
-    for setting in iter_setting_fields():
+    for setting in iter_setting_fields(cls, prefix):
         default = setting.default
         if isinstance(default, tuple):
             default = ",".join(default)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 import attrs
@@ -45,7 +46,61 @@ def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+# --- settings sections ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class SettingsSection:
+    """A plugin's own settings: ``[name]`` in the TOML file and ``HMA_<NAME>_*`` variables.
+
+    ``cls`` is an attrs class with defaults for every field; read it with
+    ``hma_framework.settings.load_section(settings, name, cls)``. Declaring it on a record lets
+    ``hma settings`` document and validate it at startup.
+    """
+
+    name: str = attrs.field(validator=_lower_snake_case)
+    cls: type[Any]
+
+
 # --- signal types ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class HashResult:
+    """A computed signal, with its quality when the algorithm has one (PDQ: 0-100).
+
+    ``quality_ok`` is False when the signal was computed but is under the configured quality
+    threshold: it is recorded (with its quality) but not matched.
+    """
+
+    value: str
+    quality: int | None = None
+    quality_ok: bool = True
+
+
+class MediaHasher(Protocol):
+    """Computes one signal type from a media file on disk, streaming rather than loading it.
+
+    Raise ``hma_framework.errors.UnhashableMediaError`` for media that can never be hashed
+    (not an image, corrupt, a decompression bomb): the content is marked failed, not retried.
+    """
+
+    def hash_file(self, path: Path) -> HashResult: ...
+
+
+@attrs.frozen
+class _FileHasherAdapter:
+    """The default hasher: the signal type's own ``hash_from_file``."""
+
+    signal_type: type[SignalType]
+
+    def hash_file(self, path: Path) -> HashResult:
+        from hma_framework.errors import UnhashableMediaError
+
+        value = self.signal_type.hash_from_file(path)  # type: ignore[attr-defined]
+        if not value:
+            raise UnhashableMediaError(f"{self.signal_type.get_name()} could not hash the media")
+        return HashResult(value=value)
 
 
 @attrs.frozen
@@ -61,6 +116,8 @@ class SignalTypeRecord:
     signal_type: type[SignalType] = attrs.field(validator=_signal_type_class)
     content_types: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     enabled_by_default: bool = True
+    hasher_factory: Callable[[Settings], MediaHasher] | None = None
+    settings: SettingsSection | None = None
 
     @property
     def name(self) -> str:
@@ -71,6 +128,12 @@ class SignalTypeRecord:
         if self.content_types:
             return self.content_types
         return tuple(ct.get_name() for ct in self.signal_type.get_content_types())
+
+    def make_hasher(self, settings: Settings) -> MediaHasher:
+        """The configured hasher, or one over the signal type's own ``hash_from_file``."""
+        if self.hasher_factory is not None:
+            return self.hasher_factory(settings)
+        return _FileHasherAdapter(self.signal_type)
 
 
 # --- indexes --------------------------------------------------------------------------------
@@ -89,8 +152,9 @@ class SignalIndex(Protocol):
     """An in-memory index over one signal type's stored hashes.
 
     Entries are identified by integer ids chosen by the caller (the store's signal ids), so the
-    index never holds anything but hashes and ids. Implementations must be exact: every stored
-    entry within ``max_distance`` is returned.
+    index holds nothing but hashes and ids. Implementations must be exact: every stored entry
+    within ``max_distance`` is returned. Adding an id that is present replaces its hash;
+    removing an unknown id does nothing. Signals passed in are already validated.
     """
 
     def add(self, entries: Sequence[tuple[int, str]]) -> None: ...
@@ -99,7 +163,16 @@ class SignalIndex(Protocol):
 
     def query(self, signal: str, max_distance: int) -> list[IndexMatch]: ...
 
+    def query_batch(self, signals: Sequence[str], max_distance: int) -> list[list[IndexMatch]]: ...
+
     def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class SnapshotIndex(SignalIndex, Protocol):
+    """An index that can write itself to a folder (no pickle) for a fast restart."""
+
+    def save(self, directory: Path) -> None: ...
 
 
 @attrs.frozen
@@ -107,6 +180,7 @@ class IndexRecord:
     """An index implementation for one signal type.
 
     ``factory`` takes the process's ``Settings`` and returns an empty ``SignalIndex``.
+    ``loader`` (optional) reads a folder an index's ``save`` wrote, for fast restarts.
     Signal types without an ``IndexRecord`` fall back to the core's linear scan over their
     ``compare_hash``.
     """
@@ -114,6 +188,8 @@ class IndexRecord:
     signal_type: str = attrs.field(validator=_lower_snake_case)
     factory: Callable[[Settings], SignalIndex]
     name: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    loader: Callable[[Settings, Path], SignalIndex] | None = None
+    settings: SettingsSection | None = None
 
     @property
     def display_name(self) -> str:
