@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import uuid
+from typing import TYPE_CHECKING
 
 import attrs
 from redis import Redis
@@ -15,6 +17,9 @@ from hma_framework.settings import Settings
 from hma_framework.store.api_keys import ApiKeys
 from hma_framework.store.db import Store
 
+if TYPE_CHECKING:
+    from hma_framework.index.manager import IndexManager
+
 log = logging.getLogger(__name__)
 
 
@@ -22,7 +27,7 @@ class RuntimeConfigError(RuntimeError):
     """The runtime cannot be built from these settings; the message says what to set."""
 
 
-@attrs.define
+@attrs.define(slots=False)  # slots off: functools.cached_property needs an instance dict
 class Runtime:
     """Settings, plugins, records and queues of one process."""
 
@@ -37,6 +42,13 @@ class Runtime:
     @property
     def api_keys(self) -> ApiKeys:
         return ApiKeys(self.store)
+
+    @functools.cached_property
+    def indexes(self) -> IndexManager:
+        """This process's indexes, built on first use (snapshot + change log, or records)."""
+        from hma_framework.index.manager import IndexManager
+
+        return IndexManager(self.settings, self.registry, self.store)
 
     def after_fork(self) -> None:
         """Call in a forked child: pooled connections must not be shared with the parent."""

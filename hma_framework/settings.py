@@ -119,6 +119,23 @@ class WorkerSettings:
 
 
 @attrs.frozen
+class IndexSettings:
+    refresh_interval_ms: int = attrs.field(
+        default=250,
+        validator=[_at_least(0), _at_most(1000)],
+        metadata=_help(
+            "How stale a matching process's index may get: before answering, it applies bank "
+            "changes if it last looked longer ago than this."
+        ),
+    )
+    snapshot_interval_seconds: int = attrs.field(
+        default=600,
+        validator=_at_least(10),
+        metadata=_help("How often the scheduler has index snapshots written to the data folder."),
+    )
+
+
+@attrs.frozen
 class PluginSettings:
     blocked: tuple[str, ...] = attrs.field(
         default=(),
@@ -157,6 +174,7 @@ class Settings:
     )
     web: WebSettings = attrs.field(factory=WebSettings)
     workers: WorkerSettings = attrs.field(factory=WorkerSettings)
+    index: IndexSettings = attrs.field(factory=IndexSettings)
     plugins: PluginSettings = attrs.field(factory=PluginSettings)
     # Raw material for plugin sections (``[pdq]`` tables, ``HMA_PDQ_*`` variables), read by
     # :func:`load_section` with the plugin's own attrs class.

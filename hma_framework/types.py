@@ -111,11 +111,13 @@ class SignalTypeRecord:
     ``BytesHasher``/``FileHasher`` methods and validation from ``validate_signal_str``.
     ``content_types`` names the kinds of content (``photo``, ``video``) it is computed for;
     when empty it is read from the signal type's own ``get_content_types()``.
+    ``default_threshold`` is the match distance for banks that set none (0: exact only).
     """
 
     signal_type: type[SignalType] = attrs.field(validator=_signal_type_class)
     content_types: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     enabled_by_default: bool = True
+    default_threshold: int = 0
     hasher_factory: Callable[[Settings], MediaHasher] | None = None
     settings: SettingsSection | None = None
 

@@ -27,3 +27,12 @@ def last_heartbeat_age(runtime: Any) -> float | None:
     if raw is None:
         return None
     return max(0.0, time.time() - float(raw))
+
+
+def snapshot_indexes() -> dict[str, int]:
+    """Write index snapshots to the data folder, so processes that start later load fast.
+
+    The worker's own index manager (kept warm between jobs) is caught up from the change log
+    first, so a snapshot never lags the records by more than one refresh.
+    """
+    return current_runtime().indexes.save_snapshots()

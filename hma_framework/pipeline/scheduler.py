@@ -19,6 +19,7 @@ from rq.serializers import JSONSerializer
 from hma_framework.pipeline import maintenance
 from hma_framework.pipeline.queues import queue_name
 from hma_framework.runtime import Runtime
+from hma_framework.settings import Settings
 
 
 @attrs.frozen
@@ -28,10 +29,16 @@ class PeriodicJob:
     interval_seconds: int
 
 
-#: What runs on a schedule. Later stages (reconcile, exchange fetches) add theirs here.
-PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
-    PeriodicJob(maintenance.heartbeat, "maintenance", interval_seconds=30),
-)
+def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
+    """What runs on a schedule. Later stages (reconcile, exchange fetches) add theirs here."""
+    return (
+        PeriodicJob(maintenance.heartbeat, "maintenance", interval_seconds=30),
+        PeriodicJob(
+            maintenance.snapshot_indexes,
+            "maintenance",
+            interval_seconds=settings.index.snapshot_interval_seconds,
+        ),
+    )
 
 
 class JsonCronJob(CronJob):
@@ -44,11 +51,9 @@ class JsonCronJob(CronJob):
         return queue.enqueue(self.func, args=self.args, kwargs=self.kwargs, **self.job_options)
 
 
-def make_scheduler(
-    runtime: Runtime, jobs: tuple[PeriodicJob, ...] = PERIODIC_JOBS
-) -> CronScheduler:
+def make_scheduler(runtime: Runtime, jobs: tuple[PeriodicJob, ...] | None = None) -> CronScheduler:
     scheduler = CronScheduler(connection=runtime.redis, logging_level=runtime.settings.log_level)
-    for periodic in jobs:
+    for periodic in jobs if jobs is not None else periodic_jobs(runtime.settings):
         scheduler.get_jobs().append(
             JsonCronJob(
                 queue_name=queue_name(periodic.role),

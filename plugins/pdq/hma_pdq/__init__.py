@@ -12,4 +12,4 @@ from hma_framework.types import SignalTypeRecord
 
 @hookimpl
 def hma_signal_types() -> Iterator[SignalTypeRecord]:
-    yield SignalTypeRecord(PdqSignal, content_types=("photo",))
+    yield SignalTypeRecord(PdqSignal, content_types=("photo",), default_threshold=31)

@@ -1,0 +1,1 @@
+"""In-memory indexes over the banks' signals, kept fresh from the change log."""

@@ -1,0 +1,306 @@
+"""The index manager: one in-memory index per signal type, fresh from the change log.
+
+Each process that matches keeps one manager. Before answering, it applies the change-log
+entries past its own ``seq`` if it last looked more than ``refresh_interval`` ago (a quarter
+of a second by default), so a hash added to a bank matches everywhere within a second. What
+an index returns is resolved against the database (members, banks, thresholds, kill switches),
+so disabling a bank or member takes effect on the very next query, without touching the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+import attrs
+from sqlalchemy import select
+from threatexchange.signal_type.signal_base import TrivialSignalTypeIndex
+
+from hma_framework.index import snapshots
+from hma_framework.index.simple import ExactMatchIndex, LinearScanIndex
+from hma_framework.registry import Registry
+from hma_framework.settings import Settings
+from hma_framework.store.banks import SIGNAL_ADDED, SIGNAL_REMOVED, Banks
+from hma_framework.store.db import Store
+from hma_framework.store.tables import BankMemberRow, BankRow, MemberSignalRow, SignalRow
+from hma_framework.types import IndexMatch, SignalIndex
+
+log = logging.getLogger(__name__)
+
+BUILD_BATCH = 100_000
+
+
+@attrs.frozen
+class BankMatch:
+    """A match resolved to the bank member that holds the matching signal."""
+
+    signal_type: str
+    signal_pk: int
+    stored_signal: str
+    distance: int
+    bank_pk: int
+    bank_name: str
+    bank_tags: tuple[str, ...]
+    member_pk: int
+    member_content_id: str | None
+    member_tags: tuple[str, ...]
+    member_notes: str
+
+
+@attrs.define
+class _LiveIndex:
+    index: SignalIndex
+    seq: int
+
+
+class IndexManager:
+    """Builds, refreshes, snapshots and queries the indexes of one process. Thread-safe."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        store: Store,
+        *,
+        refresh_interval: float | None = None,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._store = store
+        self._banks = Banks(store)
+        self.refresh_interval = (
+            settings.index.refresh_interval_ms / 1000
+            if refresh_interval is None
+            else refresh_interval
+        )
+        self._lock = threading.RLock()
+        self._live: dict[str, _LiveIndex] = {}
+        self._seq = 0
+        self._checked_at = 0.0
+        self._loaded = False
+        self._thresholds: list[dict[str, int]] = []
+
+    # --- construction --------------------------------------------------------------------
+
+    def new_index(self, signal_type: str) -> SignalIndex:
+        record = self._registry.indexes.get(signal_type)
+        if record is not None:
+            return record.factory(self._settings)
+        cls = self._registry.signal_types[signal_type].signal_type
+        if issubclass(cls.get_index_cls(), TrivialSignalTypeIndex):
+            return ExactMatchIndex()
+        return LinearScanIndex(cls)
+
+    @property
+    def snapshot_root(self) -> Path:
+        return self._settings.data_path / "index"
+
+    def load(self) -> None:
+        """Fill every index: from its snapshot when there is one, else from the records."""
+        with self._lock:
+            for signal_type in self._registry.signal_types:
+                self._live[signal_type] = self._load_one(signal_type)
+            self._seq = min((live.seq for live in self._live.values()), default=0)
+            self._loaded = True
+            self._apply_changes()
+
+    def _load_one(self, signal_type: str) -> _LiveIndex:
+        record = self._registry.indexes.get(signal_type)
+        if record is not None and record.loader is not None:
+            loaded = snapshots.load(self.snapshot_root, signal_type, record, self._settings)
+            if loaded is not None:
+                index, seq = loaded
+                log.info("%s index: snapshot at seq %d, %d entries", signal_type, seq, len(index))
+                return _LiveIndex(index, seq)
+        return self._build_from_records(signal_type)
+
+    def _build_from_records(self, signal_type: str) -> _LiveIndex:
+        started = time.monotonic()
+        # Read the log position first: changes racing with the scan are replayed afterwards,
+        # and replaying is idempotent (re-adding replaces, removing twice does nothing).
+        seq = self._banks.latest_seq()
+        index = self.new_index(signal_type)
+        for batch in self._iter_signals(signal_type):
+            index.add(batch)
+        log.info(
+            "%s index: built from records, %d entries in %.1fs",
+            signal_type,
+            len(index),
+            time.monotonic() - started,
+        )
+        return _LiveIndex(index, seq)
+
+    def _iter_signals(self, signal_type: str) -> Iterator[list[tuple[int, str]]]:
+        last_pk = 0
+        while True:
+            with self._store.reading() as session:
+                batch = session.execute(
+                    select(SignalRow.id, SignalRow.signal_value)
+                    .where(SignalRow.signal_type == signal_type, SignalRow.id > last_pk)
+                    .order_by(SignalRow.id)
+                    .limit(BUILD_BATCH)
+                ).all()
+            if not batch:
+                return
+            last_pk = batch[-1][0]
+            yield [(pk, value) for pk, value in batch]
+
+    # --- freshness -----------------------------------------------------------------------
+
+    def refresh(self, force: bool = False) -> None:
+        """Apply new change-log entries if the last look is older than the refresh interval."""
+        with self._lock:
+            if not self._loaded:
+                self.load()
+                return
+            if force or time.monotonic() - self._checked_at >= self.refresh_interval:
+                self._apply_changes()
+
+    def _apply_changes(self) -> None:
+        self._load_bank_thresholds()
+        while True:
+            changes = self._banks.signal_changes_after(self._seq)
+            self._checked_at = time.monotonic()
+            if not changes:
+                return
+            added = [c for c in changes if c.kind == SIGNAL_ADDED]
+            values = self._signal_values([c.signal_pk for c in added if c.signal_pk is not None])
+            for change in changes:
+                live = self._live.get(change.signal_type or "")
+                if live is None or change.seq <= live.seq or change.signal_pk is None:
+                    continue
+                if change.kind == SIGNAL_ADDED and change.signal_pk in values:
+                    live.index.add([(change.signal_pk, values[change.signal_pk])])
+                elif change.kind == SIGNAL_REMOVED:
+                    live.index.remove([change.signal_pk])
+            self._seq = changes[-1].seq
+            for live in self._live.values():
+                live.seq = max(live.seq, self._seq)
+
+    def _signal_values(self, signal_pks: list[int]) -> dict[int, str]:
+        values: dict[int, str] = {}
+        with self._store.reading() as session:
+            for start in range(0, len(signal_pks), 900):
+                chunk = signal_pks[start : start + 900]
+                values.update(
+                    session.execute(
+                        select(SignalRow.id, SignalRow.signal_value).where(SignalRow.id.in_(chunk))
+                    ).all()
+                )
+        return values
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def size(self, signal_type: str) -> int:
+        with self._lock:
+            live = self._live.get(signal_type)
+            return len(live.index) if live else 0
+
+    # --- snapshots -----------------------------------------------------------------------
+
+    def save_snapshots(self) -> dict[str, int]:
+        """Write every index that can be snapshotted; returns entries saved per signal type."""
+        self.refresh(force=True)
+        saved = {}
+        with self._lock:
+            for signal_type, live in self._live.items():
+                if snapshots.save(self.snapshot_root, signal_type, live.index, live.seq):
+                    saved[signal_type] = len(live.index)
+        return saved
+
+    # --- queries -------------------------------------------------------------------------
+
+    def search(self, signal_type: str, signal: str, max_distance: int) -> list[IndexMatch]:
+        """Raw index entries within ``max_distance`` (fresh within the refresh interval)."""
+        self.refresh()
+        with self._lock:
+            live = self._live.get(signal_type)
+            if live is None:
+                raise KeyError(f"no index for signal type {signal_type!r}")
+            return live.index.query(signal, max_distance)
+
+    def match(
+        self, signal_type: str, signal: str, banks: Collection[str] | None = None
+    ) -> list[BankMatch]:
+        """Bank members whose signal matches, under each bank's threshold and kill switches."""
+        default = self._registry.signal_types[signal_type].default_threshold
+        self.refresh()
+        found = self.search(signal_type, signal, self._widest_threshold(signal_type, default))
+        if not found:
+            return []
+        return self._resolve(signal_type, found, default, banks)
+
+    def _load_bank_thresholds(self) -> None:
+        # Banks are few: their thresholds are re-read on every refresh tick, so the widest
+        # search radius follows threshold changes within the refresh interval.
+        with self._store.reading() as session:
+            self._thresholds = list(
+                session.scalars(select(BankRow.thresholds).where(BankRow.enabled.is_(True)))
+            )
+
+    def _widest_threshold(self, signal_type: str, default: int) -> int:
+        with self._lock:
+            thresholds = self._thresholds
+        return max([default, *(int(t.get(signal_type, default)) for t in thresholds)])
+
+    def _resolve(
+        self,
+        signal_type: str,
+        found: list[IndexMatch],
+        default: int,
+        banks: Collection[str] | None,
+    ) -> list[BankMatch]:
+        distances = {m.entry_id: m.distance for m in found}
+        query = (
+            select(
+                SignalRow.id,
+                SignalRow.signal_value,
+                BankRow.id,
+                BankRow.name,
+                BankRow.tags,
+                BankRow.thresholds,
+                BankMemberRow.id,
+                BankMemberRow.content_id,
+                BankMemberRow.tags,
+                BankMemberRow.notes,
+            )
+            .join(MemberSignalRow, MemberSignalRow.signal_pk == SignalRow.id)
+            .join(BankMemberRow, BankMemberRow.id == MemberSignalRow.member_pk)
+            .join(BankRow, BankRow.id == BankMemberRow.bank_pk)
+            .where(
+                SignalRow.id.in_(list(distances)),
+                BankMemberRow.enabled.is_(True),
+                BankRow.enabled.is_(True),
+            )
+        )
+        if banks is not None:
+            query = query.where(BankRow.name.in_(list(banks)))
+        matches = []
+        with self._store.reading() as session:
+            for row in session.execute(query):
+                signal_pk, stored, bank_pk, bank_name, bank_tags, thresholds = row[:6]
+                member_pk, content_id, member_tags, notes = row[6:]
+                distance = distances[signal_pk]
+                if distance > int(thresholds.get(signal_type, default)):
+                    continue
+                matches.append(
+                    BankMatch(
+                        signal_type=signal_type,
+                        signal_pk=signal_pk,
+                        stored_signal=stored,
+                        distance=distance,
+                        bank_pk=bank_pk,
+                        bank_name=bank_name,
+                        bank_tags=tuple(bank_tags),
+                        member_pk=member_pk,
+                        member_content_id=content_id,
+                        member_tags=tuple(member_tags),
+                        member_notes=notes,
+                    )
+                )
+        return sorted(matches, key=lambda m: (m.distance, m.bank_name, m.member_pk))
