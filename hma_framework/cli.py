@@ -15,6 +15,7 @@ from hma_framework.settings import (
     Settings,
     SettingsError,
     iter_setting_fields,
+    load_section,
     load_settings,
     settings_markdown_table,
 )
@@ -269,8 +270,14 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def settings_command(ctx: click.Context, markdown: bool) -> None:
     """Show every setting's effective value (URLs with passwords are masked)."""
+    from hma_framework.registry import make_registry
+
+    sections = make_registry(_settings(ctx)).settings_sections()
     if markdown:
         click.echo(settings_markdown_table())
+        for section in sections:
+            click.echo(f"\n`[{section.name}]` (plugin settings):\n")
+            click.echo(settings_markdown_table(section.cls, (section.name,)))
         return
     settings = _settings(ctx)
     for field in iter_setting_fields():
@@ -278,10 +285,17 @@ def settings_command(ctx: click.Context, markdown: bool) -> None:
         for part in field.path:
             value = getattr(value, part)
         if isinstance(value, tuple):
-            value = ",".join(value)
-        if field.path[-1].endswith("url"):
+            value = ",".join(str(part) for part in value)
+        if field.path[-1] == "secret_key" and value:
+            value = "***"
+        elif field.path[-1].endswith("url"):
             value = mask_password(str(value))
         click.echo(f"{field.env_var}={value}")
+    for section in sections:
+        loaded = load_section(settings, section.name, section.cls)
+        for field in iter_setting_fields(section.cls, (section.name,)):
+            value = getattr(loaded, field.path[-1])
+            click.echo(f"{field.env_var}={','.join(value) if isinstance(value, tuple) else value}")
 
 
 def mask_password(url: str) -> str:

@@ -17,6 +17,7 @@ from hma_framework.types import (
     ContentSourceRecord,
     ExchangeRecord,
     IndexRecord,
+    SettingsSection,
     SignalTypeRecord,
 )
 
@@ -116,6 +117,19 @@ class Registry:
             plugins=summaries,
             failed_plugins=tuple(pm.failed),
         )
+
+    def settings_sections(self) -> list[SettingsSection]:
+        """The plugins' own settings sections, each once, in registration order."""
+        found: dict[str, SettingsSection] = {}
+        declared = [r.settings for r in self.signal_types.values()]
+        declared += [r.settings for r in self.indexes.values()]
+        for section in declared:
+            if section is None:
+                continue
+            if section.name in found and found[section.name].cls is not section.cls:
+                raise RegistryError(f"two different settings sections are named {section.name!r}")
+            found[section.name] = section
+        return list(found.values())
 
     def signal_types_for(self, content_type: str) -> list[SignalTypeRecord]:
         """The signal types computed for a content type (``photo``, ``video``)."""

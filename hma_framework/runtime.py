@@ -13,12 +13,15 @@ from redis import Redis
 
 from hma_framework.pipeline.queues import Queues
 from hma_framework.registry import Registry, make_registry
-from hma_framework.settings import Settings
+from hma_framework.settings import Settings, load_section
 from hma_framework.store.api_keys import ApiKeys
 from hma_framework.store.db import Store
 
 if TYPE_CHECKING:
     from hma_framework.index.manager import IndexManager
+    from hma_framework.media import LocalMediaStore
+    from hma_framework.store.content import ContentRecords
+    from hma_framework.types import ContentSource, MediaHasher
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ class Runtime:
     queues: Queues
     instance_id: str = attrs.field(factory=lambda: uuid.uuid4().hex)
     pid: int = attrs.field(factory=os.getpid)
+    #: Queues this process's worker serves; a worker that serves ``match`` matches inline.
+    roles: tuple[str, ...] = ()
 
     @property
     def api_keys(self) -> ApiKeys:
@@ -49,6 +54,37 @@ class Runtime:
         from hma_framework.index.manager import IndexManager
 
         return IndexManager(self.settings, self.registry, self.store)
+
+    @functools.cached_property
+    def content(self) -> ContentRecords:
+        from hma_framework.store.content import ContentRecords
+
+        return ContentRecords(self.store)
+
+    @functools.cached_property
+    def media(self) -> LocalMediaStore:
+        from hma_framework.media import LocalMediaStore
+
+        return LocalMediaStore(self.settings.data_path / "media")
+
+    @functools.cached_property
+    def hashers(self) -> dict[str, MediaHasher]:
+        """One configured hasher per signal type, built once per process."""
+        return {
+            name: record.make_hasher(self.settings)
+            for name, record in self.registry.signal_types.items()
+        }
+
+    def content_source(self, location: str) -> ContentSource | None:
+        """The content source serving ``location``'s scheme, built once per process."""
+        record = self.registry.content_source_for(location)
+        if record is None:
+            return None
+        sources = self.__dict__.setdefault("_content_sources", {})
+        if record.name not in sources:
+            sources[record.name] = record.factory(self.settings)
+        source: ContentSource = sources[record.name]
+        return source
 
     def after_fork(self) -> None:
         """Call in a forked child: pooled connections must not be shared with the parent."""
@@ -74,6 +110,8 @@ def build_runtime(settings: Settings, *, registry: Registry | None = None) -> Ru
             "starts an embedded one"
         )
     registry = registry if registry is not None else make_registry(settings)
+    for section in registry.settings_sections():
+        load_section(settings, section.name, section.cls)  # a bad plugin setting fails now
     store = Store(settings.effective_database_url)
     redis = connect_redis(settings.redis_url)
     queues = Queues(redis, default_timeout=settings.workers.job_timeout_seconds)

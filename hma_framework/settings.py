@@ -94,6 +94,14 @@ class WebSettings:
     threads: int = attrs.field(
         default=4, validator=_at_least(1), metadata=_help("Threads per API process.")
     )
+    secret_key: str = attrs.field(
+        default="",
+        repr=False,
+        metadata=_help(
+            "Key that signs upload URLs. Empty: generated once into `<data_dir>/secret_key`. "
+            "Set the same value on every API node of a fleet."
+        ),
+    )
     max_body_bytes: int = attrs.field(
         default=32 * 1024 * 1024,
         validator=_at_least(1024),
@@ -115,6 +123,67 @@ class WorkerSettings:
     )
     job_timeout_seconds: int = attrs.field(
         default=600, validator=_at_least(1), metadata=_help("Longest a single job may run.")
+    )
+
+
+@attrs.frozen
+class FetchSettings:
+    timeout_seconds: int = attrs.field(
+        default=30,
+        validator=[_at_least(1), _at_most(600)],
+        metadata=_help("Longest a URL fetch may take in all (connect, redirects, body)."),
+    )
+    max_bytes: int = attrs.field(
+        default=256 * 1024 * 1024,
+        validator=_at_least(1024),
+        metadata=_help("Largest media a URL fetch downloads; larger media fails the content."),
+    )
+    max_redirects: int = attrs.field(
+        default=5, validator=[_at_least(0), _at_most(20)], metadata=_help("Redirects followed.")
+    )
+    allowed_networks: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=_help(
+            "Private, loopback or link-local networks URL fetches may reach anyway, as CIDRs "
+            "(e.g. `10.1.0.0/16,127.0.0.1/32`). Everything else non-public is refused."
+        ),
+    )
+
+
+def _positive_each(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not value or any(v < 1 for v in value):
+        raise FieldValueError(attribute.name, f"must be one or more positive numbers, got {value}")
+
+
+@attrs.frozen
+class PipelineSettings:
+    retain_media: bool = attrs.field(
+        default=False,
+        metadata=_help("Keep submitted media after hashing (by default it is deleted)."),
+    )
+    upload_url_ttl_seconds: int = attrs.field(
+        default=900,
+        validator=[_at_least(10), _at_most(7 * 24 * 3600)],
+        metadata=_help("How long a `/submit/put-url/` upload URL stays valid."),
+    )
+    retry_intervals_seconds: tuple[int, ...] = attrs.field(
+        default=(5, 30, 120, 600, 1800),
+        validator=_positive_each,
+        metadata=_help(
+            "Waits between retries of a stage that failed transiently (timeouts, 5xx); "
+            "after the last one the content is marked failed with the reason."
+        ),
+    )
+    stuck_after_seconds: int = attrs.field(
+        default=900,
+        validator=_at_least(1),
+        metadata=_help(
+            "Content in one stage for longer than this, with no job queued for it, is "
+            "re-enqueued by the reconcile job (a killed worker or a lost Redis loses nothing)."
+        ),
+    )
+    reconcile_interval_seconds: int = attrs.field(
+        default=60, validator=_at_least(1), metadata=_help("How often reconcile runs.")
     )
 
 
@@ -175,6 +244,8 @@ class Settings:
     web: WebSettings = attrs.field(factory=WebSettings)
     workers: WorkerSettings = attrs.field(factory=WorkerSettings)
     index: IndexSettings = attrs.field(factory=IndexSettings)
+    fetch: FetchSettings = attrs.field(factory=FetchSettings)
+    pipeline: PipelineSettings = attrs.field(factory=PipelineSettings)
     plugins: PluginSettings = attrs.field(factory=PluginSettings)
     # Raw material for plugin sections (``[pdq]`` tables, ``HMA_PDQ_*`` variables), read by
     # :func:`load_section` with the plugin's own attrs class.
@@ -230,6 +301,13 @@ def _structure_str(value: Any, _type: type) -> str:
     raise ValueError(f"expected a string, got {value!r}")
 
 
+def _structure_int_tuple(value: Any, _type: type) -> tuple[int, ...]:
+    parts = value.split(",") if isinstance(value, str) else value
+    if isinstance(parts, list | tuple):
+        return tuple(_structure_int(part, int) for part in parts if part != "")
+    raise ValueError(f"expected a list of integers, got {value!r}")
+
+
 def _structure_str_tuple(value: Any, _type: type) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
@@ -245,6 +323,7 @@ def make_settings_converter() -> cattrs.Converter:
     converter.register_structure_hook(bool, _structure_bool)
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook_func(lambda cls: cls == tuple[str, ...], _structure_str_tuple)
+    converter.register_structure_hook_func(lambda cls: cls == tuple[int, ...], _structure_int_tuple)
     return converter
 
 
@@ -405,7 +484,7 @@ def settings_markdown_table(cls: type = Settings, prefix: tuple[str, ...] = ()) 
     for setting in iter_setting_fields(cls, prefix):
         default = setting.default
         if isinstance(default, tuple):
-            default = ",".join(default)
+            default = ",".join(str(part) for part in default)
         elif isinstance(default, bool):
             default = str(default).lower()
         shown = f"`{default}`" if default not in ("", ()) else "(empty)"

@@ -11,7 +11,7 @@ from pathlib import Path
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from hma_framework.pipeline import maintenance
+from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.queues import queue_name
 from hma_framework.pipeline.scheduler import make_scheduler
 from hma_framework.pipeline.worker import run_worker
@@ -69,9 +69,13 @@ def test_hma_worker_command_runs_queued_jobs(runtime: Runtime, settings: Setting
 def test_scheduler_enqueues_periodic_jobs_that_workers_can_read(runtime: Runtime) -> None:
     scheduler = make_scheduler(runtime)
     enqueued = scheduler.enqueue_jobs()
-    assert {cron.func for cron in enqueued} == {maintenance.heartbeat, maintenance.snapshot_indexes}
+    assert {cron.func for cron in enqueued} == {
+        maintenance.heartbeat,
+        maintenance.snapshot_indexes,
+        reconcile.reconcile,
+    }
     queue = runtime.queues["maintenance"]
-    assert queue.count == 2
+    assert queue.count == 3
     assert maintenance.last_heartbeat_age(runtime) is None
     run_worker(runtime, ["maintenance"], burst=True)
     age = maintenance.last_heartbeat_age(runtime)

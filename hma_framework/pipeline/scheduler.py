@@ -16,7 +16,7 @@ from rq.cron import CronJob, CronScheduler
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from hma_framework.pipeline import maintenance
+from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.queues import queue_name
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
@@ -33,6 +33,11 @@ def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
     """What runs on a schedule. Later stages (reconcile, exchange fetches) add theirs here."""
     return (
         PeriodicJob(maintenance.heartbeat, "maintenance", interval_seconds=30),
+        PeriodicJob(
+            reconcile.reconcile,
+            "maintenance",
+            interval_seconds=settings.pipeline.reconcile_interval_seconds,
+        ),
         PeriodicJob(
             maintenance.snapshot_indexes,
             "maintenance",

@@ -32,6 +32,7 @@ def run_worker(
     runtime: Runtime, roles: Sequence[str], *, burst: bool = False, name: str | None = None
 ) -> bool:
     """Serve ``roles`` until stopped (or, with ``burst``, until the queues are empty)."""
+    runtime.roles = tuple(roles)
     set_current_runtime(runtime)
     worker = make_worker(runtime, roles, name=name)
     log.info("worker %s serving queues %s", worker.name, ", ".join(roles))

@@ -84,6 +84,12 @@ class ContentRow(Base):
     submission_method: Mapped[str] = mapped_column(String(32))
     content_url: Mapped[str | None] = mapped_column(Text)
     media_key: Mapped[str | None] = mapped_column(Text)
+    media_type: Mapped[str | None] = mapped_column(String(128))
+    #: SHA-256 of what was submitted, to tell an identical resubmission from a changed one.
+    params_digest: Mapped[str] = mapped_column(String(64), default="")
+    upload_expires_at: Mapped[dt.datetime | None]
+    #: The RQ job carrying the content's current stage, so reconcile can tell work in flight.
+    job_id: Mapped[str | None] = mapped_column(String(64))
     additional_fields: Mapped[list[Any]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(32), index=True)
     error: Mapped[str | None] = mapped_column(Text)
@@ -201,7 +207,11 @@ class BankChangeRow(Base):
 
 class MatchRow(Base):
     __tablename__ = "match"
-    __table_args__ = (Index("ix_match_bank_created", "bank_pk", "created_at"),)
+    __table_args__ = (
+        Index("ix_match_bank_created", "bank_pk", "created_at"),
+        # Matching the same content again (a retried job, retroaction) records nothing twice.
+        UniqueConstraint("content_pk", "member_pk", "signal_type", "content_signal"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     content_pk: Mapped[int] = mapped_column(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from flask import Blueprint, Flask
 
 from hma_framework.runtime import Runtime
-from hma_framework.web import status
+from hma_framework.web import content, status, submit, uploads
 from hma_framework.web.auth import install_auth
 from hma_framework.web.errors import register_error_handlers
 
@@ -22,7 +22,8 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.web.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["hma"] = runtime
-    app.register_blueprint(status.blueprint)
+    for blueprint in (status.blueprint, submit.blueprint, uploads.blueprint, content.blueprint):
+        app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():
         if source.blueprint is not None:
             app.register_blueprint(source.blueprint)

@@ -1,0 +1,165 @@
+"""Index build, snapshot and freshness through the real store and index manager.
+
+    .venv/bin/python bench/index_freshness.py --size 1000000 [--database-url URL]
+
+Seeds a bank with SIZE random PDQ hashes (a raw bulk load: seeding is not what is measured),
+then prints: the time to build the index from the records and resident memory per hash; the
+time to write and to load a snapshot; and freshness — the time from a bank add through the
+store (the real ``Banks.add_member`` path) until the hash matches in another process that had
+loaded the snapshot. Prints figures; it is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from hma_framework.index.manager import IndexManager
+from hma_framework.registry import make_registry
+from hma_framework.settings import Settings
+from hma_framework.store import migrate
+from hma_framework.store.banks import Banks, NewMember
+from hma_framework.store.db import Store
+
+SEED_BATCH = 200_000
+
+
+def seed(store: Store, size: int) -> None:
+    """Bulk-load ``size`` random PDQ hashes into one bank with raw executemany."""
+    Banks(store).create_bank("seeded")
+    rng = np.random.default_rng(7)
+    raw = store.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        param = "%s" if store.dialect == "postgresql" else "?"
+        cursor.execute("SELECT id FROM bank WHERE name = 'seeded'")
+        bank_pk = cursor.fetchone()[0]
+        for start in range(0, size, SEED_BATCH):
+            count = min(SEED_BATCH, size - start)
+            codes = rng.integers(0, 256, size=(count, 32), dtype=np.uint8)
+            hexes = [row.tobytes().hex() for row in codes]
+            ids = range(start + 1, start + count + 1)
+            cursor.executemany(
+                f"INSERT INTO signal (id, signal_type, signal_value) VALUES ({param}, 'pdq', {param})",
+                list(zip(ids, hexes, strict=True)),
+            )
+            now = "2026-01-01 00:00:00"
+            cursor.executemany(
+                "INSERT INTO bank_member (id, bank_pk, notes, tags, exchange_metadata, enabled, "
+                f"created_at, updated_at) VALUES ({param}, {param}, '', '[]', '{{}}', true, "
+                f"{param}, {param})",
+                [(i, bank_pk, now, now) for i in ids],
+            )
+            cursor.executemany(
+                f"INSERT INTO member_signal (member_pk, signal_pk) VALUES ({param}, {param})",
+                [(i, i) for i in ids],
+            )
+            raw.commit()
+        if store.dialect == "postgresql":
+            for table in ("signal", "bank_member"):
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {size + 1})"
+                )
+            raw.commit()
+    finally:
+        raw.close()
+
+
+def rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+def watcher(settings: Settings, queries: mp.Queue, answers: mp.Queue) -> None:
+    """Loads the snapshot, then reports when each hash it is asked about first matches."""
+    manager = IndexManager(
+        settings, make_registry(settings, strict=True), Store(settings.effective_database_url)
+    )
+    started = time.perf_counter()
+    manager.load()
+    answers.put(("loaded", time.perf_counter() - started))
+    while True:
+        signal = queries.get()
+        if signal is None:
+            return
+        answers.put(("watching", 0.0))
+        deadline = time.time() + 10
+        while time.time() < deadline and not manager.match("pdq", signal):
+            time.sleep(0.001)
+        answers.put(("seen", time.time()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default="", help="default: SQLite in a temp folder")
+    parser.add_argument("--adds", type=int, default=20, help="freshness samples")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="hma-bench-"))
+    settings = Settings(data_dir=str(data_dir), database_url=args.database_url)
+    store = Store(settings.effective_database_url)
+    migrate.upgrade(store)
+    print(f"database: {store.dialect}; {args.size:,} PDQ hashes; {os.cpu_count()} cores")
+    started = time.perf_counter()
+    seed(store, args.size)
+    print(f"seeded in {time.perf_counter() - started:.1f}s (raw bulk load, not measured)")
+
+    registry = make_registry(settings, strict=True)
+    before = rss()
+    started = time.perf_counter()
+    manager = IndexManager(settings, registry, store)
+    manager.load()
+    build = time.perf_counter() - started
+    per_hash = (rss() - before) / args.size
+    print(
+        f"build from records: {build:.1f}s; resident memory {per_hash:.1f} B/hash "
+        f"(RSS delta / hashes, includes allocator slack)"
+    )
+    started = time.perf_counter()
+    manager.save_snapshots()
+    print(f"snapshot write: {time.perf_counter() - started:.2f}s")
+    del manager
+
+    ctx = mp.get_context("spawn")
+    queries: mp.Queue = ctx.Queue()
+    answers: mp.Queue = ctx.Queue()
+    process = ctx.Process(target=watcher, args=(settings, queries, answers))
+    process.start()
+    _, load_seconds = answers.get(timeout=600)
+    print(f"snapshot load + catch-up in another process: {load_seconds:.2f}s")
+
+    banks = Banks(store)
+    delays = []
+    for _ in range(args.adds):
+        signal = secrets.token_hex(32)
+        queries.put(signal)
+        answers.get(timeout=30)
+        time.sleep(0.05)
+        added_at = time.time()
+        banks.add_member("seeded", NewMember(signals=(("pdq", signal),)))
+        kind, seen_at = answers.get(timeout=30)
+        assert kind == "seen"
+        delays.append(seen_at - added_at)
+    queries.put(None)
+    process.join(30)
+    delays.sort()
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    print(
+        f"freshness (add -> matches in the other process), {len(delays)} adds: "
+        f"p50 {statistics.median(delays) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+        f"max {max(delays) * 1000:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

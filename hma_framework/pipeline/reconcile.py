@@ -1,0 +1,71 @@
+"""Reconcile: re-enqueue content that stopped moving, expire uploads that never came.
+
+The database says which stage content is in and which job carries it. Content that has not
+changed for ``pipeline.stuck_after_seconds`` and whose job is not waiting in a queue (Redis
+lost it, or the worker running it was killed) gets a fresh job for its stage. Stages are
+idempotent, so a job that turns out to be merely slow costs a no-op, never a double result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from hma_framework.pipeline.context import current_runtime
+from hma_framework.pipeline.stages import advance
+from hma_framework.runtime import Runtime
+from hma_framework.store import content as records
+from hma_framework.store.tables import ContentRow
+
+log = logging.getLogger(__name__)
+
+NEXT_STAGE = {records.SUBMITTED: "hash", records.HASHED: "match", records.MATCHED: "act"}
+WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def _job_in_flight(runtime: Runtime, row: ContentRow, now: dt.datetime) -> bool:
+    if not row.job_id:
+        return False
+    try:
+        job = Job.fetch(row.job_id, connection=runtime.redis, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status in WAITING:
+        return True
+    if status == JobStatus.STARTED:
+        # A job may legitimately run up to its timeout; past that, its worker is gone.
+        timeout = job.timeout or runtime.settings.workers.job_timeout_seconds
+        started = job.started_at.replace(tzinfo=dt.UTC) if job.started_at else None
+        return started is not None and now - started < dt.timedelta(seconds=timeout + 30)
+    return False
+
+
+def reconcile_runtime(runtime: Runtime) -> dict[str, int]:
+    now = dt.datetime.now(dt.UTC)
+    expired = runtime.content.expire_uploads()
+    cutoff = now - dt.timedelta(seconds=runtime.settings.pipeline.stuck_after_seconds)
+    requeued = 0
+    for row in runtime.content.stalled(cutoff):
+        stage = NEXT_STAGE.get(row.status)
+        if stage is None or _job_in_flight(runtime, row, now):
+            continue
+        log.warning(
+            "content %s stuck in %s since %s; re-enqueueing %s",
+            row.content_id,
+            row.status,
+            row.updated_at,
+            stage,
+        )
+        advance(runtime, stage, row.id)
+        requeued += 1
+    return {"requeued": requeued, "expired_uploads": expired}
+
+
+def reconcile() -> dict[str, int]:
+    """The periodic job (maintenance queue)."""
+    return reconcile_runtime(current_runtime())

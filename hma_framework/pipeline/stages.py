@@ -1,0 +1,181 @@
+"""The pipeline's jobs: hash -> match -> act, each taking a content id.
+
+A stage first checks the content is still at the stage it handles (a retried or duplicated
+job is then a no-op), records its outcome, and only then enqueues the next stage. Transient
+failures raise so RQ retries them with backoff; once retries run out, and for permanent
+failures at once, the content is marked failed with the reason: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from rq import Retry, get_current_job
+
+from hma_framework.errors import PermanentMediaError, TransientFetchError
+from hma_framework.pipeline.acting import evaluate_actions
+from hma_framework.pipeline.context import current_runtime
+from hma_framework.runtime import Runtime
+from hma_framework.store import content as records
+from hma_framework.store.content import ComputedSignal, RecordedMatch
+from hma_framework.store.tables import ContentRow
+
+log = logging.getLogger(__name__)
+
+STAGE_ROLES = {"hash": "hash", "match": "match", "act": "action"}
+
+
+def new_job_id(stage: str, content_pk: int) -> str:
+    return f"{stage}-{content_pk}-{secrets.token_hex(4)}"
+
+
+def enqueue_stage(runtime: Runtime, stage: str, content_pk: int, job_id: str) -> None:
+    """Put a stage's job on its queue; call only after the database records the stage."""
+    func = {"hash": hash_content, "match": match_content, "act": act_content}[stage]
+    intervals = list(runtime.settings.pipeline.retry_intervals_seconds)
+    runtime.queues[STAGE_ROLES[stage]].enqueue(
+        func,
+        content_pk,
+        job_id=job_id,
+        retry=Retry(max=len(intervals), interval=intervals),
+        result_ttl=300,
+        failure_ttl=7 * 24 * 3600,
+    )
+
+
+def advance(runtime: Runtime, stage: str, content_pk: int) -> None:
+    """Record which job carries the content next, then enqueue it."""
+    job_id = new_job_id(stage, content_pk)
+    runtime.content.set_job(content_pk, job_id)
+    enqueue_stage(runtime, stage, content_pk, job_id)
+
+
+def _retries_left() -> int:
+    job = get_current_job()
+    return int(job.retries_left or 0) if job is not None else 0
+
+
+# --- hash ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _media_file(runtime: Runtime, row: ContentRow) -> Iterator[Path]:
+    """A local file with the content's media: the stored upload, or a fresh download."""
+    if row.media_key:
+        path = runtime.media.path(row.media_key)
+        if not path.exists():
+            raise PermanentMediaError("the uploaded media is no longer in the media store")
+        yield path
+        return
+    if not row.content_url:
+        raise PermanentMediaError("content has neither uploaded media nor a URL to fetch")
+    source = runtime.content_source(row.content_url)
+    if source is None:
+        raise PermanentMediaError(f"no content source can fetch {row.content_url!r}")
+    tmp_dir = runtime.settings.data_path / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=tmp_dir, prefix="fetch-")
+    download = Path(name)
+    try:
+        with open(handle, "wb") as target:
+            source.fetch(row.content_url, target)
+        yield download
+    finally:
+        download.unlink(missing_ok=True)
+
+
+def _compute_signals(runtime: Runtime, row: ContentRow, path: Path) -> list[ComputedSignal]:
+    signal_types = runtime.registry.signal_types_for(row.content_type)
+    if not signal_types:
+        raise PermanentMediaError(f"no installed signal type hashes {row.content_type} content")
+    computed = []
+    for record in signal_types:
+        result = runtime.hashers[record.name].hash_file(path)
+        computed.append(
+            ComputedSignal(record.name, result.value, result.quality, result.quality_ok)
+        )
+    return computed
+
+
+def _forget_media(runtime: Runtime, row: ContentRow) -> None:
+    if row.media_key and not runtime.settings.pipeline.retain_media:
+        runtime.media.delete(row.media_key)
+
+
+def hash_content(content_pk: int) -> str:
+    """Fetch the media, compute every signal type for its content type, record them."""
+    runtime = current_runtime()
+    row = runtime.content.get_row(content_pk)
+    if row is None or row.status != records.SUBMITTED:
+        return "skipped: not awaiting hashing"
+    try:
+        with _media_file(runtime, row) as path:
+            signals = _compute_signals(runtime, row, path)
+    except PermanentMediaError as exc:
+        runtime.content.mark_failed(content_pk, f"hashing failed: {exc}")
+        _forget_media(runtime, row)
+        return "failed"
+    except TransientFetchError as exc:
+        if _retries_left() > 0:
+            runtime.content.touch(content_pk)
+            raise
+        runtime.content.mark_failed(content_pk, f"fetching failed after retries: {exc}")
+        return "failed"
+    runtime.content.record_signals(content_pk, signals)
+    _forget_media(runtime, row)
+    if "match" in runtime.roles:
+        return match_content(content_pk)  # this worker keeps an index warm: no extra job
+    advance(runtime, "match", content_pk)
+    return "hashed"
+
+
+# --- match ---------------------------------------------------------------------------------
+
+
+def find_matches(runtime: Runtime, signals: list[ComputedSignal]) -> list[RecordedMatch]:
+    found = []
+    for signal in signals:
+        for match in runtime.indexes.match(signal.signal_type, signal.value):
+            found.append(
+                RecordedMatch(
+                    bank_pk=match.bank_pk,
+                    member_pk=match.member_pk,
+                    signal_type=signal.signal_type,
+                    content_signal=signal.value,
+                    member_signal=match.stored_signal,
+                    distance=match.distance,
+                )
+            )
+    return found
+
+
+def match_content(content_pk: int) -> str:
+    """Query the indexes with the content's signals and record the matches."""
+    runtime = current_runtime()
+    row = runtime.content.get_row(content_pk)
+    if row is None or row.status != records.HASHED:
+        return "skipped: not awaiting matching"
+    matches = find_matches(runtime, runtime.content.usable_signals(content_pk))
+    status = runtime.content.record_matches(content_pk, matches)
+    if status == records.MATCHED:
+        advance(runtime, "act", content_pk)
+    return status
+
+
+# --- act -----------------------------------------------------------------------------------
+
+
+def act_content(content_pk: int) -> str:
+    """Hand the matches to the action step, then record that actions were evaluated."""
+    runtime = current_runtime()
+    row = runtime.content.get_row(content_pk)
+    if row is None or row.status != records.MATCHED:
+        return "skipped: not awaiting actions"
+    evaluate_actions(runtime, content_pk)
+    runtime.content.record_actioned(content_pk)
+    return records.ACTIONED

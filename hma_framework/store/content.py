@@ -1,0 +1,325 @@
+"""Content records: submissions, stages, signals and matches.
+
+Each stage writes its outcome here before the next stage's job is enqueued, so the database
+always says how far content got; reconcile re-enqueues whatever stops moving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from hma_framework.store.db import Store
+from hma_framework.store.tables import (
+    ContentRow,
+    ContentSignalRow,
+    ContentSubmissionRow,
+    MatchRow,
+    utcnow,
+)
+
+AWAITING_UPLOAD = "awaiting_upload"
+SUBMITTED = "submitted"
+HASHED = "hashed"
+MATCHED = "matched"
+ACTIONED = "actioned"
+NO_MATCH = "no_match"
+FAILED = "failed"
+TERMINAL_STATUSES = (ACTIONED, NO_MATCH, FAILED)
+
+SIGNAL_OK = "ok"
+SIGNAL_LOW_QUALITY = "quality_too_low"
+
+
+class SubmitOutcome(enum.Enum):
+    CREATED = "created"
+    UNCHANGED = "unchanged"  # identical resubmission: nothing to do
+    CONFLICT = "conflict"  # different parameters without force_resubmit
+    RESUBMITTED = "resubmitted"
+
+
+@attrs.frozen
+class Submission:
+    """What a platform sent, normalized; ``parameters`` decide whether a resubmission differs."""
+
+    content_id: str
+    content_type: str
+    method: str
+    additional_fields: tuple[str, ...] = ()
+    content_url: str | None = None
+    parameters: dict[str, Any] = attrs.field(factory=dict)
+    initial_status: str = SUBMITTED
+    upload_expires_at: dt.datetime | None = None
+    media_type: str | None = None
+
+    @property
+    def digest(self) -> str:
+        payload = {
+            "content_type": self.content_type,
+            "method": self.method,
+            "additional_fields": list(self.additional_fields),
+            "content_url": self.content_url,
+            **self.parameters,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@attrs.frozen
+class ComputedSignal:
+    signal_type: str
+    value: str
+    quality: int | None = None
+    quality_ok: bool = True
+
+
+@attrs.frozen
+class RecordedMatch:
+    bank_pk: int
+    member_pk: int
+    signal_type: str
+    content_signal: str
+    member_signal: str
+    distance: int
+
+
+def _upsert(
+    session: Session,
+    table: type[Any],
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    update_columns: Sequence[str] = (),
+) -> None:
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table)
+    if update_columns:
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_={c: statement.excluded[c] for c in update_columns}
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    session.execute(statement, rows)
+
+
+class ContentRecords:
+    """The content repository."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # --- submissions ---------------------------------------------------------------------
+
+    def submit(
+        self, submission: Submission, *, force: bool, session: Session | None = None
+    ) -> tuple[SubmitOutcome, int]:
+        """Create or resubmit content; idempotent for identical parameters."""
+        if session is None:
+            with self._store.transaction() as own:
+                return self.submit(submission, force=force, session=own)
+        digest = submission.digest
+        row = session.scalars(
+            select(ContentRow).where(ContentRow.content_id == submission.content_id)
+        ).one_or_none()
+        if row is not None and not force:
+            if row.params_digest == digest:
+                return SubmitOutcome.UNCHANGED, row.id
+            return SubmitOutcome.CONFLICT, row.id
+        now = utcnow()
+        if row is None:
+            row = ContentRow(content_id=submission.content_id)
+            session.add(row)
+            outcome = SubmitOutcome.CREATED
+        else:
+            outcome = SubmitOutcome.RESUBMITTED
+        row.content_type = submission.content_type
+        row.submission_method = submission.method
+        row.content_url = submission.content_url
+        row.additional_fields = list(submission.additional_fields)
+        row.params_digest = digest
+        row.status = submission.initial_status
+        row.error = None
+        row.media_key = None
+        row.media_type = submission.media_type
+        row.upload_expires_at = submission.upload_expires_at
+        row.job_id = None
+        row.submitted_at = now
+        row.hashed_at = row.matched_at = row.actioned_at = None
+        session.flush()
+        session.add(
+            ContentSubmissionRow(
+                content_pk=row.id,
+                method=submission.method,
+                parameters={
+                    "content_type": submission.content_type,
+                    "additional_fields": list(submission.additional_fields),
+                    "content_url": submission.content_url,
+                    **submission.parameters,
+                },
+                submitted_at=now,
+            )
+        )
+        return outcome, row.id
+
+    # --- stages ----------------------------------------------------------------------------
+
+    def get_row(self, content_pk: int) -> ContentRow | None:
+        with self._store.reading() as session:
+            return session.get(ContentRow, content_pk)
+
+    def set_media(self, content_pk: int, media_key: str, media_type: str | None = None) -> None:
+        with self._store.transaction() as session:
+            values: dict[str, Any] = {"media_key": media_key}
+            if media_type:
+                values["media_type"] = media_type
+            session.execute(update(ContentRow).where(ContentRow.id == content_pk).values(values))
+
+    def set_job(self, content_pk: int, job_id: str) -> None:
+        with self._store.transaction() as session:
+            session.execute(
+                update(ContentRow).where(ContentRow.id == content_pk).values(job_id=job_id)
+            )
+
+    def claim_upload(self, content_pk: int, media_key: str) -> bool:
+        """Move content from awaiting_upload to submitted once; False if already used/expired."""
+        with self._store.transaction() as session:
+            result = session.execute(
+                update(ContentRow)
+                .where(
+                    ContentRow.id == content_pk,
+                    ContentRow.status == AWAITING_UPLOAD,
+                    ContentRow.upload_expires_at > utcnow(),
+                )
+                .values(status=SUBMITTED, media_key=media_key, upload_expires_at=None)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def record_signals(
+        self, content_pk: int, signals: Sequence[ComputedSignal], session: Session | None = None
+    ) -> None:
+        if session is None:
+            with self._store.transaction() as own:
+                self.record_signals(content_pk, signals, own)
+            return
+        _upsert(
+            session,
+            ContentSignalRow,
+            [
+                {
+                    "content_pk": content_pk,
+                    "signal_type": s.signal_type,
+                    "signal_value": s.value,
+                    "quality": s.quality,
+                    "status": SIGNAL_OK if s.quality_ok else SIGNAL_LOW_QUALITY,
+                    "created_at": utcnow(),
+                }
+                for s in signals
+            ],
+            ["content_pk", "signal_type"],
+            update_columns=("signal_value", "quality", "status", "created_at"),
+        )
+        session.execute(
+            update(ContentRow)
+            .where(ContentRow.id == content_pk)
+            .values(status=HASHED, hashed_at=utcnow(), error=None)
+        )
+
+    def usable_signals(self, content_pk: int) -> list[ComputedSignal]:
+        with self._store.reading() as session:
+            rows = session.scalars(
+                select(ContentSignalRow).where(
+                    ContentSignalRow.content_pk == content_pk,
+                    ContentSignalRow.status == SIGNAL_OK,
+                )
+            ).all()
+        return [ComputedSignal(r.signal_type, r.signal_value, r.quality) for r in rows]
+
+    def record_matches(
+        self, content_pk: int, matches: Sequence[RecordedMatch], session: Session | None = None
+    ) -> str:
+        """Record the match stage's outcome; returns the new status (matched or no_match)."""
+        if session is None:
+            with self._store.transaction() as own:
+                return self.record_matches(content_pk, matches, own)
+        now = utcnow()
+        _upsert(
+            session,
+            MatchRow,
+            [{"content_pk": content_pk, "created_at": now, **attrs.asdict(m)} for m in matches],
+            ["content_pk", "member_pk", "signal_type", "content_signal"],
+        )
+        status = MATCHED if matches else NO_MATCH
+        session.execute(
+            update(ContentRow)
+            .where(ContentRow.id == content_pk)
+            .values(status=status, matched_at=now)
+        )
+        return status
+
+    def record_actioned(self, content_pk: int) -> None:
+        with self._store.transaction() as session:
+            session.execute(
+                update(ContentRow)
+                .where(ContentRow.id == content_pk)
+                .values(status=ACTIONED, actioned_at=utcnow())
+            )
+
+    def mark_failed(self, content_pk: int, reason: str) -> None:
+        with self._store.transaction() as session:
+            session.execute(
+                update(ContentRow)
+                .where(ContentRow.id == content_pk)
+                .values(status=FAILED, error=reason[:4000])
+            )
+
+    def touch(self, content_pk: int) -> None:
+        with self._store.transaction() as session:
+            session.execute(
+                update(ContentRow).where(ContentRow.id == content_pk).values(updated_at=utcnow())
+            )
+
+    # --- reconcile -------------------------------------------------------------------------
+
+    def stalled(self, older_than: dt.datetime, limit: int = 1000) -> list[ContentRow]:
+        """Non-terminal content not updated since ``older_than``."""
+        with self._store.reading() as session:
+            return list(
+                session.scalars(
+                    select(ContentRow)
+                    .where(
+                        ContentRow.status.in_([SUBMITTED, HASHED, MATCHED, AWAITING_UPLOAD]),
+                        ContentRow.updated_at < older_than,
+                    )
+                    .order_by(ContentRow.updated_at)
+                    .limit(limit)
+                )
+            )
+
+    def expire_uploads(self) -> int:
+        with self._store.transaction() as session:
+            result = session.execute(
+                update(ContentRow)
+                .where(
+                    ContentRow.status == AWAITING_UPLOAD, ContentRow.upload_expires_at <= utcnow()
+                )
+                .values(status=FAILED, error="the upload URL expired before any upload arrived")
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def count_by_status(self) -> dict[str, int]:
+        with self._store.reading() as session:
+            return dict(
+                session.execute(
+                    select(ContentRow.status, func.count()).group_by(ContentRow.status)
+                ).all()
+            )

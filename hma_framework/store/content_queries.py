@@ -1,0 +1,148 @@
+"""Read-side queries over content and matches, shaped for the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+
+from hma_framework.store.db import Store
+from hma_framework.store.tables import (
+    BankRow,
+    ContentRow,
+    ContentSignalRow,
+    ContentSubmissionRow,
+    DeliveryRow,
+    MatchRow,
+)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _match_json(match: MatchRow, bank: str, content_id: str) -> dict[str, Any]:
+    return {
+        "id": match.id,
+        "content_id": content_id,
+        "bank": bank,
+        "member_id": match.member_pk,
+        "signal_type": match.signal_type,
+        "content_signal": match.content_signal,
+        "member_signal": match.member_signal,
+        "distance": match.distance,
+        "matched_at": _iso(match.created_at),
+    }
+
+
+class ContentQueries:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def describe(self, content_id: str) -> dict[str, Any] | None:
+        with self._store.reading() as session:
+            row = session.scalars(
+                select(ContentRow).where(ContentRow.content_id == content_id)
+            ).one_or_none()
+            if row is None:
+                return None
+            submissions = session.scalars(
+                select(ContentSubmissionRow)
+                .where(ContentSubmissionRow.content_pk == row.id)
+                .order_by(ContentSubmissionRow.id)
+            ).all()
+            signals = session.scalars(
+                select(ContentSignalRow)
+                .where(ContentSignalRow.content_pk == row.id)
+                .order_by(ContentSignalRow.signal_type)
+            ).all()
+            match_count = len(
+                session.scalars(select(MatchRow.id).where(MatchRow.content_pk == row.id)).all()
+            )
+            return {
+                "content_id": row.content_id,
+                "content_type": row.content_type,
+                "submission_method": row.submission_method,
+                "content_url": row.content_url,
+                "additional_fields": list(row.additional_fields),
+                "status": row.status,
+                "error": row.error,
+                "stages": {
+                    "submitted": _iso(row.submitted_at),
+                    "hashed": _iso(row.hashed_at),
+                    "matched": _iso(row.matched_at),
+                    "actioned": _iso(row.actioned_at),
+                },
+                "upload_expires_at": _iso(row.upload_expires_at),
+                "updated_at": _iso(row.updated_at),
+                "submissions": [
+                    {"submitted_at": _iso(s.submitted_at), "method": s.method} for s in submissions
+                ],
+                "signals": [
+                    {
+                        "signal_type": s.signal_type,
+                        "signal_value": s.signal_value,
+                        "quality": s.quality,
+                        "status": s.status,
+                    }
+                    for s in signals
+                ],
+                "match_count": match_count,
+            }
+
+    def content_pk(self, content_id: str) -> int | None:
+        with self._store.reading() as session:
+            return session.scalar(select(ContentRow.id).where(ContentRow.content_id == content_id))
+
+    def matches(
+        self,
+        *,
+        content_pk: int | None = None,
+        bank: str | None = None,
+        signal_type: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Matches newest first; ``before_id`` is the cursor (the last id of the prior page)."""
+        query = (
+            select(MatchRow, BankRow.name, ContentRow.content_id)
+            .join(BankRow, BankRow.id == MatchRow.bank_pk)
+            .join(ContentRow, ContentRow.id == MatchRow.content_pk)
+            .order_by(MatchRow.id.desc())
+            .limit(limit)
+        )
+        if content_pk is not None:
+            query = query.where(MatchRow.content_pk == content_pk)
+        if bank is not None:
+            query = query.where(BankRow.name == bank)
+        if signal_type is not None:
+            query = query.where(MatchRow.signal_type == signal_type)
+        if since is not None:
+            query = query.where(MatchRow.created_at >= since)
+        if until is not None:
+            query = query.where(MatchRow.created_at < until)
+        if before_id is not None:
+            query = query.where(MatchRow.id < before_id)
+        with self._store.reading() as session:
+            return [_match_json(m, bank_name, cid) for m, bank_name, cid in session.execute(query)]
+
+    def actions(self, content_pk: int) -> list[dict[str, Any]]:
+        with self._store.reading() as session:
+            rows = session.scalars(
+                select(DeliveryRow).where(DeliveryRow.content_pk == content_pk)
+            ).all()
+            return [
+                {
+                    "id": d.id,
+                    "action": d.action_key,
+                    "rules_fired": list(d.rules_fired),
+                    "status": d.status,
+                    "attempts": d.attempts,
+                    "last_error": d.last_error,
+                    "created_at": _iso(d.created_at),
+                }
+                for d in rows
+            ]

@@ -1,0 +1,104 @@
+"""Asking about content: its record, its matches, its actions; recent matches overall."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from hma_framework.runtime import Runtime
+from hma_framework.store.content_queries import ContentQueries
+from hma_framework.web.auth import requires_scope
+from hma_framework.web.errors import ApiError
+
+blueprint = Blueprint("content", __name__)
+MAX_PAGE = 1000
+
+
+def _queries() -> ContentQueries:
+    runtime: Runtime = current_app.extensions["hma"]
+    return ContentQueries(runtime.store)
+
+
+def _content_pk(content_id: str) -> int:
+    content_pk = _queries().content_pk(content_id)
+    if content_pk is None:
+        raise ApiError(404, f"no content with content_id {content_id!r}")
+    return content_pk
+
+
+def _int_arg(name: str, default: int | None, *, low: int, high: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be an integer, not {raw!r}") from exc
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}")
+    return value
+
+
+def _time_arg(name: str) -> dt.datetime | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be an ISO 8601 time, not {raw!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _page(matches: list[dict[str, Any]], limit: int) -> Response:
+    cursor = str(matches[-1]["id"]) if len(matches) == limit else None
+    return jsonify(matches=matches, next_cursor=cursor)
+
+
+@blueprint.get("/content/<path:content_id>/matches")
+@requires_scope("read")
+def content_matches(content_id: str) -> Response:
+    limit = _int_arg("limit", 100, low=1, high=MAX_PAGE) or 100
+    cursor = _int_arg("cursor", None, low=1, high=2**62)
+    matches = _queries().matches(content_pk=_content_pk(content_id), before_id=cursor, limit=limit)
+    return _page(matches, limit)
+
+
+@blueprint.get("/content/<path:content_id>/actions")
+@requires_scope("read")
+def content_actions(content_id: str) -> Response:
+    queries = _queries()
+    described = queries.describe(content_id)
+    if described is None:
+        raise ApiError(404, f"no content with content_id {content_id!r}")
+    return jsonify(
+        content_id=content_id,
+        actioned_at=described["stages"]["actioned"],
+        actions=queries.actions(_content_pk(content_id)),
+    )
+
+
+@blueprint.get("/content/<path:content_id>")
+@requires_scope("read")
+def content(content_id: str) -> Response:
+    described = _queries().describe(content_id)
+    if described is None:
+        raise ApiError(404, f"no content with content_id {content_id!r}")
+    return jsonify(described)
+
+
+@blueprint.get("/matches")
+@requires_scope("read")
+def matches() -> Response:
+    limit = _int_arg("limit", 100, low=1, high=MAX_PAGE) or 100
+    found = _queries().matches(
+        bank=request.args.get("bank") or None,
+        signal_type=request.args.get("signal_type") or None,
+        since=_time_arg("since"),
+        until=_time_arg("until"),
+        before_id=_int_arg("cursor", None, low=1, high=2**62),
+        limit=limit,
+    )
+    return _page(found, limit)

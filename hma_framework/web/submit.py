@@ -1,0 +1,231 @@
+"""The Content Submissions API: ``/submit/url/``, ``/bytes/``, ``/hash/`` and ``/put-url/``.
+
+The contract is Hasher-Matcher-Actioner's: ``{"content_id", "submit_successful": true}`` on
+success, ``{"message"}`` otherwise. Resubmitting a ``content_id`` with identical parameters is
+a no-op; with different ones it is a 409 unless ``force_resubmit`` is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from hma_framework.pipeline.stages import enqueue_stage, find_matches, new_job_id
+from hma_framework.runtime import Runtime
+from hma_framework.store import content as records
+from hma_framework.store.content import ComputedSignal, Submission, SubmitOutcome
+from hma_framework.store.tables import ContentRow
+from hma_framework.web.auth import requires_scope
+from hma_framework.web.errors import ApiError
+from hma_framework.web.uploads import upload_url
+from hma_framework.web.validation import field, json_body, string_list, text_field
+
+blueprint = Blueprint("submit", __name__)
+
+CONTENT_TYPES = ("photo", "video")
+_MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["hma"]
+    return runtime
+
+
+def _common(body: dict[str, Any]) -> tuple[str, str, tuple[str, ...], bool]:
+    content_id = text_field(body, "content_id")
+    content_type = field(body, "content_type", str)
+    if content_type not in CONTENT_TYPES:
+        raise ApiError(
+            400, f"content_type must be one of {', '.join(CONTENT_TYPES)}, not {content_type!r}"
+        )
+    additional_fields = string_list(body, "additional_fields")
+    force = field(body, "force_resubmit", bool, required=False, default=False)
+    assert content_id is not None
+    return content_id, content_type, additional_fields, bool(force)
+
+
+def _accepted(content_id: str) -> Response:
+    return jsonify(content_id=content_id, submit_successful=True)
+
+
+def _check_outcome(outcome: SubmitOutcome, content_id: str) -> None:
+    if outcome is SubmitOutcome.CONFLICT:
+        raise ApiError(
+            409,
+            f"content {content_id!r} was already submitted with different parameters; "
+            "set force_resubmit to process it again",
+        )
+
+
+def _validated_url(body: dict[str, Any], runtime: Runtime, *, required: bool) -> str | None:
+    url = text_field(body, "content_url", max_length=4096, required=required)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if not parts.scheme or not (parts.netloc or parts.path):
+        raise ApiError(400, f"content_url {url!r} is not an absolute URL")
+    if runtime.registry.content_source_for(url) is None:
+        raise ApiError(400, f"no content source can fetch {parts.scheme}:// URLs")
+    return url
+
+
+@blueprint.post("/submit/url/")
+@requires_scope("submit")
+def submit_url() -> Response:
+    runtime = _runtime()
+    body = json_body()
+    content_id, content_type, fields, force = _common(body)
+    url = _validated_url(body, runtime, required=True)
+    submission = Submission(content_id, content_type, "url", fields, content_url=url)
+    job_id = None
+    with runtime.store.transaction() as session:
+        outcome, content_pk = runtime.content.submit(submission, force=force, session=session)
+        _check_outcome(outcome, content_id)
+        if outcome is not SubmitOutcome.UNCHANGED:
+            job_id = new_job_id("hash", content_pk)
+            session.get_one(ContentRow, content_pk).job_id = job_id
+    if job_id is not None:
+        enqueue_stage(runtime, "hash", content_pk, job_id)
+    return _accepted(content_id)
+
+
+def _decode_media(body: dict[str, Any]) -> bytes:
+    encoded = field(body, "content_bytes", str)
+    try:
+        media = base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, f"content_bytes is not valid base64: {exc}") from exc
+    if not media:
+        raise ApiError(400, "content_bytes is empty")
+    return media
+
+
+@blueprint.post("/submit/bytes/")
+@requires_scope("submit")
+def submit_bytes() -> Response:
+    runtime = _runtime()
+    body = json_body()
+    content_id, content_type, fields, force = _common(body)
+    media = _decode_media(body)
+    submission = Submission(
+        content_id,
+        content_type,
+        "bytes",
+        fields,
+        parameters={"sha256": hashlib.sha256(media).hexdigest(), "size": len(media)},
+    )
+    media_key = runtime.media.new_key()
+    runtime.media.write_bytes(media_key, media)  # on disk before the job can look for it
+    job_id = None
+    try:
+        with runtime.store.transaction() as session:
+            outcome, content_pk = runtime.content.submit(submission, force=force, session=session)
+            _check_outcome(outcome, content_id)
+            if outcome is not SubmitOutcome.UNCHANGED:
+                job_id = new_job_id("hash", content_pk)
+                row = session.get_one(ContentRow, content_pk)
+                row.job_id, row.media_key = job_id, media_key
+    finally:
+        if job_id is None:  # refused or unchanged: keep nothing
+            runtime.media.delete(media_key)
+    if job_id is not None:
+        enqueue_stage(runtime, "hash", content_pk, job_id)
+    return _accepted(content_id)
+
+
+def _validated_signal(body: dict[str, Any], runtime: Runtime, content_type: str) -> tuple[str, str]:
+    signal_type = field(body, "signal_type", str)
+    record = runtime.registry.signal_types.get(signal_type)
+    if record is None:
+        known = ", ".join(sorted(runtime.registry.signal_types))
+        raise ApiError(400, f"unknown signal_type {signal_type!r}; installed: {known}")
+    if content_type not in record.applies_to():
+        raise ApiError(400, f"signal type {signal_type} does not apply to {content_type} content")
+    value = field(body, "signal_value", str)
+    try:
+        normalized = record.signal_type.validate_signal_str(value)
+    except Exception as exc:
+        raise ApiError(400, f"signal_value is not a valid {signal_type} hash: {exc}") from exc
+    return signal_type, normalized
+
+
+@blueprint.post("/submit/hash/")
+@requires_scope("submit")
+def submit_hash() -> Response:
+    """The high-throughput path: matched here, in the API process, against its own index.
+
+    Content, signal and matches are recorded in one transaction before the response; only
+    matched content goes on to the action queue.
+    """
+    runtime = _runtime()
+    body = json_body()
+    content_id, content_type, fields, force = _common(body)
+    signal_type, value = _validated_signal(body, runtime, content_type)
+    url = _validated_url(body, runtime, required=False)
+    submission = Submission(
+        content_id,
+        content_type,
+        "hash",
+        fields,
+        content_url=url,
+        parameters={"signal_type": signal_type, "signal_value": value},
+    )
+    signal = ComputedSignal(signal_type, value)
+    matches = find_matches(runtime, [signal])
+    act_job = None
+    with runtime.store.transaction() as session:
+        outcome, content_pk = runtime.content.submit(submission, force=force, session=session)
+        _check_outcome(outcome, content_id)
+        if outcome is SubmitOutcome.UNCHANGED:
+            return _accepted(content_id)
+        runtime.content.record_signals(content_pk, [signal], session)
+        if runtime.content.record_matches(content_pk, matches, session) == records.MATCHED:
+            act_job = new_job_id("act", content_pk)
+            session.get_one(ContentRow, content_pk).job_id = act_job
+    if act_job is not None:
+        enqueue_stage(runtime, "act", content_pk, act_job)
+    return _accepted(content_id)
+
+
+@blueprint.post("/submit/put-url/")
+@requires_scope("submit")
+def submit_put_url() -> Response:
+    runtime = _runtime()
+    body = json_body()
+    content_id, content_type, fields, force = _common(body)
+    file_type = text_field(body, "file_type", max_length=128)
+    assert file_type is not None
+    if not _MIME.match(file_type.lower()):
+        raise ApiError(400, f"file_type {file_type!r} is not a MIME type like image/jpeg")
+    ttl = runtime.settings.pipeline.upload_url_ttl_seconds
+    submission = Submission(
+        content_id,
+        content_type,
+        "put_url",
+        fields,
+        parameters={"file_type": file_type},
+        initial_status=records.AWAITING_UPLOAD,
+        upload_expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl),
+        media_type=file_type,
+    )
+    with runtime.store.transaction() as session:
+        outcome, content_pk = runtime.content.submit(submission, force=force, session=session)
+        _check_outcome(outcome, content_id)
+        awaiting = session.get_one(ContentRow, content_pk).status == records.AWAITING_UPLOAD
+    if outcome is SubmitOutcome.UNCHANGED and not awaiting:
+        raise ApiError(
+            409,
+            f"content {content_id!r} was already uploaded; set force_resubmit to upload again",
+        )
+    return jsonify(
+        content_id=content_id,
+        file_type=file_type,
+        presigned_url=upload_url(runtime, content_pk, request.host_url),
+    )
