@@ -50,7 +50,8 @@ def seed(store: Store, size: int) -> None:
             hexes = [row.tobytes().hex() for row in codes]
             ids = range(start + 1, start + count + 1)
             cursor.executemany(
-                f"INSERT INTO signal (id, signal_type, signal_value) VALUES ({param}, 'pdq', {param})",
+                "INSERT INTO signal (id, signal_type, signal_value) "
+                f"VALUES ({param}, 'pdq', {param})",
                 list(zip(ids, hexes, strict=True)),
             )
             now = "2026-01-01 00:00:00"

@@ -151,9 +151,8 @@ def _gunicorn_argv(settings: Settings) -> list[str]:
         "gthread" if settings.web.threads > 1 else "sync",
         "--graceful-timeout",
         "20",
-        "--access-logfile",
-        "-",
         "--no-control-socket",  # one per host by default; several instances would collide
+        *(["--access-logfile", "-"] if settings.log_level in ("DEBUG", "INFO") else []),
         "hma_framework.web.wsgi:create_wsgi_app()",
     ]
 

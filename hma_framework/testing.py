@@ -12,9 +12,12 @@ a schema of its own.
 
 from __future__ import annotations
 
+import io
 import os
+import random
 import secrets
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,10 @@ from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from hma_framework.pipeline.worker import run_worker
 from hma_framework.registry import Registry, make_registry
 from hma_framework.runtime import Runtime, build_runtime
-from hma_framework.settings import Settings
+from hma_framework.settings import QUEUE_NAMES, Settings
 from hma_framework.store import migrate
 from hma_framework.types import ActionHandlerRecord, SignalTypeRecord
 
@@ -130,7 +134,13 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(data_dir: Path, database_url: str, redis_url: str) -> Settings:
-    return Settings(data_dir=str(data_dir), database_url=database_url, redis_url=redis_url)
+    """Test settings: URL fetches may reach loopback test servers, retries are quick."""
+    settings = Settings(data_dir=str(data_dir), database_url=database_url, redis_url=redis_url)
+    return attrs.evolve(
+        settings,
+        fetch=attrs.evolve(settings.fetch, allowed_networks=("127.0.0.1/32",), timeout_seconds=5),
+        pipeline=attrs.evolve(settings.pipeline, retry_intervals_seconds=(1,)),
+    )
 
 
 @pytest.fixture
@@ -148,6 +158,19 @@ def runtime(settings: Settings, registry: Registry) -> Iterator[Runtime]:
 
 
 @pytest.fixture
+def worker_runtime(settings: Settings, registry: Registry) -> Iterator[Runtime]:
+    """A second runtime, as a worker process would build for itself."""
+    runtime = build_runtime(settings, registry=registry)
+    yield runtime
+    runtime.close()
+
+
+def run_jobs(runtime: Runtime, roles: Sequence[str] = QUEUE_NAMES) -> None:
+    """Run a real RQ worker until the queues are empty."""
+    run_worker(runtime, list(roles), burst=True)
+
+
+@pytest.fixture
 def app(runtime: Runtime) -> Any:
     from hma_framework.web.app import create_app
 
@@ -159,6 +182,36 @@ def app(runtime: Runtime) -> Any:
 @pytest.fixture
 def client(app: Any) -> Any:
     return app.test_client()
+
+
+@pytest.fixture
+def live_server(app: Any) -> Iterator[str]:
+    """The app on a real loopback HTTP server; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+def make_photo(width: int = 640, height: int = 480, seed: int = 0, fmt: str = "JPEG") -> bytes:
+    """A photo-like test image (gradients and shapes, so PDQ has structure to work with)."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = rng.randrange(10, max(11, min(width, height) // 3))
+        color = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=color)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
 
 
 @attrs.frozen

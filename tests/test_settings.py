@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hma_framework.settings import Settings, SettingsError, load_settings, settings_markdown_table
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from hma_framework.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -88,8 +86,3 @@ def test_missing_or_broken_config_file(tmp_path: Path) -> None:
     broken.write_text("[web\n")
     with pytest.raises(SettingsError, match=r"HMA_CONFIG.*not valid TOML"):
         load_settings(environ={"HMA_CONFIG": str(broken)})
-
-
-def test_readme_settings_table_is_current() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert settings_markdown_table() in readme, "regenerate it with `hma settings --markdown`"

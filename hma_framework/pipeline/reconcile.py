@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 NEXT_STAGE = {records.SUBMITTED: "hash", records.HASHED: "match", records.MATCHED: "act"}
 WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+#: A live worker ends a job (or its timeout does) and records that within moments; a job
+#: still "started" this long after its timeout ran out belongs to a worker that died.
+STARTED_GRACE_SECONDS = 2
 
 
 def _job_in_flight(runtime: Runtime, row: ContentRow, now: dt.datetime) -> bool:
@@ -38,10 +41,10 @@ def _job_in_flight(runtime: Runtime, row: ContentRow, now: dt.datetime) -> bool:
     if status in WAITING:
         return True
     if status == JobStatus.STARTED:
-        # A job may legitimately run up to its timeout; past that, its worker is gone.
         timeout = job.timeout or runtime.settings.workers.job_timeout_seconds
         started = job.started_at.replace(tzinfo=dt.UTC) if job.started_at else None
-        return started is not None and now - started < dt.timedelta(seconds=timeout + 30)
+        limit = dt.timedelta(seconds=timeout + STARTED_GRACE_SECONDS)
+        return started is not None and now - started < limit
     return False
 
 

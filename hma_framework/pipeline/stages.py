@@ -120,11 +120,14 @@ def hash_content(content_pk: int) -> str:
         runtime.content.mark_failed(content_pk, f"hashing failed: {exc}")
         _forget_media(runtime, row)
         return "failed"
-    except TransientFetchError as exc:
+    except Exception as exc:
+        # Transient failures (and unexpected errors: bugs, a full disk) are retried; once
+        # retries run out the content is marked failed with the reason, never left silent.
         if _retries_left() > 0:
             runtime.content.touch(content_pk)
             raise
-        runtime.content.mark_failed(content_pk, f"fetching failed after retries: {exc}")
+        what = "fetching" if isinstance(exc, TransientFetchError) else "hashing"
+        runtime.content.mark_failed(content_pk, f"{what} failed after retries: {exc}")
         return "failed"
     runtime.content.record_signals(content_pk, signals)
     _forget_media(runtime, row)

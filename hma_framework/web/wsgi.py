@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask
 
 from hma_framework.logging_setup import configure_logging
@@ -13,4 +15,7 @@ from hma_framework.web.app import create_app
 def create_wsgi_app() -> Flask:
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(build_runtime(settings))
+    runtime = build_runtime(settings)
+    # Warm the indexes in the background; a query that arrives first waits for them.
+    threading.Thread(target=runtime.indexes.refresh, name="index-warmup", daemon=True).start()
+    return create_app(runtime)

@@ -1,15 +1,23 @@
-"""PDQ for photos: the hma_pdq plugin."""
+"""PDQ for photos: the hma_pdq plugin (hasher, settings and exact index)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from threatexchange.signal_type.pdq.signal import PdqSignal
-
 from hma_framework.hookspecs import hookimpl
 from hma_framework.types import SignalTypeRecord
+from hma_pdq.hashing import PDQ_SETTINGS, HmaPdqSignal, make_pdq_hasher
+
+#: The distance at which PDQ hashes are considered the same picture, unless a bank says else.
+PDQ_DEFAULT_THRESHOLD = 31
 
 
 @hookimpl
 def hma_signal_types() -> Iterator[SignalTypeRecord]:
-    yield SignalTypeRecord(PdqSignal, content_types=("photo",), default_threshold=31)
+    yield SignalTypeRecord(
+        HmaPdqSignal,
+        content_types=("photo",),
+        default_threshold=PDQ_DEFAULT_THRESHOLD,
+        hasher_factory=make_pdq_hasher,
+        settings=PDQ_SETTINGS,
+    )

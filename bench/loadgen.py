@@ -1,0 +1,102 @@
+"""A small HTTP/1.1 load generator for the benchmarks: asyncio, keep-alive, pipelining off.
+
+It costs little CPU per request (requests are pre-rendered bytes, responses are parsed only
+for status and length), so on a shared 2-core machine most CPU goes to the server measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+
+
+@attrs.frozen
+class LoadResult:
+    requests: int
+    seconds: float
+    latencies: tuple[float, ...]
+    statuses: dict[int, int]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0
+
+    def summary(self) -> str:
+        p50 = statistics.median(self.latencies) * 1000 if self.latencies else 0.0
+        return (
+            f"{self.requests} requests in {self.seconds:.1f}s = {self.rate:,.0f} req/s; "
+            f"latency p50 {p50:.1f} ms, p99 {self.percentile(0.99) * 1000:.1f} ms; "
+            f"statuses {dict(sorted(self.statuses.items()))}"
+        )
+
+
+def render(method: str, path: str, host: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body or method in ("POST", "PUT"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _connection(
+    host: str,
+    port: int,
+    next_request: Callable[[], bytes | None],
+    latencies: list[float],
+    statuses: dict[int, int],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while (request := next_request()) is not None:
+            started = time.perf_counter()
+            writer.write(request)
+            status = await _read_response(reader)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+
+
+def run_load(
+    host: str, port: int, requests: Sequence[bytes], *, concurrency: int = 16
+) -> LoadResult:
+    """Send every request once over ``concurrency`` keep-alive connections."""
+    iterator = iter(requests)
+
+    def next_request() -> bytes | None:
+        return next(iterator, None)
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def main() -> None:
+        await asyncio.gather(
+            *(
+                _connection(host, port, next_request, latencies, statuses)
+                for _ in range(concurrency)
+            )
+        )
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    return LoadResult(len(latencies), time.perf_counter() - started, tuple(latencies), statuses)

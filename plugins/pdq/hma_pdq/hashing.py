@@ -1,0 +1,113 @@
+"""The PDQ photo hasher: correct pixels in (see ``image_decode``), hash and quality out.
+
+``PdqHasher`` is the plugin's ``MediaHasher`` (``make_pdq_hasher`` builds it from the ``[pdq]``
+settings); ``HmaPdqSignal`` gives python-threatexchange callers the same hashes through the
+``PdqSignal`` contract.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import attrs
+import numpy as np
+import pdqhash
+from PIL import Image
+from threatexchange.signal_type.pdq.signal import PdqSignal
+
+from hma_framework.settings import load_section
+from hma_framework.types import HashResult
+from hma_pdq.image_decode import RgbArray, decode_pixels, open_image
+from hma_pdq.pdq_settings import PDQ_SETTINGS, PdqSettings
+
+if TYPE_CHECKING:
+    from hma_framework.settings import Settings
+
+__all__ = ["PDQ_SETTINGS", "HmaPdqSignal", "PdqHasher", "PdqSettings", "make_pdq_hasher"]
+
+
+@attrs.frozen
+class PdqHasher:
+    """Hashes photos with PDQ as they look: upright, in RGB, transparency on white.
+
+    Returns the 64-hex-digit hash and its quality; below ``quality_threshold`` the result is
+    still a hash, with ``quality_ok`` False, so it can be recorded but not matched.
+
+    Raises ``UnhashableMediaError`` for anything that is not a readable image: unknown or
+    refused formats, corrupt or truncated files, images over ``max_pixels`` (checked on the
+    header, before decoding). Missing or unreadable *paths* raise ``OSError`` as usual: that is
+    the caller's problem, not the media's.
+
+    Animated images (GIF, APNG, WebP) are hashed by their first frame: it is what still-image
+    viewers, previews and the reference PDQ tools show and hash, so banked hashes of such
+    media were made from it. Refusing them instead would let anyone dodge matching by adding
+    a second frame; video signal types cover the animation itself.
+    """
+
+    settings: PdqSettings = attrs.field(factory=PdqSettings)
+
+    def hash_file(self, path: Path) -> HashResult:
+        """Hash the image at ``path``, read through Pillow in blocks, never whole into memory."""
+        with open(path, "rb") as media:
+            return self._hash_stream(media)
+
+    def hash_bytes(self, data: bytes) -> HashResult:
+        """Hash an encoded image held in memory."""
+        return self._hash_stream(io.BytesIO(data))
+
+    def hash_image(self, image: Image.Image) -> HashResult:
+        """Hash an opened Pillow image, best not yet loaded (so JPEGs can be decoded reduced).
+
+        The image is consumed: it is closed once its pixels have been read.
+        """
+        return self._hash_pixels(decode_pixels(image, self.settings))
+
+    def _hash_stream(self, media: BinaryIO) -> HashResult:
+        return self.hash_image(open_image(media))
+
+    def _hash_pixels(self, pixels: RgbArray) -> HashResult:
+        bits, quality = pdqhash.compute(pixels)
+        value = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
+        quality = int(quality)
+        return HashResult(
+            value=value, quality=quality, quality_ok=quality >= self.settings.quality_threshold
+        )
+
+
+def make_pdq_hasher(settings: Settings) -> PdqHasher:
+    """The hasher configured by the ``[pdq]`` table and ``HMA_PDQ_*`` variables."""
+    return PdqHasher(load_section(settings, PDQ_SETTINGS.name, PdqSettings))
+
+
+class HmaPdqSignal(PdqSignal):
+    """``PdqSignal`` hashing through ``PdqHasher`` with default settings.
+
+    pytx's own ``PdqSignal`` hands Pillow's raw arrays to pdqhash, so palette, CMYK and
+    16-bit images hash far from how they look, and EXIF orientation is ignored. This subclass
+    keeps the pytx contract (an empty string when the quality is under 50) but raises
+    ``UnhashableMediaError`` for media that is not a readable image, as ``PdqSignal`` raises
+    Pillow's errors. The name stays ``pdq``: the hashes are the same signal type.
+    """
+
+    @classmethod
+    def get_name(cls) -> str:
+        return "pdq"
+
+    @classmethod
+    def validate_signal_str(cls, signal_str: str) -> str:
+        """Accept upper-case hex and surrounding space too; store the canonical lower case."""
+        return super().validate_signal_str(signal_str.strip().lower())
+
+    @classmethod
+    def hash_from_file(cls, file: Path) -> str:
+        return _signal_str(PdqHasher().hash_file(file))
+
+    @classmethod
+    def hash_from_bytes(cls, bytes_: bytes) -> str:
+        return _signal_str(PdqHasher().hash_bytes(bytes_))
+
+
+def _signal_str(result: HashResult) -> str:
+    return result.value if result.quality_ok else ""
