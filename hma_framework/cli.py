@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from typing import Any
 
@@ -240,6 +242,123 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     finally:
         store.close()
     click.echo(f"revoked {key_id}")
+
+
+# --- banks ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def banks() -> None:
+    """Banks: import and export members as CSV or NDJSON."""
+
+
+def _bank_io_context(ctx: click.Context, bank: str, create: bool = False) -> tuple[Any, Any]:
+    from hma_framework.registry import make_registry
+    from hma_framework.store.bank_queries import BankQueries
+    from hma_framework.store.banks import Banks
+
+    store = _store(ctx)
+    if BankQueries(store).bank(bank) is None:
+        if not create:
+            store.close()
+            raise click.ClickException(f"no bank named {bank!r} (use --create to make it)")
+        Banks(store).create_bank(bank)
+    return store, make_registry(_settings(ctx))
+
+
+@banks.command("import")
+@click.argument("bank")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "ndjson"]),
+    help="Default: from the file name (.csv, else NDJSON).",
+)
+@click.option("--strict", is_flag=True, help="Refuse the whole import if any row is invalid.")
+@click.option("--create", is_flag=True, help="Create the bank if it does not exist.")
+@click.pass_context
+def banks_import(
+    ctx: click.Context, bank: str, source: str, fmt: str | None, strict: bool, create: bool
+) -> None:
+    """Add the rows of SOURCE (a file, or - for stdin) to BANK.
+
+    Columns / keys: signal_type, signal_value, tags (';'-separated in CSV), notes, content_id.
+    Invalid rows are reported with their line numbers and skipped.
+    """
+    from hma_framework.bank_io import guess_format, import_members, validate_only
+
+    fmt = fmt or guess_format(source)
+    if strict and source == "-":
+        raise click.BadParameter("--strict needs a file (it reads the input twice)")
+    store, registry = _bank_io_context(ctx, bank, create)
+    try:
+        if strict:
+            with _open_text(source, "r") as checked:
+                report = validate_only(registry, checked, fmt)
+            if report.invalid:
+                _print_rejects(report)
+                raise click.ClickException(f"import refused: {report.invalid} invalid row(s)")
+        with _open_text(source, "r") as lines:
+            size = os.path.getsize(source) if source != "-" else 0
+            show = sys.stderr.isatty() and size > 0
+            with click.progressbar(
+                length=size, label="importing", file=sys.stderr, hidden=not show
+            ) as bar:
+                report = import_members(store, registry, bank, _counted(lines, bar), fmt)
+    finally:
+        store.close()
+    _print_rejects(report)
+    click.echo(f"added {report.added} member(s) to {bank}; skipped {report.invalid} invalid")
+    if report.invalid and not report.added:
+        sys.exit(1)
+
+
+def _open_text(path: str, mode: str) -> Any:
+    """A text file (newline-preserving, as csv needs), or stdin/stdout for '-'."""
+    if path == "-":
+        stream = sys.stdin if mode == "r" else sys.stdout
+        return contextlib.nullcontext(stream)
+    return open(path, mode, newline="", encoding="utf-8")
+
+
+def _counted(lines: Any, bar: Any) -> Any:
+    for line in lines:
+        bar.update(len(line))
+        yield line
+
+
+def _print_rejects(report: Any) -> None:
+    for line, message in report.errors:
+        click.echo(f"line {line}: {message}", err=True)
+    if report.invalid > len(report.errors):
+        click.echo(f"... and {report.invalid - len(report.errors)} more", err=True)
+
+
+@banks.command("export")
+@click.argument("bank")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "ndjson"]), default="ndjson", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="File to write (default: stdout).",
+)
+@click.pass_context
+def banks_export(ctx: click.Context, bank: str, fmt: str, output: str) -> None:
+    """Write BANK's members in the import format (a round trip reproduces the bank)."""
+    from hma_framework.bank_io import export_lines
+
+    store, _registry = _bank_io_context(ctx, bank)
+    try:
+        with _open_text(output, "w") as target:
+            for line in export_lines(store, bank, fmt):
+                target.write(line)
+    finally:
+        store.close()
 
 
 # --- plugins and settings --------------------------------------------------------------------

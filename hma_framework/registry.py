@@ -31,6 +31,10 @@ class RegistryError(RuntimeError):
     """The plugins disagree: a duplicate name, a record of the wrong type, a dangling index."""
 
 
+class InvalidSignalError(ValueError):
+    """A submitted hash is not valid for its signal type (or the type is unknown)."""
+
+
 @attrs.frozen
 class PluginSummary:
     """One loaded plugin and the names it contributed, by hook."""
@@ -130,6 +134,17 @@ class Registry:
                 raise RegistryError(f"two different settings sections are named {section.name!r}")
             found[section.name] = section
         return list(found.values())
+
+    def normalize_signal(self, signal_type: str, value: str) -> str:
+        """The canonical form of ``value``, or ``InvalidSignalError`` saying what is wrong."""
+        record = self.signal_types.get(signal_type)
+        if record is None:
+            known = ", ".join(sorted(self.signal_types))
+            raise InvalidSignalError(f"unknown signal_type {signal_type!r}; installed: {known}")
+        try:
+            return record.signal_type.validate_signal_str(value)
+        except Exception as exc:  # pytx signal types raise assorted errors for bad input
+            raise InvalidSignalError(f"not a valid {signal_type} hash: {exc}") from exc
 
     def signal_types_for(self, content_type: str) -> list[SignalTypeRecord]:
         """The signal types computed for a content type (``photo``, ``video``)."""

@@ -111,13 +111,15 @@ class SignalTypeRecord:
     ``BytesHasher``/``FileHasher`` methods and validation from ``validate_signal_str``.
     ``content_types`` names the kinds of content (``photo``, ``video``) it is computed for;
     when empty it is read from the signal type's own ``get_content_types()``.
-    ``default_threshold`` is the match distance for banks that set none (0: exact only).
+    ``default_threshold`` is the match distance for banks that set none (0: exact only);
+    ``max_threshold`` the largest a bank may set (default: ``default_threshold``).
     """
 
     signal_type: type[SignalType] = attrs.field(validator=_signal_type_class)
     content_types: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     enabled_by_default: bool = True
     default_threshold: int = 0
+    max_threshold: int | None = None
     hasher_factory: Callable[[Settings], MediaHasher] | None = None
     settings: SettingsSection | None = None
 
@@ -130,6 +132,10 @@ class SignalTypeRecord:
         if self.content_types:
             return self.content_types
         return tuple(ct.get_name() for ct in self.signal_type.get_content_types())
+
+    @property
+    def threshold_limit(self) -> int:
+        return self.default_threshold if self.max_threshold is None else self.max_threshold
 
     def make_hasher(self, settings: Settings) -> MediaHasher:
         """The configured hasher, or one over the signal type's own ``hash_from_file``."""

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 from sqlalchemy import select
@@ -25,7 +26,13 @@ from hma_framework.registry import Registry
 from hma_framework.settings import Settings
 from hma_framework.store.banks import SIGNAL_ADDED, SIGNAL_REMOVED, Banks
 from hma_framework.store.db import Store
-from hma_framework.store.tables import BankMemberRow, BankRow, MemberSignalRow, SignalRow
+from hma_framework.store.tables import (
+    BankMemberRow,
+    BankRow,
+    ExchangeRow,
+    MemberSignalRow,
+    SignalRow,
+)
 from hma_framework.types import IndexMatch, SignalIndex
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,8 @@ class BankMatch:
     member_content_id: str | None
     member_tags: tuple[str, ...]
     member_notes: str
+    exchange: str | None = None
+    exchange_metadata: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -268,10 +277,13 @@ class IndexManager:
                 BankMemberRow.content_id,
                 BankMemberRow.tags,
                 BankMemberRow.notes,
+                BankMemberRow.exchange_metadata,
+                ExchangeRow.name,
             )
             .join(MemberSignalRow, MemberSignalRow.signal_pk == SignalRow.id)
             .join(BankMemberRow, BankMemberRow.id == MemberSignalRow.member_pk)
             .join(BankRow, BankRow.id == BankMemberRow.bank_pk)
+            .outerjoin(ExchangeRow, ExchangeRow.id == BankRow.exchange_pk)
             .where(
                 SignalRow.id.in_(list(distances)),
                 BankMemberRow.enabled.is_(True),
@@ -284,7 +296,7 @@ class IndexManager:
         with self._store.reading() as session:
             for row in session.execute(query):
                 signal_pk, stored, bank_pk, bank_name, bank_tags, thresholds = row[:6]
-                member_pk, content_id, member_tags, notes = row[6:]
+                member_pk, content_id, member_tags, notes, metadata, exchange = row[6:]
                 distance = distances[signal_pk]
                 if distance > int(thresholds.get(signal_type, default)):
                     continue
@@ -301,6 +313,8 @@ class IndexManager:
                         member_content_id=content_id,
                         member_tags=tuple(member_tags),
                         member_notes=notes,
+                        exchange=exchange,
+                        exchange_metadata=dict(metadata or {}),
                     )
                 )
         return sorted(matches, key=lambda m: (m.distance, m.bank_name, m.member_pk))

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from rq import Retry, get_current_job
 
 from hma_framework.errors import PermanentMediaError, TransientFetchError
+from hma_framework.media_hashing import compute_signals, fetched
 from hma_framework.pipeline.acting import evaluate_actions
 from hma_framework.pipeline.context import current_runtime
 from hma_framework.runtime import Runtime
@@ -71,35 +71,11 @@ def _media_file(runtime: Runtime, row: ContentRow) -> Iterator[Path]:
         if not path.exists():
             raise PermanentMediaError("the uploaded media is no longer in the media store")
         yield path
-        return
-    if not row.content_url:
+    elif row.content_url:
+        with fetched(runtime, row.content_url) as path:
+            yield path
+    else:
         raise PermanentMediaError("content has neither uploaded media nor a URL to fetch")
-    source = runtime.content_source(row.content_url)
-    if source is None:
-        raise PermanentMediaError(f"no content source can fetch {row.content_url!r}")
-    tmp_dir = runtime.settings.data_path / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=tmp_dir, prefix="fetch-")
-    download = Path(name)
-    try:
-        with open(handle, "wb") as target:
-            source.fetch(row.content_url, target)
-        yield download
-    finally:
-        download.unlink(missing_ok=True)
-
-
-def _compute_signals(runtime: Runtime, row: ContentRow, path: Path) -> list[ComputedSignal]:
-    signal_types = runtime.registry.signal_types_for(row.content_type)
-    if not signal_types:
-        raise PermanentMediaError(f"no installed signal type hashes {row.content_type} content")
-    computed = []
-    for record in signal_types:
-        result = runtime.hashers[record.name].hash_file(path)
-        computed.append(
-            ComputedSignal(record.name, result.value, result.quality, result.quality_ok)
-        )
-    return computed
 
 
 def _forget_media(runtime: Runtime, row: ContentRow) -> None:
@@ -115,7 +91,7 @@ def hash_content(content_pk: int) -> str:
         return "skipped: not awaiting hashing"
     try:
         with _media_file(runtime, row) as path:
-            signals = _compute_signals(runtime, row, path)
+            signals = compute_signals(runtime, row.content_type, path)
     except PermanentMediaError as exc:
         runtime.content.mark_failed(content_pk, f"hashing failed: {exc}")
         _forget_media(runtime, row)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from flask import Blueprint, Flask
 
 from hma_framework.runtime import Runtime
-from hma_framework.web import content, status, submit, uploads
+from hma_framework.web import bank_transfer, banks, content, lookup, status, submit, uploads
 from hma_framework.web.auth import install_auth
 from hma_framework.web.errors import register_error_handlers
 
@@ -22,7 +22,15 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.web.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["hma"] = runtime
-    for blueprint in (status.blueprint, submit.blueprint, uploads.blueprint, content.blueprint):
+    for blueprint in (
+        status.blueprint,
+        submit.blueprint,
+        uploads.blueprint,
+        content.blueprint,
+        banks.blueprint,
+        bank_transfer.blueprint,
+        lookup.blueprint,
+    ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():
         if source.blueprint is not None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from hma_framework.pipeline.stages import enqueue_stage, find_matches, new_job_id
+from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
 from hma_framework.store.content import ComputedSignal, Submission, SubmitOutcome
@@ -142,17 +143,15 @@ def submit_bytes() -> Response:
 
 def _validated_signal(body: dict[str, Any], runtime: Runtime, content_type: str) -> tuple[str, str]:
     signal_type = field(body, "signal_type", str)
-    record = runtime.registry.signal_types.get(signal_type)
-    if record is None:
-        known = ", ".join(sorted(runtime.registry.signal_types))
-        raise ApiError(400, f"unknown signal_type {signal_type!r}; installed: {known}")
-    if content_type not in record.applies_to():
-        raise ApiError(400, f"signal type {signal_type} does not apply to {content_type} content")
     value = field(body, "signal_value", str)
     try:
-        normalized = record.signal_type.validate_signal_str(value)
-    except Exception as exc:
-        raise ApiError(400, f"signal_value is not a valid {signal_type} hash: {exc}") from exc
+        normalized = runtime.registry.normalize_signal(signal_type, value)
+    except InvalidSignalError as exc:
+        message = str(exc)
+        detail = message if "unknown" in message else f"signal_value is {message}"
+        raise ApiError(400, detail) from exc
+    if content_type not in runtime.registry.signal_types[signal_type].applies_to():
+        raise ApiError(400, f"signal type {signal_type} does not apply to {content_type} content")
     return signal_type, normalized
 
 

@@ -18,6 +18,7 @@ def hma_signal_types() -> Iterator[SignalTypeRecord]:
         HmaPdqSignal,
         content_types=("photo",),
         default_threshold=PDQ_DEFAULT_THRESHOLD,
+        max_threshold=63,  # a quarter of the bits; the index stays exact up to here
         hasher_factory=make_pdq_hasher,
         settings=PDQ_SETTINGS,
     )

@@ -1,0 +1,136 @@
+"""Read-side queries over banks and members, shaped for the API and the exporter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import func, select
+
+from hma_framework.store.db import Store
+from hma_framework.store.tables import (
+    BankMemberRow,
+    BankRow,
+    ExchangeRow,
+    MemberSignalRow,
+    SignalRow,
+)
+
+
+def bank_json(bank: BankRow, members: int, exchange: str | None) -> dict[str, Any]:
+    return {
+        "name": bank.name,
+        "description": bank.description,
+        "tags": list(bank.tags),
+        "enabled": bank.enabled,
+        "thresholds": dict(bank.thresholds),
+        "exchange": exchange,
+        "member_count": members,
+        "created_at": bank.created_at.isoformat(),
+        "updated_at": bank.updated_at.isoformat(),
+    }
+
+
+class BankQueries:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def banks(self, name: str | None = None) -> list[dict[str, Any]]:
+        counts = (
+            select(BankMemberRow.bank_pk, func.count().label("members"))
+            .group_by(BankMemberRow.bank_pk)
+            .subquery()
+        )
+        query = (
+            select(BankRow, func.coalesce(counts.c.members, 0), ExchangeRow.name)
+            .outerjoin(counts, counts.c.bank_pk == BankRow.id)
+            .outerjoin(ExchangeRow, ExchangeRow.id == BankRow.exchange_pk)
+            .order_by(BankRow.name)
+        )
+        if name is not None:
+            query = query.where(BankRow.name == name)
+        with self._store.reading() as session:
+            return [bank_json(bank, int(n), ex) for bank, n, ex in session.execute(query)]
+
+    def bank(self, name: str) -> dict[str, Any] | None:
+        found = self.banks(name)
+        return found[0] if found else None
+
+    def _signals_of(self, session: Any, member_pks: list[int]) -> dict[int, list[dict[str, str]]]:
+        signals: dict[int, list[dict[str, str]]] = {pk: [] for pk in member_pks}
+        rows = session.execute(
+            select(MemberSignalRow.member_pk, SignalRow.signal_type, SignalRow.signal_value)
+            .join(SignalRow, SignalRow.id == MemberSignalRow.signal_pk)
+            .where(MemberSignalRow.member_pk.in_(member_pks))
+            .order_by(SignalRow.signal_type)
+        )
+        for member_pk, signal_type, value in rows:
+            signals[member_pk].append({"signal_type": signal_type, "signal_value": value})
+        return signals
+
+    def members(
+        self,
+        bank_name: str,
+        *,
+        after_id: int | None = None,
+        limit: int = 100,
+        signal_type: str | None = None,
+        tag: str | None = None,
+        enabled: bool | None = None,
+        member_pk: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Members in id order; ``after_id`` is the cursor."""
+        query = (
+            select(BankMemberRow)
+            .join(BankRow, BankRow.id == BankMemberRow.bank_pk)
+            .where(BankRow.name == bank_name)
+            .order_by(BankMemberRow.id)
+        )
+        if after_id is not None:
+            query = query.where(BankMemberRow.id > after_id)
+        if member_pk is not None:
+            query = query.where(BankMemberRow.id == member_pk)
+        if enabled is not None:
+            query = query.where(BankMemberRow.enabled.is_(enabled))
+        if signal_type is not None:
+            holders = (
+                select(MemberSignalRow.member_pk)
+                .join(SignalRow, SignalRow.id == MemberSignalRow.signal_pk)
+                .where(SignalRow.signal_type == signal_type)
+            )
+            query = query.where(BankMemberRow.id.in_(holders))
+        with self._store.reading() as session:
+            rows: list[BankMemberRow] = []
+            # Tags live in a JSON list; filter them here so both databases behave alike.
+            batch_query = query.limit(limit if tag is None else limit * 20)
+            for row in session.scalars(batch_query):
+                if tag is None or tag in row.tags:
+                    rows.append(row)
+                if len(rows) == limit:
+                    break
+            signals = self._signals_of(session, [r.id for r in rows])
+            return [member_json(row, bank_name, signals[row.id]) for row in rows]
+
+    def iter_members(self, bank_name: str, batch: int = 5000) -> Iterator[dict[str, Any]]:
+        after = None
+        while True:
+            page = self.members(bank_name, after_id=after, limit=batch)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1]["id"]
+
+
+def member_json(row: BankMemberRow, bank: str, signals: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "bank": bank,
+        "content_id": row.content_id,
+        "notes": row.notes,
+        "tags": list(row.tags),
+        "enabled": row.enabled,
+        "signals": signals,
+        "exchange_metadata": dict(row.exchange_metadata) or None,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }

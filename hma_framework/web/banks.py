@@ -1,0 +1,229 @@
+"""Banks and their members: ``/banks``, ``/banks/<name>``, ``/banks/<name>/members``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import IntegrityError
+
+from hma_framework.runtime import Runtime
+from hma_framework.store.bank_queries import BankQueries
+from hma_framework.store.banks import Banks
+from hma_framework.web.auth import requires_scope
+from hma_framework.web.errors import ApiError
+from hma_framework.web.member_input import MAX_BATCH, MemberError, member_from_json
+from hma_framework.web.validation import field, json_body, string_list
+
+blueprint = Blueprint("banks", __name__)
+_BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["hma"]
+    return runtime
+
+
+def _bank_or_404(name: str) -> dict[str, Any]:
+    bank = BankQueries(_runtime().store).bank(name)
+    if bank is None:
+        raise ApiError(404, f"no bank named {name!r}")
+    return bank
+
+
+def _thresholds(body: dict[str, Any], runtime: Runtime) -> dict[str, int] | None:
+    given = field(body, "thresholds", dict, required=False)
+    if given is None:
+        return None
+    checked = {}
+    for signal_type, value in given.items():
+        record = runtime.registry.signal_types.get(signal_type)
+        if record is None:
+            raise ApiError(400, f"thresholds: unknown signal type {signal_type!r}")
+        limit = record.threshold_limit
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+            raise ApiError(
+                400,
+                f"thresholds: {signal_type} must be an integer from 0 to {limit}, not {value!r}",
+            )
+        checked[signal_type] = value
+    return checked
+
+
+@blueprint.post("/banks")
+@requires_scope("admin")
+def create_bank() -> tuple[Response, int]:
+    runtime = _runtime()
+    body = json_body()
+    name = field(body, "name", str)
+    if not _BANK_NAME.match(name):
+        raise ApiError(400, "name must be 1-128 letters, digits, '_', '.' or '-'")
+    try:
+        Banks(runtime.store).create_bank(
+            name,
+            description=field(body, "description", str, required=False, default=""),
+            tags=string_list(body, "tags"),
+            thresholds=_thresholds(body, runtime),
+            enabled=field(body, "enabled", bool, required=False, default=True),
+        )
+    except IntegrityError as exc:
+        raise ApiError(409, f"a bank named {name!r} already exists") from exc
+    return jsonify(_bank_or_404(name)), 201
+
+
+@blueprint.get("/banks")
+@requires_scope("read")
+def list_banks() -> Response:
+    return jsonify(banks=BankQueries(_runtime().store).banks())
+
+
+@blueprint.get("/banks/<name>")
+@requires_scope("read")
+def get_bank(name: str) -> Response:
+    return jsonify(_bank_or_404(name))
+
+
+@blueprint.patch("/banks/<name>")
+@requires_scope("admin")
+def update_bank(name: str) -> Response:
+    runtime = _runtime()
+    body = json_body()
+    _bank_or_404(name)
+    Banks(runtime.store).update_bank(
+        name,
+        description=field(body, "description", str, required=False),
+        tags=string_list(body, "tags") if "tags" in body else None,
+        enabled=field(body, "enabled", bool, required=False),
+        thresholds=_thresholds(body, runtime),
+    )
+    return jsonify(_bank_or_404(name))
+
+
+@blueprint.delete("/banks/<name>")
+@requires_scope("admin")
+def delete_bank(name: str) -> tuple[str, int]:
+    bank = _bank_or_404(name)
+    if bank["exchange"] and request.args.get("force") not in ("1", "true", "yes"):
+        raise ApiError(
+            409,
+            f"bank {name!r} is filled by exchange {bank['exchange']!r}; delete the exchange "
+            "first, or add ?force=true to delete the bank anyway",
+        )
+    Banks(_runtime().store).delete_bank(name)
+    return "", 204
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+@blueprint.post("/banks/<name>/members")
+@requires_scope("admin")
+def add_members(name: str) -> tuple[Response, int]:
+    """One member (JSON object or multipart upload), or ``{"members": [...]}`` in a batch.
+
+    In a batch, invalid rows are reported by index and the valid ones are added.
+    """
+    runtime = _runtime()
+    _bank_or_404(name)
+    banks = Banks(runtime.store)
+    if request.mimetype == "multipart/form-data":
+        rows: list[Any] = [dict(request.form)]
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError(400, "a multipart request needs the media in a 'file' field")
+        rows[0]["_upload"] = upload.read()
+        batch = False
+    else:
+        body = json_body()
+        batch = "members" in body
+        rows = field(body, "members", list) if batch else [body]
+    if len(rows) > MAX_BATCH:
+        raise ApiError(413, f"at most {MAX_BATCH} members per request; split the batch")
+    members, errors = [], []
+    for index, row in enumerate(rows):
+        try:
+            members.append((index, member_from_json(runtime, row)))
+        except MemberError as exc:
+            if not batch:
+                raise ApiError(exc.status, str(exc)) from exc
+            errors.append({"index": index, "message": str(exc)})
+    ids = banks.add_members(name, [m for _, m in members]) if members else []
+    if not batch:
+        queries = BankQueries(runtime.store)
+        return jsonify(queries.members(name, member_pk=ids[0])[0]), 201
+    added = [{"index": i, "id": pk} for (i, _), pk in zip(members, ids, strict=True)]
+    return jsonify(added=added, errors=errors), 200 if added or not errors else 400
+
+
+def _bool_arg(name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise ApiError(400, f"{name} must be true or false, not {raw!r}")
+
+
+def _int_arg(name: str, default: int | None, high: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise ApiError(400, f"{name} must be an integer from 1 to {high}")
+    return int(raw)
+
+
+@blueprint.get("/banks/<name>/members")
+@requires_scope("read")
+def list_members(name: str) -> Response:
+    _bank_or_404(name)
+    limit = _int_arg("limit", 100, 1000) or 100
+    members = BankQueries(_runtime().store).members(
+        name,
+        after_id=_int_arg("cursor", None, 2**62),
+        limit=limit,
+        signal_type=request.args.get("signal_type") or None,
+        tag=request.args.get("tag") or None,
+        enabled=_bool_arg("enabled"),
+    )
+    cursor = str(members[-1]["id"]) if len(members) == limit else None
+    return jsonify(members=members, next_cursor=cursor)
+
+
+def _member_or_404(name: str, member_id: int) -> dict[str, Any]:
+    _bank_or_404(name)
+    found = BankQueries(_runtime().store).members(name, member_pk=member_id)
+    if not found:
+        raise ApiError(404, f"bank {name!r} has no member {member_id}")
+    return found[0]
+
+
+@blueprint.get("/banks/<name>/members/<int:member_id>")
+@requires_scope("read")
+def get_member(name: str, member_id: int) -> Response:
+    return jsonify(_member_or_404(name, member_id))
+
+
+@blueprint.patch("/banks/<name>/members/<int:member_id>")
+@requires_scope("admin")
+def update_member(name: str, member_id: int) -> Response:
+    body = json_body()
+    _member_or_404(name, member_id)
+    Banks(_runtime().store).update_member(
+        member_id,
+        notes=field(body, "notes", str, required=False),
+        tags=string_list(body, "tags") if "tags" in body else None,
+        enabled=field(body, "enabled", bool, required=False),
+    )
+    return jsonify(_member_or_404(name, member_id))
+
+
+@blueprint.delete("/banks/<name>/members/<int:member_id>")
+@requires_scope("admin")
+def delete_member(name: str, member_id: int) -> tuple[str, int]:
+    _member_or_404(name, member_id)
+    Banks(_runtime().store).remove_member(member_id)
+    return "", 204

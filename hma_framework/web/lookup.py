@@ -1,0 +1,148 @@
+"""Index queries that write nothing: ``GET/POST /lookup`` and ``POST /compare``.
+
+Every lookup endpoint answers with the same match shape, so a client parses one format.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from hma_framework.errors import PermanentMediaError, TransientFetchError
+from hma_framework.index.manager import BankMatch
+from hma_framework.media_hashing import bytes_file, compute_signals, fetched
+from hma_framework.registry import InvalidSignalError
+from hma_framework.runtime import Runtime
+from hma_framework.web.auth import requires_scope
+from hma_framework.web.errors import ApiError
+from hma_framework.web.validation import field, json_body, string_list
+
+blueprint = Blueprint("lookup", __name__)
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["hma"]
+    return runtime
+
+
+def match_json(match: BankMatch) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "bank": match.bank_name,
+        "member_id": match.member_pk,
+        "content_id": match.member_content_id,
+        "tags": list(match.member_tags),
+        "bank_tags": list(match.bank_tags),
+        "notes": match.member_notes,
+        "signal_type": match.signal_type,
+        "signal": match.stored_signal,
+        "distance": match.distance,
+    }
+    if match.exchange:
+        found["exchange"] = {"name": match.exchange, **match.exchange_metadata}
+    return found
+
+
+def _normalized(runtime: Runtime, signal_type: str, value: str) -> str:
+    try:
+        return runtime.registry.normalize_signal(signal_type, value)
+    except InvalidSignalError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+def _banks_filter(raw: Any) -> list[str] | None:
+    if raw is None or raw == "" or raw == []:
+        return None
+    if isinstance(raw, str):
+        return [name for name in raw.split(",") if name]
+    return list(raw)
+
+
+@blueprint.get("/lookup")
+@requires_scope("read")
+def lookup_hash() -> Response:
+    runtime = _runtime()
+    signal_type = request.args.get("signal_type", "")
+    signal = request.args.get("signal", "")
+    if not signal_type or not signal:
+        raise ApiError(400, "lookup needs signal_type and signal query parameters")
+    value = _normalized(runtime, signal_type, signal)
+    matches = runtime.indexes.match(
+        signal_type, value, banks=_banks_filter(request.args.get("banks"))
+    )
+    return jsonify(signal_type=signal_type, signal=value, matches=[match_json(m) for m in matches])
+
+
+def _media_signals(runtime: Runtime, body: dict[str, Any], content_type: str) -> list[Any]:
+    try:
+        if "content_url" in body:
+            with fetched(runtime, field(body, "content_url", str)) as path:
+                return compute_signals(runtime, content_type, path)
+        encoded = field(body, "content_bytes", str)
+        try:
+            media = base64.b64decode("".join(encoded.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ApiError(400, f"content_bytes is not valid base64: {exc}") from exc
+        if not media:
+            raise ApiError(400, "content_bytes is empty")
+        with bytes_file(runtime, media) as path:
+            return compute_signals(runtime, content_type, path)
+    except PermanentMediaError as exc:
+        raise ApiError(400, f"cannot hash the media: {exc}") from exc
+    except TransientFetchError as exc:
+        raise ApiError(502, f"cannot fetch the media now: {exc}") from exc
+
+
+@blueprint.post("/lookup")
+@requires_scope("read")
+def lookup_media() -> Response:
+    """Hash a URL or media bytes, then match: one call answers "what is it" and "is it known"."""
+    runtime = _runtime()
+    body = json_body()
+    content_type = field(body, "content_type", str)
+    if content_type not in ("photo", "video"):
+        raise ApiError(400, "content_type must be one of photo, video")
+    if "content_url" not in body and "content_bytes" not in body:
+        raise ApiError(400, "lookup needs content_url or content_bytes")
+    banks = _banks_filter(string_list(body, "banks") if "banks" in body else None)
+    signals = _media_signals(runtime, body, content_type)
+    matches = []
+    for signal in signals:
+        if signal.quality_ok:
+            matches += runtime.indexes.match(signal.signal_type, signal.value, banks=banks)
+    return jsonify(
+        signals=[
+            {
+                "signal_type": s.signal_type,
+                "signal_value": s.value,
+                "quality": s.quality,
+                "quality_ok": s.quality_ok,
+            }
+            for s in signals
+        ],
+        matches=[match_json(m) for m in matches],
+    )
+
+
+@blueprint.post("/compare")
+@requires_scope("read")
+def compare() -> Response:
+    runtime = _runtime()
+    body = json_body()
+    signal_type = field(body, "signal_type", str)
+    first = _normalized(runtime, signal_type, field(body, "signal_a", str))
+    second = _normalized(runtime, signal_type, field(body, "signal_b", str))
+    record = runtime.registry.signal_types[signal_type]
+    threshold = field(body, "threshold", int, required=False, default=record.default_threshold)
+    if not 0 <= threshold <= record.threshold_limit:
+        raise ApiError(400, f"threshold must be from 0 to {record.threshold_limit}")
+    compare_hash = getattr(record.signal_type, "compare_hash", None)
+    if compare_hash is None:
+        raise ApiError(400, f"signal type {signal_type} cannot compare hashes")
+    comparison = compare_hash(first, second)
+    distance = getattr(comparison.distance, "distance", 0 if comparison.match else None)
+    if isinstance(distance, int):
+        return jsonify(signal_type=signal_type, match=distance <= threshold, distance=distance)
+    return jsonify(signal_type=signal_type, match=bool(comparison.match), distance=None)

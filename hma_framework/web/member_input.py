@@ -1,0 +1,107 @@
+"""Turning one request row into a bank member: by hash, by URL, or by uploaded media.
+
+Media is hashed here, in the API process (an admin adding a few items, not a bulk path);
+bulk imports of hashes go through ``hma banks import`` or ``/banks/<name>/import``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from hma_framework.errors import PermanentMediaError, TransientFetchError
+from hma_framework.media_hashing import bytes_file, compute_signals, fetched
+from hma_framework.registry import InvalidSignalError
+from hma_framework.runtime import Runtime
+from hma_framework.store.banks import NewMember
+
+MAX_BATCH = 5000
+CONTENT_TYPES = ("photo", "video")
+
+
+class MemberError(ValueError):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _text(row: dict[str, Any], name: str, default: str | None = None) -> str | None:
+    value = row.get(name, default)
+    if value is not None and not isinstance(value, str):
+        raise MemberError(f"field '{name}' must be a string")
+    return value
+
+
+def _tags(row: dict[str, Any]) -> tuple[str, ...]:
+    tags = row.get("tags", [])
+    if isinstance(tags, str):  # multipart forms send "a,b"
+        tags = [t.strip() for t in tags.split(",") if t.strip()]
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise MemberError("field 'tags' must be a list of strings")
+    return tuple(tags)
+
+
+def _declared_signals(runtime: Runtime, row: dict[str, Any]) -> list[tuple[str, str]]:
+    entries = row.get("signals")
+    if entries is None:
+        entries = [{"signal_type": row.get("signal_type"), "signal_value": row.get("signal_value")}]
+    if not isinstance(entries, list) or not entries:
+        raise MemberError("field 'signals' must be a non-empty list")
+    signals = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise MemberError("each signal needs signal_type and signal_value")
+        signal_type, value = entry.get("signal_type"), entry.get("signal_value")
+        if not isinstance(signal_type, str) or not isinstance(value, str):
+            raise MemberError("each signal needs signal_type and signal_value strings")
+        try:
+            signals.append((signal_type, runtime.registry.normalize_signal(signal_type, value)))
+        except InvalidSignalError as exc:
+            raise MemberError(str(exc)) from exc
+    return signals
+
+
+def _hashed_signals(runtime: Runtime, row: dict[str, Any]) -> list[tuple[str, str]]:
+    content_type = _text(row, "content_type")
+    if content_type not in CONTENT_TYPES:
+        raise MemberError(f"content_type must be one of {', '.join(CONTENT_TYPES)}")
+    try:
+        if "content_url" in row:
+            url = _text(row, "content_url")
+            assert url is not None
+            with fetched(runtime, url) as path:
+                computed = compute_signals(runtime, content_type, path)
+        else:
+            media = row.get("_upload")
+            if media is None:
+                encoded = _text(row, "content_bytes") or ""
+                try:
+                    media = base64.b64decode("".join(encoded.split()), validate=True)
+                except (binascii.Error, ValueError) as exc:
+                    raise MemberError(f"content_bytes is not valid base64: {exc}") from exc
+            if not media:
+                raise MemberError("the media is empty")
+            with bytes_file(runtime, media) as path:
+                computed = compute_signals(runtime, content_type, path)
+    except PermanentMediaError as exc:
+        raise MemberError(f"cannot hash the media: {exc}") from exc
+    except TransientFetchError as exc:
+        raise MemberError(f"cannot fetch the media now: {exc}", status=502) from exc
+    usable = [(s.signal_type, s.value) for s in computed if s.quality_ok]
+    if not usable:
+        raise MemberError("the media hashed, but under every signal type's quality threshold")
+    return usable
+
+
+def member_from_json(runtime: Runtime, row: Any) -> NewMember:
+    if not isinstance(row, dict):
+        raise MemberError("each member must be a JSON object")
+    media_given = any(k in row for k in ("content_url", "content_bytes", "_upload"))
+    signals = _hashed_signals(runtime, row) if media_given else _declared_signals(runtime, row)
+    return NewMember(
+        signals=tuple(signals),
+        content_id=_text(row, "content_id"),
+        notes=_text(row, "notes", "") or "",
+        tags=_tags(row),
+    )
