@@ -9,15 +9,15 @@ a reader that has seen ``seq = n`` can never later find a smaller one appear.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import attrs
 from sqlalchemy import Table, delete, exists, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from hma_framework.store.bulk import BulkWriter
 from hma_framework.store.db import Store
 from hma_framework.store.tables import (
     BankChangeRow,
@@ -81,89 +81,69 @@ def lock_change_log(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": CHANGE_LOG_LOCK_ID})
 
 
-def _insert_new_signals(session: Session, signal_type: str, values: list[str]) -> dict[str, int]:
-    """Insert the values not stored yet; returns only the rows this call created."""
-    dialect = session.get_bind().dialect.name
-    insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = SIGNAL_TABLE
-    statement = (
-        insert_for(table)
-        .on_conflict_do_nothing(index_elements=["signal_type", "signal_value"])
-        .returning(table.c.signal_value, table.c.id)
-    )
-    rows = session.execute(
-        statement, [{"signal_type": signal_type, "signal_value": v} for v in values]
-    ).all()
-    return {value: pk for value, pk in rows}
-
-
 def _signal_ids(session: Session, signals: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Ids of ``signals``, inserting the ones not stored yet; new ones are logged as added."""
+    """Ids of ``signals``, inserting the ones not stored yet; new ones are logged as added.
+
+    New rows are told apart by id: the change-log lock (or SQLite's write lock) is held, so
+    every id above the maximum seen before inserting belongs to a row inserted here.
+    """
     wanted = sorted(set(signals))
     ids: dict[tuple[str, str], int] = {}
+    if not wanted:
+        return ids
+    bulk = BulkWriter(session)
+    newest_before = int(session.scalar(select(func.max(SignalRow.id))) or 0)
+    now = bulk.timestamp(utcnow())
     for signal_type in sorted({t for t, _ in wanted}):
         values = [v for t, v in wanted if t == signal_type]
         for chunk_start in range(0, len(values), 900):  # stay under SQLite's variable limit
             chunk = values[chunk_start : chunk_start + 900]
-            created = _insert_new_signals(session, signal_type, chunk)
-            if created:
-                session.execute(
-                    insert(CHANGE_TABLE),
-                    [
-                        {
-                            "kind": SIGNAL_ADDED,
-                            "signal_type": signal_type,
-                            "signal_pk": pk,
-                            "created_at": utcnow(),
-                        }
-                        for pk in sorted(created.values())
-                    ],
+            # A no-op update on conflict makes RETURNING give existing rows' ids as well, in
+            # the same statement (a separate IN-list lookup is slow on a fresh PostgreSQL
+            # table whose statistics lag behind a bulk import).
+            found = dict(
+                bulk.insert_rows(
+                    "INSERT INTO signal (signal_type, signal_value)",
+                    [(signal_type, value) for value in chunk],
+                    "ON CONFLICT (signal_type, signal_value) "
+                    "DO UPDATE SET signal_value = excluded.signal_value "
+                    "RETURNING signal_value, id",
                 )
-            existing = [v for v in chunk if v not in created]
-            if existing:
-                created.update(
-                    session.execute(
-                        select(SignalRow.signal_value, SignalRow.id).where(
-                            SignalRow.signal_type == signal_type,
-                            SignalRow.signal_value.in_(existing),
-                        )
-                    ).all()
-                )
-            ids.update({(signal_type, v): pk for v, pk in created.items()})
+            )
+            created = sorted(pk for pk in found.values() if pk > newest_before)
+            bulk.insert_rows(
+                "INSERT INTO bank_change (kind, signal_type, signal_pk, created_at)",
+                [(SIGNAL_ADDED, signal_type, pk, now) for pk in created],
+            )
+            ids.update({(signal_type, v): pk for v, pk in found.items()})
     return ids
 
 
 def _insert_members(session: Session, bank_pk: int, members: Sequence[NewMember]) -> list[int]:
-    """Insert member rows; returns their ids in order.
-
-    On SQLite, RETURNING with ordered rows would cost one statement per row, so ids are
-    assigned here instead: the write transaction holds SQLite's only write lock, so nothing
-    else can take them. PostgreSQL returns ordered ids from batched statements.
-    """
-    table = MEMBER_TABLE
-    now = utcnow()
-    rows: list[dict[str, Any]] = [
-        {
-            "bank_pk": bank_pk,
-            "content_id": m.content_id,
-            "notes": m.notes,
-            "tags": list(m.tags),
-            "external_id": m.external_id,
-            "exchange_metadata": dict(m.exchange_metadata),
-            "enabled": True,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for m in members
-    ]
-    if session.get_bind().dialect.name == "sqlite":
-        first = int(session.scalar(select(func.max(BankMemberRow.id))) or 0) + 1
-        for offset, row in enumerate(rows):
-            row["id"] = first + offset
-        session.execute(insert(table), rows)
-        return [row["id"] for row in rows]
-    returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return list(session.execute(returning, rows).scalars())
+    """Insert member rows with ids reserved up front; returns the ids in order."""
+    bulk = BulkWriter(session)
+    member_pks = bulk.reserve_member_ids(len(members))
+    now = bulk.timestamp(utcnow())
+    bulk.insert_rows(
+        "INSERT INTO bank_member (id, bank_pk, content_id, external_id, notes, tags, "
+        "exchange_metadata, enabled, created_at, updated_at)",
+        [
+            (
+                pk,
+                bank_pk,
+                m.content_id,
+                m.external_id,
+                m.notes,
+                json.dumps(list(m.tags)),
+                json.dumps(m.exchange_metadata),
+                True,
+                now,
+                now,
+            )
+            for pk, m in zip(member_pks, members, strict=True)
+        ],
+    )
+    return member_pks
 
 
 def _remove_orphaned_signals(session: Session, signal_pks: Iterable[int]) -> None:
@@ -321,11 +301,9 @@ class Banks:
                 for member_pk, m in zip(member_pks, members, strict=True)
                 for s in m.signals
             }
-            if links:
-                session.execute(
-                    insert(MEMBER_SIGNAL_TABLE),
-                    [{"member_pk": member, "signal_pk": signal} for member, signal in links],
-                )
+            BulkWriter(session).insert_rows(
+                "INSERT INTO member_signal (member_pk, signal_pk)", sorted(links)
+            )
             return member_pks
 
     def add_member(self, bank_name: str, member: NewMember) -> int:
