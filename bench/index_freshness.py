@@ -34,20 +34,25 @@ from hma_framework.store.db import Store
 SEED_BATCH = 200_000
 
 
-def seed(store: Store, size: int) -> None:
-    """Bulk-load ``size`` random PDQ hashes into one bank with raw executemany."""
-    Banks(store).create_bank("seeded")
+def seed(store: Store, size: int, bank: str = "seeded", sample: int = 0) -> list[str]:
+    """Bulk-load ``size`` random PDQ hashes into one bank with raw executemany.
+
+    Returns up to ``sample`` of the stored hashes, for planting near-duplicate queries.
+    """
+    Banks(store).create_bank(bank)
+    kept: list[str] = []
     rng = np.random.default_rng(7)
     raw = store.engine.raw_connection()
     try:
         cursor = raw.cursor()
         param = "%s" if store.dialect == "postgresql" else "?"
-        cursor.execute("SELECT id FROM bank WHERE name = 'seeded'")
+        cursor.execute(f"SELECT id FROM bank WHERE name = '{bank}'")
         bank_pk = cursor.fetchone()[0]
         for start in range(0, size, SEED_BATCH):
             count = min(SEED_BATCH, size - start)
             codes = rng.integers(0, 256, size=(count, 32), dtype=np.uint8)
             hexes = [row.tobytes().hex() for row in codes]
+            kept.extend(hexes[: max(0, sample - len(kept))])
             ids = range(start + 1, start + count + 1)
             cursor.executemany(
                 "INSERT INTO signal (id, signal_type, signal_value) "
@@ -74,6 +79,7 @@ def seed(store: Store, size: int) -> None:
             raw.commit()
     finally:
         raw.close()
+    return kept
 
 
 def rss() -> int:
