@@ -60,6 +60,14 @@ class PdqSettings:
             "decompression bombs, before any pixel is decoded."
         },
     )
+    index_threads: int = attrs.field(
+        default=1,
+        validator=_between(1, 64),
+        metadata={
+            "help": "Threads faiss may use per index query; 1 keeps concurrent queries "
+            "(API threads, workers) from contending for the cores."
+        },
+    )
 
 
 PDQ_SETTINGS = SettingsSection("pdq", PdqSettings)

@@ -608,6 +608,7 @@ def test_settings_section_is_declared_with_help_for_every_field() -> None:
         "HMA_PDQ_APPLY_EXIF_ORIENTATION",
         "HMA_PDQ_FULL_RESOLUTION",
         "HMA_PDQ_MAX_PIXELS",
+        "HMA_PDQ_INDEX_THREADS",
     ]
     assert all(f.help for f in fields)
 
