@@ -69,8 +69,16 @@ async def _connection(
     try:
         while (request := next_request()) is not None:
             started = time.perf_counter()
-            writer.write(request)
-            status = await _read_response(reader)
+            for attempt in range(2):
+                try:
+                    writer.write(request)
+                    status = await _read_response(reader)
+                    break
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    if attempt:
+                        raise
+                    writer.close()  # the server closed a kept-alive connection: reconnect
+                    reader, writer = await asyncio.open_connection(host, port)
             latencies.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
     finally:

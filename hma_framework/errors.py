@@ -17,3 +17,7 @@ class PermanentFetchError(PermanentMediaError):
 
 class TransientFetchError(Exception):
     """Fetching failed in a way worth retrying (timeout, 5xx, a dropped connection)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the source asked us to wait, if it said

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from redis import Redis
 from hma_framework.pipeline.queues import Queues
 from hma_framework.registry import Registry, make_registry
 from hma_framework.settings import Settings, load_section
-from hma_framework.store.api_keys import ApiKeys
+from hma_framework.store.api_keys import ApiKey, ApiKeys, digest_token
 from hma_framework.store.db import Store
 
 if TYPE_CHECKING:
@@ -46,7 +47,32 @@ class Runtime:
 
     @property
     def api_keys(self) -> ApiKeys:
-        return ApiKeys(self.store)
+        """The key repository; changes made through it clear this process's key cache."""
+        return ApiKeys(self.store, on_change=self._key_cache.clear)
+
+    @functools.cached_property
+    def _key_cache(self) -> dict[str, tuple[float, ApiKey | None]]:
+        return {}
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The live key for ``token``, trusting a recent answer for ``key_cache_seconds``.
+
+        Keys are high-entropy, so the cache is keyed by the token's digest only; it is
+        bounded and cleared whenever it grows past a few thousand entries.
+        """
+        ttl = self.settings.web.key_cache_seconds
+        now = time.monotonic()
+        cache = self._key_cache
+        digest = digest_token(token)
+        cached = cache.get(digest)
+        if cached is not None and now - cached[0] < ttl:
+            return cached[1]
+        key = ApiKeys(self.store).authenticate(token)
+        if ttl:
+            if len(cache) > 4096:
+                cache.clear()
+            cache[digest] = (now, key)
+        return key
 
     @functools.cached_property
     def indexes(self) -> IndexManager:

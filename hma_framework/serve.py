@@ -148,7 +148,7 @@ def _gunicorn_argv(settings: Settings) -> list[str]:
         "--threads",
         str(settings.web.threads),
         "--worker-class",
-        "gthread" if settings.web.threads > 1 else "sync",
+        "gthread",  # keeps client connections alive, unlike "sync"
         "--graceful-timeout",
         "20",
         "--no-control-socket",  # one per host by default; several instances would collide

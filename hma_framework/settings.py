@@ -102,6 +102,14 @@ class WebSettings:
             "Set the same value on every API node of a fleet."
         ),
     )
+    key_cache_seconds: int = attrs.field(
+        default=2,
+        validator=[_at_least(0), _at_most(60)],
+        metadata=_help(
+            "How long an API process trusts a key it has checked; a key revoked elsewhere "
+            "stops working within this time (0: check the database on every request)."
+        ),
+    )
     max_body_bytes: int = attrs.field(
         default=32 * 1024 * 1024,
         validator=_at_least(1024),
@@ -126,6 +134,16 @@ class WorkerSettings:
     )
 
 
+def _networks(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    import ipaddress
+
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=True)
+        except ValueError as exc:
+            raise FieldValueError(attribute.name, f"{network!r} is not a network: {exc}") from exc
+
+
 @attrs.frozen
 class FetchSettings:
     timeout_seconds: int = attrs.field(
@@ -143,6 +161,7 @@ class FetchSettings:
     )
     allowed_networks: tuple[str, ...] = attrs.field(
         default=(),
+        validator=_networks,
         metadata=_help(
             "Private, loopback or link-local networks URL fetches may reach anyway, as CIDRs "
             "(e.g. `10.1.0.0/16,127.0.0.1/32`). Everything else non-public is refused."
@@ -219,6 +238,54 @@ class PluginSettings:
 
 
 @attrs.frozen
+class ActionSettings:
+    webhook_timeout_seconds: int = attrs.field(
+        default=10,
+        validator=[_at_least(1), _at_most(300)],
+        metadata=_help(
+            "Longest one webhook attempt may take (connect, send, answer); a handler's own "
+            "`timeout_seconds` overrides it."
+        ),
+    )
+    retry_intervals_seconds: tuple[int, ...] = attrs.field(
+        default=(10, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800),
+        metadata=_help(
+            "Waits before each retry of a failed action (no answer, non-2xx): exponential, "
+            "about a day in all; after the last one the delivery is marked failed (gave up). "
+            "0 retries at once; empty never retries."
+        ),
+    )
+    retry_jitter_percent: int = attrs.field(
+        default=20,
+        validator=[_at_least(0), _at_most(100)],
+        metadata=_help(
+            "Each retry wait is moved at random by up to this share of itself, so deliveries "
+            "that failed together do not all retry in the same second."
+        ),
+    )
+    max_retry_after_seconds: int = attrs.field(
+        default=3600,
+        validator=_at_least(0),
+        metadata=_help(
+            "Longest `Retry-After` a receiver may ask for; a longer one waits this long."
+        ),
+    )
+    stuck_after_seconds: int = attrs.field(
+        default=300,
+        validator=_at_least(1),
+        metadata=_help(
+            "A delivery due this long ago with no job queued or running for it (a lost Redis, "
+            "a killed worker) is re-enqueued by the reconcile job."
+        ),
+    )
+
+    @retry_intervals_seconds.validator
+    def _check_intervals(self, attribute: attrs.Attribute[Any], value: tuple[int, ...]) -> None:
+        if any(wait < 0 for wait in value):
+            raise FieldValueError(attribute.name, f"must be zero or more seconds each, got {value}")
+
+
+@attrs.frozen
 class Settings:
     data_dir: str = attrs.field(
         default="./hma-data",
@@ -246,6 +313,7 @@ class Settings:
     index: IndexSettings = attrs.field(factory=IndexSettings)
     fetch: FetchSettings = attrs.field(factory=FetchSettings)
     pipeline: PipelineSettings = attrs.field(factory=PipelineSettings)
+    actions: ActionSettings = attrs.field(factory=ActionSettings)
     plugins: PluginSettings = attrs.field(factory=PluginSettings)
     # Raw material for plugin sections (``[pdq]`` tables, ``HMA_PDQ_*`` variables), read by
     # :func:`load_section` with the plugin's own attrs class.

@@ -22,7 +22,7 @@ from hma_framework.testing import check_action_handler_record, check_signal_type
 from hma_framework.types import IndexRecord, SignalTypeRecord
 from tests.conftest import install_on_path, write_dist_info
 
-BUILTIN_PLUGINS = {"hma_pdq", "hma_video_md5", "hma_threatexchange", "hma_s3_source"}
+BUILTIN_PLUGINS = {"hma_builtin", "hma_pdq", "hma_video_md5", "hma_threatexchange", "hma_s3_source"}
 
 
 def _plugin(name: str, **hooks: object) -> types.SimpleNamespace:

@@ -374,3 +374,63 @@ def test_matches_listing_is_newest_first_with_cursor_and_filters(
     assert api.get("/matches", limit="many").status_code == 400
     assert api.get("/content/nope").status_code == 404
     assert api.get("/content/nope/matches").status_code == 404
+
+
+def test_photo_and_video_by_url_over_http(
+    api: Api, runtime: Runtime, worker_runtime: Runtime
+) -> None:
+    from tests.http_fixtures import loopback_server, serve_bytes
+
+    photo = make_photo(seed=31)
+    video = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 50
+    Banks(runtime.store).create_bank("by-url")
+    Banks(runtime.store).add_member(
+        "by-url", NewMember(signals=(("video_md5", hashlib.md5(video).hexdigest()),))
+    )
+    with loopback_server() as server:
+        photo_url = server.add("/p.jpg", serve_bytes(photo, content_type="image/jpeg"))
+        video_url = server.add("/v.mp4", serve_bytes(video, content_type="video/mp4"))
+        missing_url = server.add("/gone.jpg", serve_bytes(b"no", status=404))
+        for content_id, content_type, url in [
+            ("url-p", "photo", photo_url),
+            ("url-v", "video", video_url),
+            ("url-404", "photo", missing_url),
+            ("url-private", "photo", "http://10.9.8.7/x.jpg"),
+        ]:
+            response = api.post(
+                "/submit/url/",
+                {"content_id": content_id, "content_type": content_type, "content_url": url},
+            )
+            assert response.status_code == 200, response.text
+        run_jobs(worker_runtime)
+    assert api.content("url-p")["status"] == "no_match"
+    assert api.content("url-p")["signals"][0]["signal_type"] == "pdq"
+    video_record = api.content("url-v")
+    assert video_record["status"] == "actioned"
+    assert video_record["signals"][0]["signal_value"] == hashlib.md5(video).hexdigest()
+    failed = api.content("url-404")
+    assert failed["status"] == "failed" and "404" in failed["error"]
+    refused = api.content("url-private")
+    assert refused["status"] == "failed" and "10.9.8.7" in refused["error"]
+    media = runtime.settings.data_path / "media"
+    assert not media.exists() or not list(media.iterdir()), "URL media is never kept"
+
+
+def test_video_by_put_url(api: Api, worker_runtime: Runtime) -> None:
+    video = b"\x1aE\xdf\xa3" + bytes(range(200)) * 30  # a WebM-ish header
+    presigned = api.post(
+        "/submit/put-url/",
+        {"content_id": "pv-1", "content_type": "video", "file_type": "video/webm"},
+    ).json()["presigned_url"]
+    assert requests.put(presigned, data=video, timeout=10).status_code == 200
+    run_jobs(worker_runtime)
+    record = api.content("pv-1")
+    assert record["status"] == "no_match"
+    assert record["signals"] == [
+        {
+            "signal_type": "video_md5",
+            "signal_value": hashlib.md5(video).hexdigest(),
+            "quality": None,
+            "status": "ok",
+        }
+    ]

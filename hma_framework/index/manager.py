@@ -21,18 +21,13 @@ from sqlalchemy import select
 from threatexchange.signal_type.signal_base import TrivialSignalTypeIndex
 
 from hma_framework.index import snapshots
+from hma_framework.index.holders import HolderCache
 from hma_framework.index.simple import ExactMatchIndex, LinearScanIndex
 from hma_framework.registry import Registry
 from hma_framework.settings import Settings
 from hma_framework.store.banks import SIGNAL_ADDED, SIGNAL_REMOVED, Banks
 from hma_framework.store.db import Store
-from hma_framework.store.tables import (
-    BankMemberRow,
-    BankRow,
-    ExchangeRow,
-    MemberSignalRow,
-    SignalRow,
-)
+from hma_framework.store.tables import BankRow, SignalRow
 from hma_framework.types import IndexMatch, SignalIndex
 
 log = logging.getLogger(__name__)
@@ -91,6 +86,7 @@ class IndexManager:
         self._checked_at = 0.0
         self._loaded = False
         self._thresholds: list[dict[str, int]] = []
+        self._holders = HolderCache(store)
 
     # --- construction --------------------------------------------------------------------
 
@@ -265,56 +261,29 @@ class IndexManager:
         banks: Collection[str] | None,
     ) -> list[BankMatch]:
         distances = {m.entry_id: m.distance for m in found}
-        query = (
-            select(
-                SignalRow.id,
-                SignalRow.signal_value,
-                BankRow.id,
-                BankRow.name,
-                BankRow.tags,
-                BankRow.thresholds,
-                BankMemberRow.id,
-                BankMemberRow.content_id,
-                BankMemberRow.tags,
-                BankMemberRow.notes,
-                BankMemberRow.exchange_metadata,
-                ExchangeRow.name,
-            )
-            .join(MemberSignalRow, MemberSignalRow.signal_pk == SignalRow.id)
-            .join(BankMemberRow, BankMemberRow.id == MemberSignalRow.member_pk)
-            .join(BankRow, BankRow.id == BankMemberRow.bank_pk)
-            .outerjoin(ExchangeRow, ExchangeRow.id == BankRow.exchange_pk)
-            .where(
-                SignalRow.id.in_(list(distances)),
-                BankMemberRow.enabled.is_(True),
-                BankRow.enabled.is_(True),
-            )
-        )
-        if banks is not None:
-            query = query.where(BankRow.name.in_(list(banks)))
         matches = []
-        with self._store.reading() as session:
-            for row in session.execute(query):
-                signal_pk, stored, bank_pk, bank_name, bank_tags, thresholds = row[:6]
-                member_pk, content_id, member_tags, notes, metadata, exchange = row[6:]
-                distance = distances[signal_pk]
-                if distance > int(thresholds.get(signal_type, default)):
+        for signal_pk, holders in self._holders.holders(distances).items():
+            distance = distances[signal_pk]
+            for holder in holders:
+                if banks is not None and holder.bank_name not in banks:
+                    continue
+                if distance > int(holder.thresholds.get(signal_type, default)):
                     continue
                 matches.append(
                     BankMatch(
                         signal_type=signal_type,
                         signal_pk=signal_pk,
-                        stored_signal=stored,
+                        stored_signal=holder.stored_signal,
                         distance=distance,
-                        bank_pk=bank_pk,
-                        bank_name=bank_name,
-                        bank_tags=tuple(bank_tags),
-                        member_pk=member_pk,
-                        member_content_id=content_id,
-                        member_tags=tuple(member_tags),
-                        member_notes=notes,
-                        exchange=exchange,
-                        exchange_metadata=dict(metadata or {}),
+                        bank_pk=holder.bank_pk,
+                        bank_name=holder.bank_name,
+                        bank_tags=holder.bank_tags,
+                        member_pk=holder.member_pk,
+                        member_content_id=holder.member_content_id,
+                        member_tags=holder.member_tags,
+                        member_notes=holder.member_notes,
+                        exchange=holder.exchange,
+                        exchange_metadata=holder.exchange_metadata,
                     )
                 )
         return sorted(matches, key=lambda m: (m.distance, m.bank_name, m.member_pk))

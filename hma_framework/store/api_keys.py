@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 from sqlalchemy import func, select, update
@@ -72,8 +72,9 @@ def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
 class ApiKeys:
     """The API key repository."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_change: Callable[[], None] | None = None) -> None:
         self._store = store
+        self._on_change = on_change
 
     def create(self, name: str, scopes: Iterable[str]) -> CreatedKey:
         chosen = validate_scopes(scopes)
@@ -115,7 +116,9 @@ class ApiKeys:
                 .where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        if self._on_change is not None:
+            self._on_change()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def count_live(self) -> int:
         with self._store.reading() as session:

@@ -44,6 +44,9 @@ MEMBER_DISABLED = "member_disabled"
 BANK_ENABLED = "bank_enabled"
 BANK_DISABLED = "bank_disabled"
 BANK_UPDATED = "bank_updated"
+MEMBERS_ADDED = "members_added"
+MEMBER_UPDATED = "member_updated"
+MEMBER_REMOVED = "member_removed"
 
 
 class BankNotFoundError(LookupError):
@@ -262,9 +265,10 @@ class Banks:
             session.execute(
                 update(BankMemberRow).where(BankMemberRow.id == member_pk).values(values)
             )
+            kind = MEMBER_UPDATED
             if enabled is not None:
                 kind = MEMBER_ENABLED if enabled else MEMBER_DISABLED
-                session.add(BankChangeRow(kind=kind, member_pk=member_pk))
+            session.add(BankChangeRow(kind=kind, member_pk=member_pk))
 
     def delete_bank(self, name: str) -> None:
         with self._store.transaction() as session:
@@ -304,6 +308,8 @@ class Banks:
             BulkWriter(session).insert_rows(
                 "INSERT INTO member_signal (member_pk, signal_pk)", sorted(links)
             )
+            # One entry per call, so readers caching "who holds this hash" know to re-read.
+            session.add(BankChangeRow(kind=MEMBERS_ADDED, bank_pk=bank_pk))
             return member_pks
 
     def add_member(self, bank_name: str, member: NewMember) -> int:
@@ -323,6 +329,7 @@ class Banks:
             result = session.execute(delete(BankMemberRow).where(BankMemberRow.id == member_pk))
             if not result.rowcount:  # type: ignore[attr-defined]
                 raise LookupError(f"no bank member {member_pk}")
+            session.add(BankChangeRow(kind=MEMBER_REMOVED, member_pk=member_pk))
             _remove_orphaned_signals(session, held)
 
     # --- the change log, as indexes read it ----------------------------------------------

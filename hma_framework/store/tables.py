@@ -235,6 +235,9 @@ class HandlerConfigRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     handler_type: Mapped[str] = mapped_column(String(64))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The config fields the handler type declares secret, kept apart so that nothing that
+    #: shows ``config`` can show them; the API accepts them and never returns them.
+    secrets: Mapped[dict[str, Any]] = mapped_column(default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -251,6 +254,9 @@ class ActionRuleRow(Base):
     must_not_have: Mapped[list[Any]] = mapped_column(default=list)
     handler_pk: Mapped[int] = mapped_column(ForeignKey("handler_config.id", ondelete="RESTRICT"))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: An opinion (seen, true_positive, false_positive) to report to the exchange that filled
+    #: the matched bank once the action succeeded; None reports nothing.
+    write_back: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -268,8 +274,17 @@ class DeliveryRow(Base):
     )
     action_key: Mapped[str] = mapped_column(String(128))
     rules_fired: Mapped[list[Any]] = mapped_column(default=list)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: What the handler is told, frozen when the rules fired, so every retry and redelivery
+    #: sends the same thing whatever happens to banks and members meanwhile.
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(32), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Failed attempts since the delivery was created or last redelivered: the position in
+    #: the retry schedule.
+    round_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: The RQ job that carries the next attempt; a job whose id is not this one does nothing.
+    job_id: Mapped[str | None] = mapped_column(String(64))
     next_attempt_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
@@ -287,6 +302,8 @@ class DeliveryAttemptRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    #: What the handler reported: the start of a webhook's response body, write-back results.
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 # --- exchanges --------------------------------------------------------------------------------

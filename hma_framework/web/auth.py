@@ -58,7 +58,7 @@ def _check_request() -> None:
     token = _bearer_token()
     if token is None:
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
-    key = current_app.extensions["hma"].api_keys.authenticate(token)
+    key = current_app.extensions["hma"].authenticate(token)
     if key is None:
         raise ApiError(401, "invalid or revoked API key")
     if not key.allows(scope):
