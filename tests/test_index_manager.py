@@ -9,6 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from threatexchange.content_type.content_base import ContentType
+from threatexchange.content_type.photo import PhotoContent
+from threatexchange.signal_type.signal_base import (
+    FileHasher,
+    SignalComparisonResult,
+    SimpleSignalType,
+    TrivialLinearSearchHashIndex,
+)
 
 from hma_framework.index.manager import IndexManager
 from hma_framework.runtime import Runtime
@@ -168,3 +176,63 @@ def test_another_process_sees_a_new_hash_within_a_second(
     finally:
         watcher.kill()
     assert seen_at - added_at < 1.0
+
+
+class Bits16Signal(SimpleSignalType, FileHasher):
+    """A toy third-party signal type with its own distance and no index of its own."""
+
+    INDICATOR_TYPE = "HASH_BITS16"
+
+    @classmethod
+    def get_content_types(cls) -> list[type[ContentType]]:
+        return [PhotoContent]
+
+    @classmethod
+    def get_index_cls(cls) -> type[TrivialLinearSearchHashIndex]:
+        return TrivialLinearSearchHashIndex
+
+    @classmethod
+    def validate_signal_str(cls, signal_str: str) -> str:
+        value = signal_str.strip().lower()
+        if len(value) != 4 or any(c not in "0123456789abcdef" for c in value):
+            raise ValueError("four hex digits")
+        return value
+
+    @classmethod
+    def compare_hash(cls, hash1: str, hash2: str) -> SignalComparisonResult:
+        distance = bin(int(hash1, 16) ^ int(hash2, 16)).count("1")
+        return SignalComparisonResult.from_simple_dist(distance, 2)
+
+    @classmethod
+    def hash_from_file(cls, file: Path) -> str:
+        return f"{sum(file.read_bytes()) % 65536:04x}"
+
+    @staticmethod
+    def get_examples() -> list[str]:
+        return ["beef"]
+
+
+def test_signal_type_without_an_index_falls_back_to_a_linear_scan(
+    settings: Settings, runtime: Runtime
+) -> None:
+    from hma_framework.hookspecs import hookimpl
+    from hma_framework.index.simple import LinearScanIndex
+    from hma_framework.registry import make_registry
+    from hma_framework.types import SignalTypeRecord
+
+    class Plugin:
+        __name__ = "bits16_plugin"
+
+        @hookimpl
+        def hma_signal_types(self) -> list[SignalTypeRecord]:
+            return [SignalTypeRecord(Bits16Signal, default_threshold=2)]
+
+    registry = make_registry(extra_plugins=[Plugin()], strict=True)
+    manager = IndexManager(settings, registry, runtime.store, refresh_interval=0)
+    assert isinstance(manager.new_index("bits16"), LinearScanIndex)
+    banks = Banks(runtime.store)
+    banks.create_bank("toys")
+    banks.add_member("toys", NewMember(signals=(("bits16", "beef"),)))
+    assert [m.distance for m in manager.match("bits16", "beef")] == [0]
+    assert [m.distance for m in manager.match("bits16", "beec")] == [2]  # 0xf ^ 0xc: 2 bits
+    assert manager.match("bits16", "0000") == []
