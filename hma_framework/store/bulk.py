@@ -48,6 +48,11 @@ class BulkWriter:
                 returned.extend(result.all())
         return returned
 
+    def fetch_one(self, statement: str, parameters: Sequence[Any]) -> Any:
+        """The first row of ``statement`` (``{p}`` marks each parameter), or None."""
+        sql = statement.replace("{p}", self._mark)
+        return self._session.connection().exec_driver_sql(sql, tuple(parameters)).first()
+
     def timestamp(self, value: dt.datetime) -> Any:
         """A UTC timestamp as this driver stores it (SQLite keeps naive UTC text)."""
         if self.dialect.name != "sqlite":

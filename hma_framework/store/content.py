@@ -63,6 +63,16 @@ class Submission:
     media_type: str | None = None
 
     @property
+    def recorded_parameters(self) -> dict[str, Any]:
+        """What a submission row keeps of this submission."""
+        return {
+            "content_type": self.content_type,
+            "additional_fields": list(self.additional_fields),
+            "content_url": self.content_url,
+            **self.parameters,
+        }
+
+    @property
     def digest(self) -> str:
         payload = {
             "content_type": self.content_type,
@@ -160,12 +170,7 @@ class ContentRecords:
             ContentSubmissionRow(
                 content_pk=row.id,
                 method=submission.method,
-                parameters={
-                    "content_type": submission.content_type,
-                    "additional_fields": list(submission.additional_fields),
-                    "content_url": submission.content_url,
-                    **submission.parameters,
-                },
+                parameters=submission.recorded_parameters,
                 submitted_at=now,
             )
         )

@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from flask import Blueprint, Flask
 
 from hma_framework.runtime import Runtime
-from hma_framework.web import bank_transfer, banks, content, lookup, status, submit, uploads
+from hma_framework.web import (
+    bank_transfer,
+    banks,
+    content,
+    deliveries,
+    handlers,
+    lookup,
+    rules,
+    status,
+    submit,
+    uploads,
+)
 from hma_framework.web.auth import install_auth
 from hma_framework.web.errors import register_error_handlers
 
@@ -30,6 +41,9 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         banks.blueprint,
         bank_transfer.blueprint,
         lookup.blueprint,
+        rules.blueprint,
+        handlers.blueprint,
+        deliveries.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():

@@ -22,6 +22,7 @@ from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
 from hma_framework.store.content import ComputedSignal, Submission, SubmitOutcome
+from hma_framework.store.hash_submissions import HashSubmissions
 from hma_framework.store.tables import ContentRow
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
@@ -178,17 +179,12 @@ def submit_hash() -> Response:
     )
     signal = ComputedSignal(signal_type, value)
     matches = find_matches(runtime, [signal])
-    act_job = None
-    with runtime.store.transaction() as session:
-        outcome, content_pk = runtime.content.submit(submission, force=force, session=session)
-        _check_outcome(outcome, content_id)
-        if outcome is SubmitOutcome.UNCHANGED:
-            return _accepted(content_id)
-        runtime.content.record_signals(content_pk, [signal], session)
-        if runtime.content.record_matches(content_pk, matches, session) == records.MATCHED:
-            act_job = new_job_id("act", content_pk)
-            session.get_one(ContentRow, content_pk).job_id = act_job
-    if act_job is not None:
+    act_job = new_job_id("act", 0)
+    outcome, content_pk = HashSubmissions(runtime.store).record(
+        submission, signal, matches, force=force, act_job_id=act_job
+    )
+    _check_outcome(outcome, content_id)
+    if matches and outcome is not SubmitOutcome.UNCHANGED:
         enqueue_stage(runtime, "act", content_pk, act_job)
     return _accepted(content_id)
 
