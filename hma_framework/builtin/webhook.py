@@ -59,6 +59,10 @@ def _url_template(_instance: object, _attribute: attrs.Attribute[str], value: st
     parts = urlsplit(sample)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("url must be an absolute http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 (reading it checks it)
+    except ValueError:
+        raise ValueError("url has a port that is not a number from 0 to 65535") from None
     if parts.username or parts.password:
         raise ValueError("url must not carry credentials; send them in secret_headers")
 

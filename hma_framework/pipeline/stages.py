@@ -105,12 +105,31 @@ def hash_content(content_pk: int) -> str:
         what = "fetching" if isinstance(exc, TransientFetchError) else "hashing"
         runtime.content.mark_failed(content_pk, f"{what} failed after retries: {exc}")
         return "failed"
-    runtime.content.record_signals(content_pk, signals)
-    _forget_media(runtime, row)
     if "match" in runtime.roles:
-        return match_content(content_pk)  # this worker keeps an index warm: no extra job
-    advance(runtime, "match", content_pk)
-    return "hashed"
+        # This worker keeps an index warm: match now and record both stages in one
+        # transaction, instead of a round trip through the match queue.
+        status = _record_hashed_and_matched(runtime, content_pk, signals)
+    else:
+        runtime.content.record_signals(content_pk, signals)
+        advance(runtime, "match", content_pk)
+        status = records.HASHED
+    _forget_media(runtime, row)
+    return status
+
+
+def _record_hashed_and_matched(
+    runtime: Runtime, content_pk: int, signals: list[ComputedSignal]
+) -> str:
+    matches = find_matches(runtime, [s for s in signals if s.quality_ok])
+    act_job = new_job_id("act", content_pk)
+    with runtime.store.transaction() as session:
+        runtime.content.record_signals(content_pk, signals, session)
+        status = runtime.content.record_matches(content_pk, matches, session)
+        if status == records.MATCHED:
+            session.get_one(ContentRow, content_pk).job_id = act_job
+    if status == records.MATCHED:
+        enqueue_stage(runtime, "act", content_pk, act_job)
+    return status
 
 
 # --- match ---------------------------------------------------------------------------------

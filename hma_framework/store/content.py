@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -102,6 +103,20 @@ class RecordedMatch:
     distance: int
 
 
+@functools.cache
+def _upsert_statement(
+    dialect: str, table: type[Any], keys: tuple[str, ...], update_columns: tuple[str, ...]
+) -> Any:
+    """Built once per shape: building the statement cost more than running it."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table)
+    if update_columns:
+        return statement.on_conflict_do_update(
+            index_elements=list(keys), set_={c: statement.excluded[c] for c in update_columns}
+        )
+    return statement.on_conflict_do_nothing(index_elements=list(keys))
+
+
 def _upsert(
     session: Session,
     table: type[Any],
@@ -111,14 +126,8 @@ def _upsert(
 ) -> None:
     if not rows:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table)
-    if update_columns:
-        statement = statement.on_conflict_do_update(
-            index_elements=keys, set_={c: statement.excluded[c] for c in update_columns}
-        )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    dialect = session.get_bind().dialect.name
+    statement = _upsert_statement(dialect, table, tuple(keys), tuple(update_columns))  # type: ignore[arg-type]
     session.execute(statement, rows)
 
 
