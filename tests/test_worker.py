@@ -11,6 +11,7 @@ from pathlib import Path
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from hma_framework.actions import delivering
 from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.queues import queue_name
 from hma_framework.pipeline.scheduler import make_scheduler
@@ -73,9 +74,10 @@ def test_scheduler_enqueues_periodic_jobs_that_workers_can_read(runtime: Runtime
         maintenance.heartbeat,
         maintenance.snapshot_indexes,
         reconcile.reconcile,
+        delivering.reconcile_deliveries,
     }
     queue = runtime.queues["maintenance"]
-    assert queue.count == 3
+    assert queue.count == 4
     assert maintenance.last_heartbeat_age(runtime) is None
     run_worker(runtime, ["maintenance"], burst=True)
     age = maintenance.last_heartbeat_age(runtime)

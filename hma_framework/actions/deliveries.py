@@ -175,8 +175,12 @@ def finish_attempt(
     status: str,
     next_attempt_at: dt.datetime | None = None,
     disable_reason: str | None = None,
+    last_error: str | None = None,
 ) -> str | None:
-    """Record the attempt and the delivery's next state; returns the next job id, if any."""
+    """Record the attempt and the delivery's next state; returns the next job id, if any.
+
+    ``last_error`` is what the delivery says went wrong (default: the attempt's error).
+    """
     delivery_pk = claimed.delivery.id
     with store.transaction() as session:
         session.add(
@@ -193,7 +197,8 @@ def finish_attempt(
         row.attempts += 1
         row.round_attempts = 0 if attempt.ok else row.round_attempts + 1
         row.status = status
-        row.last_error = attempt.error[:MAX_TEXT] if attempt.error else None
+        last_error = last_error or attempt.error
+        row.last_error = last_error[:MAX_TEXT] if last_error else None
         row.next_attempt_at = next_attempt_at
         row.job_id = new_job_id() if status == PENDING else None
         if disable_reason is not None:

@@ -16,6 +16,7 @@ import math
 import time
 from typing import Any
 
+import attrs
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -24,7 +25,7 @@ from sqlalchemy import or_, select
 from hma_framework.actions import deliveries as records
 from hma_framework.actions.backoff import retry_wait
 from hma_framework.actions.errors import InvalidActionInput
-from hma_framework.actions.handlers import ready_handler
+from hma_framework.actions.handlers import blank_secrets, ready_handler
 from hma_framework.actions.outcome import DeliveryOutcome
 from hma_framework.actions.writeback import (
     Opinion,
@@ -40,7 +41,7 @@ from hma_framework.types import ActionOutcome
 
 log = logging.getLogger(__name__)
 
-RESULT_TTL = 300
+RESULT_TTL = 0  # the records hold the outcome; a kept job result is only more Redis writes
 FAILURE_TTL = 7 * 24 * 3600
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
@@ -100,6 +101,9 @@ def deliver(delivery_pk: int, job_id: str) -> str:
     started = time.perf_counter()
     outcome = _perform(runtime, claimed)
     latency_ms = round((time.perf_counter() - started) * 1000)
+    # A receiver that echoes what it got (an Authorization header) must not put a secret
+    # into records that read-scope keys can see.
+    outcome = attrs.evolve(outcome, detail=blank_secrets(outcome.detail, claimed.handler.secrets))
     detail = outcome.detail or None
     if outcome.ok and (written := _write_back(runtime, claimed.delivery)):
         detail = f"{detail}; {written}" if detail else written
@@ -114,8 +118,13 @@ def deliver(delivery_pk: int, job_id: str) -> str:
     )
     status, wait, disable_reason = _next_step(runtime, claimed, outcome)
     next_at = utcnow() + dt.timedelta(seconds=wait) if wait is not None else None
+    last_error = attempt.error
+    if status == records.FAILED:  # say that it gave up, and why
+        tries = claimed.delivery.round_attempts + 1
+        why = f"after {tries} attempts" if outcome.retry else "as retrying cannot help"
+        last_error = f"gave up {why}: {attempt.error}"
     next_job = records.finish_attempt(
-        runtime.store, claimed, attempt, status, next_at, disable_reason
+        runtime.store, claimed, attempt, status, next_at, disable_reason, last_error
     )
     if next_job is not None:
         enqueue_attempt(runtime, delivery_pk, next_job, next_at)

@@ -15,18 +15,20 @@ from typing import Any
 import attrs
 import cattrs
 from cattrs.v import transform_error
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from hma_framework.actions.deliveries import DELIVERING, HELD, PENDING
 from hma_framework.actions.errors import ActionConflict, ActionNotFound, InvalidActionInput
 from hma_framework.registry import Registry
 from hma_framework.settings import Settings
 from hma_framework.store.db import Store
-from hma_framework.store.tables import ActionRuleRow, HandlerConfigRow
+from hma_framework.store.tables import ActionRuleRow, DeliveryRow, HandlerConfigRow
 from hma_framework.types import ActionHandler, ActionHandlerRecord
 
 HANDLER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 BLANKED = "[secret]"
+UNFINISHED = (PENDING, DELIVERING, HELD)
 _MIN_SECRET_LENGTH = 3  # shorter strings are blanked nowhere: they would mangle every message
 
 
@@ -228,7 +230,12 @@ class ConfiguredHandlers:
             session.flush()
             return self.view(row)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, force: bool = False) -> None:
+        """Delete a handler no rule uses, and its delivery records with it.
+
+        Deliveries still to be made (pending or held) would be dropped with it, so that takes
+        ``force``.
+        """
         with self._store.transaction() as session:
             row = self._row(session, name)
             using = session.scalars(
@@ -238,6 +245,16 @@ class ConfiguredHandlers:
                 raise ActionConflict(
                     f"handler {name!r} is used by rule(s) {', '.join(sorted(using))}; "
                     "change or delete them first"
+                )
+            waiting = session.scalar(
+                select(func.count())
+                .select_from(DeliveryRow)
+                .where(DeliveryRow.handler_pk == row.id, DeliveryRow.status.in_(UNFINISHED))
+            )
+            if waiting and not force:
+                raise ActionConflict(
+                    f"handler {name!r} has {waiting} deliveries still to make (pending or "
+                    "held); redeliver them, or add ?force=true to drop them with the handler"
                 )
             session.delete(row)
 

@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hma_framework.actions.conditions import RuleError, conditions_json, parse_conditions
 from hma_framework.actions.errors import ActionConflict, ActionNotFound
-from hma_framework.actions.rules import Rule, RuleError, conditions_json, parse_conditions
+from hma_framework.actions.rules import Rule
 from hma_framework.actions.writeback import Opinion
 from hma_framework.store.db import Store
 from hma_framework.store.tables import ActionRuleRow, HandlerConfigRow

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 from sqlalchemy import select
-from threatexchange.signal_type.signal_base import TrivialSignalTypeIndex
+from threatexchange.signal_type.signal_base import SimpleSignalType, TrivialSignalTypeIndex
 
 from hma_framework.index import snapshots
 from hma_framework.index.holders import HolderCache
@@ -95,7 +95,10 @@ class IndexManager:
         if record is not None:
             return record.factory(self._settings)
         cls = self._registry.signal_types[signal_type].signal_type
-        if issubclass(cls.get_index_cls(), TrivialSignalTypeIndex):
+        index_cls = cls.get_index_cls()
+        exact = isinstance(index_cls, type) and issubclass(index_cls, TrivialSignalTypeIndex)
+        # A SimpleSignalType that names no index compares by string equality: exact too.
+        if exact or (index_cls is None and issubclass(cls, SimpleSignalType)):
             return ExactMatchIndex()
         return LinearScanIndex(cls)
 

@@ -16,6 +16,7 @@ from rq.cron import CronJob, CronScheduler
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from hma_framework.actions import delivering
 from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.queues import queue_name
 from hma_framework.runtime import Runtime
@@ -35,6 +36,11 @@ def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
         PeriodicJob(maintenance.heartbeat, "maintenance", interval_seconds=30),
         PeriodicJob(
             reconcile.reconcile,
+            "maintenance",
+            interval_seconds=settings.pipeline.reconcile_interval_seconds,
+        ),
+        PeriodicJob(
+            delivering.reconcile_deliveries,
             "maintenance",
             interval_seconds=settings.pipeline.reconcile_interval_seconds,
         ),

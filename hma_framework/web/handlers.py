@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from hma_framework.actions.handlers import ConfiguredHandlers
 from hma_framework.runtime import Runtime
@@ -92,5 +92,5 @@ def replace_handler(name: str) -> Response:
 @blueprint.delete("/handlers/<name>")
 @requires_scope("admin")
 def delete_handler(name: str) -> tuple[str, int]:
-    _handlers().delete(name)
+    _handlers().delete(name, force=request.args.get("force") in ("1", "true", "yes"))
     return "", 204
