@@ -7,8 +7,11 @@ for status and length), so on a shared 2-core machine most CPU goes to the serve
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 import statistics
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -108,3 +111,28 @@ def run_load(
     started = time.perf_counter()
     asyncio.run(main())
     return LoadResult(len(latencies), time.perf_counter() - started, tuple(latencies), statuses)
+
+
+# --- shared by the benchmarks that start `hma serve` ------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def flip(signal: str, bits: int, rng: random.Random) -> str:
+    """``signal`` (256-bit hex) with ``bits`` distinct bits flipped."""
+    value = int(signal, 16)
+    for bit in rng.sample(range(256), bits):
+        value ^= 1 << bit
+    return f"{value:064x}"
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status/ready", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False

@@ -17,13 +17,11 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -31,7 +29,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index_freshness import seed
-from loadgen import render, run_load
+from loadgen import flip, free_port, ready, render, run_load
 
 from hma_framework.index.manager import IndexManager
 from hma_framework.registry import make_registry
@@ -39,27 +37,6 @@ from hma_framework.settings import Settings
 from hma_framework.store import migrate
 from hma_framework.store.api_keys import ApiKeys
 from hma_framework.store.db import Store
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def flip(signal: str, bits: int, rng: random.Random) -> str:
-    value = int(signal, 16)
-    for bit in rng.sample(range(256), bits):
-        value ^= 1 << bit
-    return f"{value:064x}"
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status/ready", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
 
 
 def bench_size(size: int, requests: int, concurrency: int) -> None:

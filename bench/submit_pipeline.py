@@ -23,7 +23,6 @@ import multiprocessing as mp
 import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import render, run_load
+from loadgen import flip, free_port, ready, render, run_load
 
 from hma_framework.registry import make_registry
 from hma_framework.settings import Settings
@@ -45,19 +44,6 @@ from hma_framework.store.tables import ContentRow
 from hma_framework.testing import make_photo
 
 FINAL = ("no_match", "actioned", "failed")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def flip(signal: str, bits: int, rng: random.Random) -> str:
-    value = int(signal, 16)
-    for bit in rng.sample(range(256), bits):
-        value ^= 1 << bit
-    return f"{value:064x}"
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1) -> float:  # type: ignore[no-untyped-def]
@@ -168,7 +154,7 @@ def main() -> None:
             )
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         host = f"127.0.0.1:{port}"
-        wait_until(lambda: _ready(port), 30)
+        wait_until(lambda: ready(port), 30)
 
         # 1. /submit/hash/
         bodies = []
@@ -254,16 +240,6 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(60)
-
-
-def _ready(port: int) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status/ready", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ socket is opened only to an address the guard has just checked.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import functools
 import http.client
 import importlib.metadata
@@ -21,7 +20,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -32,6 +30,7 @@ from urllib3.response import HTTPResponse
 
 from hma_framework.builtin.address_guard import AddressGuard, Resolver
 from hma_framework.errors import PermanentFetchError, TransientFetchError
+from hma_framework.http_headers import parse_retry_after
 from hma_framework.settings import FetchSettings, Settings
 from hma_framework.types import FetchedMedia
 
@@ -246,22 +245,6 @@ def _check_status(response: HTTPResponse, target: _Target) -> None:
             retry_after=parse_retry_after(header),
         )
     raise PermanentFetchError(described)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds from now: delta-seconds or an HTTP date; None if unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _media_type(response: HTTPResponse) -> str | None:
