@@ -382,28 +382,35 @@ def _open_checked_socket(
     raise last_error
 
 
-class _CheckedHTTPConnection(HTTPConnection):
-    """urllib3's connection, but its socket goes only to an address the guard checked."""
+class _CheckedSockets:
+    """Mixed into urllib3's connections: sockets go only to addresses the guard checked."""
 
+    _guard: AddressGuard
+    _deadline: _Deadline
+    _dns_host: str
+    port: int
+    sock: socket.socket
+
+    def _new_conn(self) -> socket.socket:
+        options: SocketOptions = getattr(self, "socket_options", None)  # urllib3's attribute
+        sock = _open_checked_socket(self._guard, self._deadline, self._dns_host, self.port, options)
+        self._deadline.watch(sock)
+        return sock
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._deadline.watch(self.sock)
+
+
+class _CheckedHTTPConnection(_CheckedSockets, HTTPConnection):
     def __init__(self, host: str, port: int, guard: AddressGuard, deadline: _Deadline) -> None:
         super().__init__(host, port)
         self._guard = guard
         self._deadline = deadline
 
-    def _new_conn(self) -> socket.socket:
-        sock = _open_checked_socket(
-            self._guard, self._deadline, self._dns_host, self.port, self.socket_options
-        )
-        self._deadline.watch(sock)
-        return sock
 
-    def connect(self) -> None:
-        super().connect()
-        self._deadline.watch(self.sock)
-
-
-class _CheckedHTTPSConnection(HTTPSConnection):
-    """The HTTPS twin: TLS (SNI and certificate checks) still uses the host name."""
+class _CheckedHTTPSConnection(_CheckedSockets, HTTPSConnection):
+    """TLS (SNI and certificate checks) still uses the host name."""
 
     def __init__(
         self,
@@ -416,14 +423,3 @@ class _CheckedHTTPSConnection(HTTPSConnection):
         super().__init__(host, port, ssl_context=ssl_context)
         self._guard = guard
         self._deadline = deadline
-
-    def _new_conn(self) -> socket.socket:
-        sock = _open_checked_socket(
-            self._guard, self._deadline, self._dns_host, self.port, self.socket_options
-        )
-        self._deadline.watch(sock)
-        return sock
-
-    def connect(self) -> None:
-        super().connect()
-        self._deadline.watch(self.sock)

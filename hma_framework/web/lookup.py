@@ -5,8 +5,6 @@ Every lookup endpoint answers with the same match shape, so a client parses one 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -18,7 +16,7 @@ from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
-from hma_framework.web.validation import field, json_body, string_list
+from hma_framework.web.validation import base64_media_field, field, json_body, string_list
 
 blueprint = Blueprint("lookup", __name__)
 
@@ -80,13 +78,7 @@ def _media_signals(runtime: Runtime, body: dict[str, Any], content_type: str) ->
         if "content_url" in body:
             with fetched(runtime, field(body, "content_url", str)) as path:
                 return compute_signals(runtime, content_type, path)
-        encoded = field(body, "content_bytes", str)
-        try:
-            media = base64.b64decode("".join(encoded.split()), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ApiError(400, f"content_bytes is not valid base64: {exc}") from exc
-        if not media:
-            raise ApiError(400, "content_bytes is empty")
+        media = base64_media_field(body)
         with bytes_file(runtime, media) as path:
             return compute_signals(runtime, content_type, path)
     except PermanentMediaError as exc:

@@ -6,8 +6,6 @@ bulk imports of hashes go through ``hma banks import`` or ``/banks/<name>/import
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from hma_framework.errors import PermanentMediaError, TransientFetchError
@@ -15,6 +13,7 @@ from hma_framework.media_hashing import bytes_file, compute_signals, fetched
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store.banks import NewMember
+from hma_framework.web.validation import decode_base64_media
 
 MAX_BATCH = 5000
 CONTENT_TYPES = ("photo", "video")
@@ -75,11 +74,10 @@ def _hashed_signals(runtime: Runtime, row: dict[str, Any]) -> list[tuple[str, st
         else:
             media = row.get("_upload")
             if media is None:
-                encoded = _text(row, "content_bytes") or ""
                 try:
-                    media = base64.b64decode("".join(encoded.split()), validate=True)
-                except (binascii.Error, ValueError) as exc:
-                    raise MemberError(f"content_bytes is not valid base64: {exc}") from exc
+                    media = decode_base64_media(_text(row, "content_bytes") or "")
+                except ValueError as exc:
+                    raise MemberError(str(exc)) from exc
             if not media:
                 raise MemberError("the media is empty")
             with bytes_file(runtime, media) as path:

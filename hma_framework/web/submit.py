@@ -7,8 +7,6 @@ a no-op; with different ones it is a 409 unless ``force_resubmit`` is set.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import re
@@ -27,7 +25,13 @@ from hma_framework.store.tables import ContentRow
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.uploads import upload_url
-from hma_framework.web.validation import field, json_body, string_list, text_field
+from hma_framework.web.validation import (
+    base64_media_field,
+    field,
+    json_body,
+    string_list,
+    text_field,
+)
 
 blueprint = Blueprint("submit", __name__)
 
@@ -98,24 +102,13 @@ def submit_url() -> Response:
     return _accepted(content_id)
 
 
-def _decode_media(body: dict[str, Any]) -> bytes:
-    encoded = field(body, "content_bytes", str)
-    try:
-        media = base64.b64decode("".join(encoded.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, f"content_bytes is not valid base64: {exc}") from exc
-    if not media:
-        raise ApiError(400, "content_bytes is empty")
-    return media
-
-
 @blueprint.post("/submit/bytes/")
 @requires_scope("submit")
 def submit_bytes() -> Response:
     runtime = _runtime()
     body = json_body()
     content_id, content_type, fields, force = _common(body)
-    media = _decode_media(body)
+    media = base64_media_field(body)
     submission = Submission(
         content_id,
         content_type,

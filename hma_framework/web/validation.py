@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, TypeVar
 
 from flask import request
@@ -67,3 +69,21 @@ def string_list(
         if len(value) > max_length:
             raise ApiError(400, f"an entry of '{name}' is longer than {max_length} characters")
     return tuple(values)
+
+
+def decode_base64_media(encoded: str, name: str = "content_bytes") -> bytes:
+    """Media sent as base64 (line breaks allowed); ``ValueError`` names what is wrong."""
+    try:
+        media = base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{name} is not valid base64: {exc}") from exc
+    if not media:
+        raise ValueError(f"{name} is empty")
+    return media
+
+
+def base64_media_field(body: dict[str, Any], name: str = "content_bytes") -> bytes:
+    try:
+        return decode_base64_media(field(body, name, str), name)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from exc
