@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 STAGE_ROLES = {"hash": "hash", "match": "match", "act": "action"}
 
 
-def new_job_id(stage: str, content_pk: int) -> str:
-    return f"{stage}-{content_pk}-{secrets.token_hex(4)}"
+def new_job_id(stage: str, content_pk: int | None = None) -> str:
+    """A job id naming its stage (and content, when the id is known before the job is)."""
+    middle = f"-{content_pk}" if content_pk is not None else ""
+    return f"{stage}{middle}-{secrets.token_hex(4)}"
 
 
 def enqueue_stage(runtime: Runtime, stage: str, content_pk: int, job_id: str) -> None:

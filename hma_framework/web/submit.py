@@ -172,7 +172,7 @@ def submit_hash() -> Response:
     )
     signal = ComputedSignal(signal_type, value)
     matches = find_matches(runtime, [signal])
-    act_job = new_job_id("act", 0)
+    act_job = new_job_id("act")  # written with the new content, before its id is known
     outcome, content_pk = HashSubmissions(runtime.store).record(
         submission, signal, matches, force=force, act_job_id=act_job
     )
