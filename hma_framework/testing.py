@@ -77,12 +77,47 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Redis for the session: the configured one, or an embedded one started here."""
     configured = os.environ.get(TEST_REDIS_ENV)
     if configured:
-        yield configured
+        yield _redis_url_for_this_worker(configured)
         return
     from hma_framework.embedded_redis import EmbeddedRedis
 
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False) as server:
         yield server.url
+
+
+def _redis_url_for_this_worker(url: str) -> str:
+    """One Redis database per pytest-xdist worker, since every test flushes its database.
+
+    Worker ``gwN`` counts down from the configured database number (``/15`` gives gw0 15, gw1
+    14, ...), so parallel workers never empty each other's queues.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parsed = _split_redis_url(url)
+    number = parsed.database - int(worker.removeprefix("gw"))
+    if number < 0:
+        raise RuntimeError(f"{TEST_REDIS_ENV}={url}: too few Redis databases for {worker}")
+    return parsed.with_database(number)
+
+
+@attrs.frozen
+class _RedisUrl:
+    prefix: str
+    database: int
+    query: str
+
+    def with_database(self, number: int) -> str:
+        return f"{self.prefix}/{number}{self.query}"
+
+
+def _split_redis_url(url: str) -> _RedisUrl:
+    """Split ``redis://host:port/N?query`` into its parts (database 0 when absent)."""
+    base, sep, query = url.partition("?")
+    head, slash, tail = base.rpartition("/")
+    if slash and tail.isdigit() and "//" in head:
+        return _RedisUrl(head, int(tail), sep + query)
+    return _RedisUrl(base.rstrip("/"), 0, sep + query)
 
 
 @pytest.fixture

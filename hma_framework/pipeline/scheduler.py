@@ -2,15 +2,21 @@
 
 RQ's cron enqueues with its default serializer; our workers read JSON, so the cron jobs here
 enqueue through the same JSON queues as everything else.
+
+Exactly one scheduler enqueues at a time, fleet-wide: each holds a Redis lease while it leads
+and others stand by, taking over within one lease lifetime when the leader dies. Two
+``hma serve`` hosts (or a scheduler started twice by mistake) never double the periodic work.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.cron import CronJob, CronScheduler
 from rq.job import Job
@@ -18,9 +24,15 @@ from rq.serializers import JSONSerializer
 
 from hma_framework.actions import delivering
 from hma_framework.pipeline import maintenance, reconcile
+from hma_framework.pipeline.leases import Lease
 from hma_framework.pipeline.queues import queue_name
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEADER_KEY = "hma:scheduler:leader"
+LEASE_SECONDS = 30.0
 
 
 @attrs.frozen
@@ -62,8 +74,53 @@ class JsonCronJob(CronJob):
         return queue.enqueue(self.func, args=self.args, kwargs=self.kwargs, **self.job_options)
 
 
-def make_scheduler(runtime: Runtime, jobs: tuple[PeriodicJob, ...] | None = None) -> CronScheduler:
-    scheduler = CronScheduler(connection=runtime.redis, logging_level=runtime.settings.log_level)
+class LeaderCronScheduler(CronScheduler):
+    """RQ's cron scheduler that enqueues only while it holds the fleet-wide leader lease.
+
+    The lease is renewed every loop, and the loop never sleeps longer than a third of the
+    lease, so a live leader keeps it and a standby notices a dead one's lease expire.
+    """
+
+    def __init__(self, connection: Redis, lease: Lease, **kwargs: Any) -> None:
+        super().__init__(connection=connection, **kwargs)
+        self.lease = lease
+        self.leading = False
+
+    def enqueue_jobs(self) -> list[CronJob]:
+        leading = self.lease.acquire_or_renew()
+        if leading != self.leading:
+            self.leading = leading
+            if leading:
+                log.info("scheduler %s leads: it enqueues the periodic jobs", self.name)
+            else:
+                log.info("scheduler %s stands by: another one leads", self.name)
+        if not leading:
+            return []
+        jobs: list[CronJob] = super().enqueue_jobs()
+        return jobs
+
+    def calculate_sleep_interval(self) -> float:
+        renew_every = self.lease.ttl_ms / 1000 / 3
+        return float(min(super().calculate_sleep_interval(), renew_every))
+
+    def register_death(self, pipeline: Pipeline | None = None) -> None:
+        if self.leading:
+            self.lease.release()  # a standby takes over at once, not after the lease expires
+            self.leading = False
+        super().register_death(pipeline)
+
+
+def make_scheduler(
+    runtime: Runtime,
+    jobs: tuple[PeriodicJob, ...] | None = None,
+    *,
+    lease_seconds: float = LEASE_SECONDS,
+) -> LeaderCronScheduler:
+    scheduler = LeaderCronScheduler(
+        runtime.redis,
+        Lease(runtime.redis, LEADER_KEY, lease_seconds),
+        logging_level=runtime.settings.log_level,
+    )
     for periodic in jobs if jobs is not None else periodic_jobs(runtime.settings):
         scheduler.get_jobs().append(
             JsonCronJob(
