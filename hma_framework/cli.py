@@ -62,7 +62,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
         settings = load_settings(config_file=config_file)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     ctx.obj = {"settings": settings}
 
 

@@ -22,6 +22,7 @@ ENV_PREFIX = "HMA_"
 CONFIG_ENV_VAR = "HMA_CONFIG"
 QUEUE_NAMES = ("hash", "match", "action", "fetch", "maintenance")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 
 
 T = TypeVar("T")
@@ -307,6 +308,14 @@ class Settings:
     )
     log_level: str = attrs.field(
         default="INFO", validator=_one_of(LOG_LEVELS), metadata=_help("Logging level.")
+    )
+    log_format: str = attrs.field(
+        default="text",
+        validator=_one_of(LOG_FORMATS),
+        metadata=_help(
+            "`text` (one readable line per event) or `json` (one JSON object per line, with "
+            "`request_id` and `content_id` when known, for log shippers)."
+        ),
     )
     web: WebSettings = attrs.field(factory=WebSettings)
     workers: WorkerSettings = attrs.field(factory=WorkerSettings)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from hma_framework import log_context
 from hma_framework.settings import QUEUE_NAMES
 
 QUEUE_PREFIX = "hma-"
@@ -19,12 +22,22 @@ def queue_name(role: str) -> str:
     return QUEUE_PREFIX + role
 
 
+class ContextQueue(Queue):
+    """A queue whose jobs carry the request and content ids of whoever enqueued them."""
+
+    def create_job(self, *args: Any, **kwargs: Any) -> Job:
+        context = log_context.current()
+        if context:
+            kwargs["meta"] = {**context, **(kwargs.get("meta") or {})}
+        return super().create_job(*args, **kwargs)
+
+
 class Queues:
     """One ``rq.Queue`` per role: hash, match, action, fetch, maintenance."""
 
     def __init__(self, connection: Redis, default_timeout: int) -> None:
         self._queues = {
-            role: Queue(
+            role: ContextQueue(
                 queue_name(role),
                 connection=connection,
                 serializer=JSONSerializer,

@@ -23,6 +23,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from hma_framework.actions import delivering
+from hma_framework.logging_setup import library_level
 from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.leases import Lease
 from hma_framework.pipeline.queues import queue_name
@@ -119,7 +120,7 @@ def make_scheduler(
     scheduler = LeaderCronScheduler(
         runtime.redis,
         Lease(runtime.redis, LEADER_KEY, lease_seconds),
-        logging_level=runtime.settings.log_level,
+        logging_level=library_level(runtime.settings.log_level),
     )
     for periodic in jobs if jobs is not None else periodic_jobs(runtime.settings):
         scheduler.get_jobs().append(

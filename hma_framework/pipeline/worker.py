@@ -10,17 +10,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from hma_framework import log_context
+from hma_framework.logging_setup import library_level
 from hma_framework.pipeline.context import set_current_runtime
 from hma_framework.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
+class ContextWorker(SimpleWorker):
+    """Runs each job with the request and content ids it carries bound for its log lines."""
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        with log_context.bound_from(job.meta or {}):
+            return bool(super().perform_job(job, queue, execution))
+
+
 def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None) -> SimpleWorker:
-    return SimpleWorker(
+    return ContextWorker(
         runtime.queues.select(roles),
         connection=runtime.redis,
         serializer=JSONSerializer,
@@ -38,7 +50,9 @@ def run_worker(
     log.info("worker %s serving queues %s", worker.name, ", ".join(roles))
     try:
         return worker.work(
-            burst=burst, with_scheduler=True, logging_level=runtime.settings.log_level
+            burst=burst,
+            with_scheduler=True,
+            logging_level=library_level(runtime.settings.log_level),
         )
     finally:
         set_current_runtime(None)

@@ -21,6 +21,7 @@ from hma_framework.web import (
 )
 from hma_framework.web.auth import install_auth
 from hma_framework.web.errors import register_error_handlers
+from hma_framework.web.request_ids import install_request_ids
 
 
 def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> Flask:
@@ -53,4 +54,5 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     install_auth(app)
+    install_request_ids(app)
     return app

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from hma_framework import log_context
 from hma_framework.pipeline.stages import enqueue_stage, find_matches, new_job_id
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
@@ -46,6 +47,7 @@ def _runtime() -> Runtime:
 
 def _common(body: dict[str, Any]) -> tuple[str, str, tuple[str, ...], bool]:
     content_id = text_field(body, "content_id")
+    log_context.bind(content_id=content_id)
     content_type = field(body, "content_type", str)
     if content_type not in CONTENT_TYPES:
         raise ApiError(

@@ -14,7 +14,7 @@ from hma_framework.web.app import create_app
 
 def create_wsgi_app() -> Flask:
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     runtime = build_runtime(settings)
     # Warm the indexes in the background; a query that arrives first waits for them.
     threading.Thread(target=runtime.indexes.refresh, name="index-warmup", daemon=True).start()
