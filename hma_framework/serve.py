@@ -11,17 +11,20 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import attrs
 import click
 
 from hma_framework.embedded_redis import EmbeddedRedis
+from hma_framework.metrics import MULTIPROC_ENV
 from hma_framework.runtime import build_runtime
 from hma_framework.settings import Settings
 from hma_framework.store import migrate
@@ -132,6 +135,14 @@ class Supervisor:
         log.info("all processes stopped")
 
 
+def _fresh_metrics_dir(settings: Settings) -> Path:
+    """Where every child writes its metrics; emptied so a restart starts the counters at 0."""
+    folder = settings.data_path / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder.resolve()
+
+
 def _hma(*args: str) -> list[str]:
     return [sys.executable, "-m", "hma_framework", *args]
 
@@ -185,6 +196,7 @@ def serve(settings: Settings, role: str, *, echo: Callable[[str], None] = click.
         echo(f"embedded Redis at {settings.redis_url}")
     env["HMA_REDIS_URL"] = settings.redis_url
     env["HMA_DATA_DIR"] = str(settings.data_path.resolve())
+    env[MULTIPROC_ENV] = str(_fresh_metrics_dir(settings))
     try:
         return _run_role(settings, role, env, echo)
     finally:

@@ -81,6 +81,16 @@ def _known_queues(_instance: object, attribute: attrs.Attribute[Any], value: Any
         )
 
 
+def _networks(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    import ipaddress
+
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=True)
+        except ValueError as exc:
+            raise FieldValueError(attribute.name, f"{network!r} is not a network: {exc}") from exc
+
+
 @attrs.frozen
 class WebSettings:
     host: str = attrs.field(default="127.0.0.1", metadata=_help("Address the API listens on."))
@@ -116,6 +126,14 @@ class WebSettings:
         validator=_at_least(1024),
         metadata=_help("Largest request body accepted; larger bodies get 413."),
     )
+    metrics_networks: tuple[str, ...] = attrs.field(
+        default=(),
+        validator=_networks,
+        metadata=_help(
+            "Networks (CIDRs) whose requests to `/metrics` need no key, e.g. a monitoring "
+            "subnet. Everyone else needs a key with the `read` scope."
+        ),
+    )
 
 
 @attrs.frozen
@@ -133,16 +151,6 @@ class WorkerSettings:
     job_timeout_seconds: int = attrs.field(
         default=600, validator=_at_least(1), metadata=_help("Longest a single job may run.")
     )
-
-
-def _networks(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    import ipaddress
-
-    for network in value:
-        try:
-            ipaddress.ip_network(network, strict=True)
-        except ValueError as exc:
-            raise FieldValueError(attribute.name, f"{network!r} is not a network: {exc}") from exc
 
 
 @attrs.frozen

@@ -22,6 +22,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import or_, select
 
+from hma_framework import metrics
 from hma_framework.actions import deliveries as records
 from hma_framework.actions.backoff import retry_wait
 from hma_framework.actions.errors import InvalidActionInput
@@ -125,6 +126,9 @@ def deliver(delivery_pk: int, job_id: str) -> str:
         last_error = f"gave up {why}: {attempt.error}"
     next_job = records.finish_attempt(
         runtime.store, claimed, attempt, status, next_at, disable_reason, last_error
+    )
+    metrics.observe_delivery_attempt(
+        claimed.handler.name, outcome.ok, retrying=status == records.PENDING
     )
     if next_job is not None:
         enqueue_attempt(runtime, delivery_pk, next_job, next_at)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rq import Retry, get_current_job
 
+from hma_framework import metrics
 from hma_framework.errors import PermanentMediaError, TransientFetchError
 from hma_framework.media_hashing import compute_signals, fetched
 from hma_framework.pipeline.acting import evaluate_actions
@@ -111,10 +112,12 @@ def hash_content(content_pk: int) -> str:
         # This worker keeps an index warm: match now and record both stages in one
         # transaction, instead of a round trip through the match queue.
         status = _record_hashed_and_matched(runtime, content_pk, signals)
+        metrics.observe_stage("matched", row.submitted_at)
     else:
         runtime.content.record_signals(content_pk, signals)
         advance(runtime, "match", content_pk)
         status = records.HASHED
+    metrics.observe_stage("hashed", row.submitted_at)
     _forget_media(runtime, row)
     return status
 
@@ -162,6 +165,7 @@ def match_content(content_pk: int) -> str:
         return "skipped: not awaiting matching"
     matches = find_matches(runtime, runtime.content.usable_signals(content_pk))
     status = runtime.content.record_matches(content_pk, matches)
+    metrics.observe_stage("matched", row.submitted_at)
     if status == records.MATCHED:
         advance(runtime, "act", content_pk)
     return status
@@ -178,4 +182,5 @@ def act_content(content_pk: int) -> str:
         return "skipped: not awaiting actions"
     evaluate_actions(runtime, content_pk)
     runtime.content.record_actioned(content_pk)
+    metrics.observe_stage("actioned", row.submitted_at)
     return records.ACTIONED

@@ -14,6 +14,7 @@ from hma_framework.web import (
     deliveries,
     handlers,
     lookup,
+    metrics,
     rules,
     status,
     submit,
@@ -45,6 +46,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         rules.blueprint,
         handlers.blueprint,
         deliveries.blueprint,
+        metrics.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():
@@ -55,4 +57,5 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
     register_error_handlers(app)
     install_auth(app)
     install_request_ids(app)
+    metrics.install_request_metrics(app)
     return app

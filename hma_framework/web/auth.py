@@ -40,7 +40,7 @@ def current_key() -> ApiKey:
     return key
 
 
-def _bearer_token() -> str | None:
+def bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -55,7 +55,7 @@ def _check_request() -> None:
     scope = getattr(view, _SCOPE_ATTR)
     if scope == PUBLIC:
         return
-    token = _bearer_token()
+    token = bearer_token()
     if token is None:
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
     key = current_app.extensions["hma"].authenticate(token)
