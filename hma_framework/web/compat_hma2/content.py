@@ -9,6 +9,7 @@ index checks at query time so the member comes back by itself.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.banks import bank_or_404, bank_view
 from hma_framework.web.compat_hma2.hashing import hash_upload, hash_url_content, runtime
 from hma_framework.web.compat_hma2.inputs import (
+    Part,
     form_text,
     json_object,
     metadata_object,
@@ -95,6 +97,8 @@ def _added(bank_name: str, signals: dict[str, str], extra: dict[str, Any]) -> di
         },
     )
     member_pk = Banks(rt.store).add_member(bank_name, member)
+    # Read-your-writes in this process; other processes see it within the refresh interval.
+    rt.indexes.refresh(force=True)
     return {"id": member_pk, "signals": checked}
 
 
@@ -108,6 +112,28 @@ def _note(raw: Any) -> str | None:
     return raw
 
 
+def _form_metadata(parts: list[Part]) -> dict[str, Any] | None:
+    """Metadata beside an upload. The Ruby gem sends the whole object as ``metadata``; Coop
+    sends ``content_id`` and ``content_uri`` as fields and only the free-form ``json`` part
+    as ``metadata``. An object with only the metadata keys is the former."""
+    found: dict[str, Any] = {}
+    raw = form_text(parts, "metadata")
+    if raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            raise ApiError(400, "metadata should be a json object") from None
+        if not isinstance(parsed, dict):
+            raise ApiError(400, "metadata should be a json object")
+        whole = parsed and set(parsed) <= {"content_id", "content_uri", "json"}
+        found = dict(metadata_object(parsed) or {}) if whole else {"json": parsed}
+    for key in ("content_id", "content_uri"):
+        value = form_text(parts, key)
+        if value:
+            found[key] = value
+    return found or None
+
+
 @blueprint.post("/c/bank/<bank_name>/content")
 @compat_view("admin")
 def add_content(bank_name: str) -> Response:
@@ -119,16 +145,9 @@ def add_content(bank_name: str) -> Response:
     bank_or_404(bank_name)
     parts = multipart_parts()
     extra = {
-        "metadata": metadata_object(form_text(parts, "metadata") or param("metadata")),
+        "metadata": _form_metadata(parts) if parts else metadata_object(param("metadata")),
         "note": _note(form_text(parts, "note") or param("note")),
     }
-    if extra["metadata"] is None and (
-        form_text(parts, "content_id") or form_text(parts, "content_uri")
-    ):
-        extra["metadata"] = {
-            "content_id": form_text(parts, "content_id"),
-            "content_uri": form_text(parts, "content_uri"),
-        }
     url = request.args.get("url") or param("url")
     if url:
         signals = hash_url_content(str(url), param("content_type"), param("types"))
