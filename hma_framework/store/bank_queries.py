@@ -139,6 +139,7 @@ def member_json(row: BankMemberRow, bank: str, signals: list[dict[str, str]]) ->
         "id": row.id,
         "bank": bank,
         "content_id": row.content_id,
+        "external_id": row.external_id,
         "notes": row.notes,
         "tags": list(row.tags),
         "enabled": row.enabled,

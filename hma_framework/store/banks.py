@@ -64,6 +64,8 @@ class NewMember:
     tags: tuple[str, ...] = ()
     external_id: str | None = None
     exchange_metadata: dict[str, Any] = attrs.field(factory=dict)
+    #: An id to keep (a migration keeping another system's ids); None takes a fresh one.
+    member_id: int | None = None
 
 
 @attrs.frozen
@@ -126,7 +128,12 @@ def _signal_ids(session: Session, signals: Iterable[tuple[str, str]]) -> dict[tu
 def _insert_members(session: Session, bank_pk: int, members: Sequence[NewMember]) -> list[int]:
     """Insert member rows with ids reserved up front; returns the ids in order."""
     bulk = BulkWriter(session)
-    member_pks = bulk.reserve_member_ids(len(members))
+    kept = [m.member_id for m in members]
+    keep = bool(kept) and all(pk is not None for pk in kept)
+    if keep:
+        member_pks = [pk for pk in kept if pk is not None]
+    else:
+        member_pks = bulk.reserve_member_ids(len(members))
     now = bulk.timestamp(utcnow())
     bulk.insert_rows(
         "INSERT INTO bank_member (id, bank_pk, content_id, external_id, notes, tags, "
@@ -147,6 +154,8 @@ def _insert_members(session: Session, bank_pk: int, members: Sequence[NewMember]
             for pk, m in zip(member_pks, members, strict=True)
         ],
     )
+    if keep:
+        bulk.advance_member_ids()
     return member_pks
 
 

@@ -51,7 +51,7 @@ def content_view(member: dict[str, Any], bank: dict[str, Any]) -> dict[str, Any]
     extra = member["exchange_metadata"] or {}
     collab: dict[str, list[str]] = {}
     if bank["exchange"]:
-        collab[bank["exchange"]] = [extra.get("external_id") or str(member["id"])]
+        collab[bank["exchange"]] = [member["external_id"] or str(member["id"])]
     return {
         "id": member["id"],
         "disable_until_ts": _disable_until_ts(member),
