@@ -124,6 +124,12 @@ def test_content_routes_answer_hma2_shapes(api: Api) -> None:
     assert api("GET", f"/c/bank/CONTENT/content/{content_id}").get_json() == expected
     with_signals = api("GET", f"/c/bank/CONTENT/content/{content_id}?include_signals=true")
     assert with_signals.get_json() == {**expected, "signals": {"pdq": PDQ}}
+    for only, signals in [("pdq", {"pdq": PDQ}), ("video_md5", {})]:
+        filtered = api("GET", f"/c/bank/CONTENT/content/{content_id}?signal_type={only}")
+        assert filtered.get_json() == {**expected, "signals": signals}
+    unknown = api("GET", f"/c/bank/CONTENT/content/{content_id}?signal_type=invalid")
+    assert unknown.status_code == 400
+    assert unknown.get_json() == {"message": "No such signal type 'invalid'"}
 
     later = int(time.time()) + 3600
     disabled = api("PUT", f"/c/bank/CONTENT/content/{content_id}", json={"disable_until_ts": later})
@@ -196,6 +202,29 @@ def test_add_content_by_upload_with_metadata_and_note(api: Api) -> None:
             "POST", "/c/bank/UPLOADS/content", data=data, content_type="multipart/form-data"
         )
         assert response.status_code == 400 and message in response.get_json()["message"], data
+
+
+def test_bridge_photo_hashes_as_hma2_does(api: Api) -> None:
+    """HMA 2.0's own API test adds this photo and expects this exact PDQ and id shape."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    # shared/ sits beside the repository (CI, /work/main) or beside its worktree folder.
+    candidates = [base / "shared/data/pdq-bridge-mods/aaa-orig.jpg" for base in repo.parents[:2]]
+    photo = next((path for path in candidates if path.exists()), None)
+    if photo is None:
+        pytest.skip("the shared reference photos are not beside the repository")
+    api("POST", "/c/banks", json={"name": "NEW_BANK"})
+    response = api(
+        "POST",
+        "/c/bank/NEW_BANK/content?content_type=photo",
+        data={"photo": (io.BytesIO(photo.read_bytes()), "aaa-orig.jpg")},
+        content_type="multipart/form-data",
+    )
+    body = response.get_json()
+    assert body == {"id": body["id"], "signals": {"pdq": PDQ}}
+    found = api("GET", f"/m/raw_lookup?signal_type=pdq&signal={PDQ}")
+    assert found.get_json() == {"matches": [body["id"]]}
 
 
 def test_type_listings(api: Api, runtime: Runtime) -> None:

@@ -170,10 +170,17 @@ def add_signals(bank_name: str) -> Response:
 @blueprint.get("/c/bank/<bank_name>/content/<int:content_id>")
 @compat_view("read")
 def get_content(bank_name: str, content_id: int) -> Response:
+    """``include_signals=true`` adds every signal; ``signal_type=`` only that type's."""
     member, bank = _member_or_404(bank_name, content_id)
     view = content_view(member, bank)
-    if request.args.get("include_signals", "false").lower() == "true":
-        view["signals"] = {s["signal_type"]: s["signal_value"] for s in member["signals"]}
+    signals = {s["signal_type"]: s["signal_value"] for s in member["signals"]}
+    only = request.args.get("signal_type")
+    if only is not None:
+        if only not in runtime().registry.signal_types:
+            raise ApiError(400, f"No such signal type '{only}'")
+        view["signals"] = {k: v for k, v in signals.items() if k == only}
+    elif request.args.get("include_signals", "false").lower() == "true":
+        view["signals"] = signals
     return jsonify(view)
 
 
