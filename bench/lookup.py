@@ -1,13 +1,15 @@
 """`GET /lookup` through the real HTTP stack, and the bank import rate.
 
     .venv/bin/python bench/lookup.py --sizes 100000,1000000 [--requests 30000]
+        [--routes lookup,hma2]
 
 For each size: seeds a bank with random PDQ hashes, writes the index snapshot, starts
 `hma serve` with no workers (gunicorn, 2 processes, as on a 2-core API node), and sends
 lookups from a load generator on the same machine: half near-duplicates (1-31 bits from a
 banked hash), half misses. Prints requests/s, p50/p99, and resident memory per API process.
-Then imports `--import-rows` PDQ hashes from an NDJSON file with `hma banks import` and
-prints the rate. Prints figures; it is not a test.
+`--routes lookup,hma2` sends the same lookups to HMA 2.0's `GET /m/lookup` too, for the
+compatibility layer's cost over `/lookup`. Then imports `--import-rows` PDQ hashes from an
+NDJSON file with `hma banks import` and prints the rate. Prints figures; it is not a test.
 """
 
 from __future__ import annotations
@@ -38,8 +40,13 @@ from hma_framework.store import migrate
 from hma_framework.store.api_keys import ApiKeys
 from hma_framework.store.db import Store
 
+ROUTES = {
+    "lookup": "/lookup?signal_type=pdq&signal={}",
+    "hma2": "/m/lookup?signal_type=pdq&signal={}",
+}
 
-def bench_size(size: int, requests: int, concurrency: int) -> None:
+
+def bench_size(size: int, requests: int, concurrency: int, routes: list[str]) -> None:
     folder = Path(tempfile.mkdtemp(prefix="hma-lookup-"))
     settings = Settings(data_dir=str(folder))
     store = Store(settings.effective_database_url)
@@ -76,21 +83,23 @@ def bench_size(size: int, requests: int, concurrency: int) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError("the API never became ready")
             time.sleep(0.2)
-        rng = random.Random(11)
         host = f"127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {token}"}
+        results = []
+        for route in routes:
+            rng = random.Random(11)  # the same lookups on every route
 
-        def request(i: int) -> bytes:
-            if i % 2 == 0:
-                signal = flip(rng.choice(planted), rng.randint(1, 31), rng)
-            else:
-                signal = f"{rng.getrandbits(256):064x}"
-            return render("GET", f"/lookup?signal_type=pdq&signal={signal}", host, headers)
+            def request(i: int, path: str = ROUTES[route], rng: random.Random = rng) -> bytes:
+                if i % 2 == 0:
+                    signal = flip(rng.choice(planted), rng.randint(1, 31), rng)
+                else:
+                    signal = f"{rng.getrandbits(256):064x}"
+                return render("GET", path.format(signal), host, headers)
 
-        run_load("127.0.0.1", port, [request(i) for i in range(2000)], concurrency=concurrency)
-        result = run_load(
-            "127.0.0.1", port, [request(i) for i in range(requests)], concurrency=concurrency
-        )
+            warm = [request(i) for i in range(2000)]
+            run_load("127.0.0.1", port, warm, concurrency=concurrency)
+            load = [request(i) for i in range(requests)]
+            results.append((route, run_load("127.0.0.1", port, load, concurrency=concurrency)))
         api = [
             p
             for p in psutil.Process(server.pid).children(recursive=True)
@@ -99,10 +108,9 @@ def bench_size(size: int, requests: int, concurrency: int) -> None:
             and p.parent().pid != server.pid
         ]
         rss = [p.memory_info().rss / 2**20 for p in api]
-        print(
-            f"{size:>9,} hashes: GET /lookup {result.summary()}; "
-            f"RSS per API process {', '.join(f'{r:.0f}' for r in rss)} MiB"
-        )
+        for route, result in results:
+            print(f"{size:>9,} hashes: GET {ROUTES[route].split('?')[0]} {result.summary()}")
+        print(f"{size:>9,} hashes: RSS per API process {', '.join(f'{r:.0f}' for r in rss)} MiB")
     finally:
         server.terminate()
         server.wait(60)
@@ -154,10 +162,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30_000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--import-rows", type=int, default=1_000_000)
+    parser.add_argument("--routes", default="lookup", help="lookup, hma2 or both, comma-separated")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; load generator on the same machine")
     for size in (int(s) for s in args.sizes.split(",")):
-        bench_size(size, args.requests, args.concurrency)
+        bench_size(size, args.requests, args.concurrency, args.routes.split(","))
     if args.import_rows:
         bench_import(args.import_rows)
 

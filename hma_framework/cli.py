@@ -361,6 +361,52 @@ def banks_export(ctx: click.Context, bank: str, fmt: str, output: str) -> None:
         store.close()
 
 
+@cli.command("import-hma2")
+@click.argument("database_url")
+@click.pass_context
+def import_hma2_command(ctx: click.Context, database_url: str) -> None:
+    """Import banks, contents, signals and exchange configs from an HMA 2.0 database.
+
+    DATABASE_URL is HMA 2.0's PostgreSQL, e.g. postgresql+psycopg://user:pw@host/media_match
+    (read only). Banks or exchanges that already exist here stop the import before it writes.
+    """
+    from hma_framework.hma2_import import Hma2Database, Hma2ImportError, import_hma2
+    from hma_framework.registry import make_registry
+
+    store = _store(ctx)
+    try:
+        source = Hma2Database(database_url)
+    except Hma2ImportError as exc:
+        store.close()
+        raise click.ClickException(f"{mask_password(database_url)}: {exc}") from exc
+    try:
+        total = source.content_count()
+        with click.progressbar(
+            length=total, label="importing contents", file=sys.stderr, hidden=not total
+        ) as bar:
+            summary = import_hma2(source, store, make_registry(_settings(ctx)), bar.update)
+    except Hma2ImportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        source.close()
+        store.close()
+    click.echo(
+        f"imported {summary.banks} bank(s), {summary.contents} content(s) with "
+        f"{summary.signals} signal(s), {summary.exchanges} exchange config(s)"
+    )
+    if not summary.kept_ids:
+        click.echo("content ids were taken here already: imported contents have new ids")
+    if summary.skipped_contents or summary.skipped_signals:
+        reasons = ", ".join(f"{k} x{v}" for k, v in sorted(summary.skipped_reasons.items()))
+        click.echo(
+            f"skipped {summary.skipped_signals} signal(s) ({reasons}); "
+            f"{summary.skipped_contents} content(s) had no usable signal",
+            err=True,
+        )
+    if summary.exchanges:
+        click.echo("exchange credentials are not imported: set them again for each API")
+
+
 # --- plugins and settings --------------------------------------------------------------------
 
 

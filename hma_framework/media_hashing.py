@@ -57,3 +57,35 @@ def compute_signals(runtime: Runtime, content_type: str, path: Path) -> list[Com
             ComputedSignal(record.name, result.value, result.quality, result.quality_ok)
         )
     return computed
+
+
+# Leading bytes of the image formats the photo hashers decode.
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def guess_content_type(path: Path) -> str:
+    """``photo`` for a file that starts like an image, else ``video``.
+
+    For callers that are not told the content type (HMA 2.0's ``/h/hash?url=``, which reads
+    it from the download's header); sniffing the bytes also works for uploads.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return "photo"
+    return "video"
+
+
+def hash_for_lookup(
+    runtime: Runtime, content_type: str, path: Path, signal_types: list[str] | None = None
+) -> dict[str, str]:
+    """``{signal_type: hash}`` of the file, limited to ``signal_types`` when given.
+
+    Signals under their quality bar are left out: a lookup by them matches noise.
+    """
+    wanted = set(signal_types) if signal_types else None
+    return {
+        s.signal_type: s.value
+        for s in compute_signals(runtime, content_type, path)
+        if s.quality_ok and (wanted is None or s.signal_type in wanted)
+    }

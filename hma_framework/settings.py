@@ -294,6 +294,42 @@ class ActionSettings:
             raise FieldValueError(attribute.name, f"must be zero or more seconds each, got {value}")
 
 
+def _scopes(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    unknown = [scope for scope in value if scope not in ("submit", "read", "admin")]
+    if unknown:
+        raise FieldValueError(
+            attribute.name, f"unknown scope(s) {unknown}; known: submit, read, admin"
+        )
+
+
+@attrs.frozen
+class Hma2CompatSettings:
+    enabled: bool = attrs.field(
+        default=True,
+        metadata=_help("Answer HMA 2.0's API (`/h`, `/m`, `/c`, `/status`) at the root."),
+    )
+    trusted_networks: tuple[str, ...] = attrs.field(
+        default=(),
+        validator=_networks,
+        metadata=_help(
+            "CIDRs whose keyless requests to the HMA 2.0 routes act with `trusted_scopes`. "
+            "Anyone sending from them has those scopes: keep them narrow."
+        ),
+    )
+    trusted_scopes: tuple[str, ...] = attrs.field(
+        default=("read",),
+        validator=_scopes,
+        metadata=_help("Scopes of keyless requests from `trusted_networks` (comma-separated)."),
+    )
+    basic_auth: bool = attrs.field(
+        default=False,
+        metadata=_help(
+            "Accept an API key as the HTTP Basic password on the HMA 2.0 routes, for clients "
+            "that take credentials only in their base URL (the key may reach their logs)."
+        ),
+    )
+
+
 @attrs.frozen
 class Settings:
     data_dir: str = attrs.field(
@@ -332,6 +368,7 @@ class Settings:
     pipeline: PipelineSettings = attrs.field(factory=PipelineSettings)
     actions: ActionSettings = attrs.field(factory=ActionSettings)
     plugins: PluginSettings = attrs.field(factory=PluginSettings)
+    compat_hma2: Hma2CompatSettings = attrs.field(factory=Hma2CompatSettings)
     # Raw material for plugin sections (``[pdq]`` tables, ``HMA_PDQ_*`` variables), read by
     # :func:`load_section` with the plugin's own attrs class.
     plugin_tables: Mapping[str, Any] = attrs.field(

@@ -16,7 +16,7 @@ from hma_framework.web.auth import requires_scope
 
 
 def test_health_checks_need_no_key(client: Any) -> None:
-    assert client.get("/status").get_json() == {"status": "ok"}
+    assert client.get("/health").get_json() == {"status": "ok"}
     ready = client.get("/status/ready")
     assert ready.status_code == 200, ready.get_json()
     assert ready.get_json()["checks"] == {"database": True, "schema": True, "redis": True}
@@ -62,7 +62,7 @@ def test_revoked_key_is_401_at_once(client: Any, tokens: Tokens, runtime: Runtim
 def test_errors_are_json(client: Any, tokens: Tokens) -> None:
     missing = client.get("/no/such/route", headers=Tokens.header(tokens.admin))
     assert missing.status_code == 404 and missing.get_json()["message"]
-    wrong_method = client.post("/status")
+    wrong_method = client.post("/health")
     assert wrong_method.status_code == 405 and wrong_method.get_json()["message"]
 
 
@@ -117,7 +117,7 @@ def test_readiness_is_503_when_redis_is_down(settings: Settings) -> None:
         body = response.get_json()
         assert body["checks"]["redis"] is False and body["checks"]["database"] is True
         assert body["message"].startswith("not ready: redis:")
-        assert create_app(runtime).test_client().get("/status").status_code == 200
+        assert create_app(runtime).test_client().get("/health").status_code == 200
     finally:
         runtime.close()
 

@@ -8,6 +8,7 @@ resolution is valid exactly while the log's newest ``seq`` is unchanged: one ind
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -41,6 +42,7 @@ _HOLDERS_QUERY = (
         BankMemberRow.notes,
         BankMemberRow.exchange_metadata,
         ExchangeRow.name,
+        BankMemberRow.disabled_until,
     )
     .join(MemberSignalRow, MemberSignalRow.signal_pk == SignalRow.id)
     .join(BankMemberRow, BankMemberRow.id == MemberSignalRow.member_pk)
@@ -69,6 +71,11 @@ class Holder:
     member_notes: str
     exchange: str | None
     exchange_metadata: dict[str, Any]
+    #: Switched off until then: time passing changes no log entry, so callers check it.
+    disabled_until: dt.datetime | None = None
+
+    def disabled_at(self, now: dt.datetime) -> bool:
+        return self.disabled_until is not None and self.disabled_until > now
 
 
 class HolderCache:
@@ -119,6 +126,14 @@ class HolderCache:
                         member_notes=row[9],
                         exchange=row[11],
                         exchange_metadata=dict(row[10] or {}),
+                        disabled_until=_utc(row[12]),
                     )
                 )
         return found
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Core queries skip the ORM type: SQLite hands back naive (UTC) datetimes."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)

@@ -9,6 +9,7 @@ so disabling a bank or member takes effect on the very next query, without touch
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -84,6 +85,7 @@ class IndexManager:
         self._live: dict[str, _LiveIndex] = {}
         self._seq = 0
         self._checked_at = 0.0
+        self._refreshed_at = 0.0  # wall clock of the last look at the change log
         self._loaded = False
         self._thresholds: list[dict[str, int]] = []
         self._holders = HolderCache(store)
@@ -172,6 +174,7 @@ class IndexManager:
         while True:
             changes = self._banks.signal_changes_after(self._seq)
             self._checked_at = time.monotonic()
+            self._refreshed_at = time.time()
             if not changes:
                 return
             added = [c for c in changes if c.kind == SIGNAL_ADDED]
@@ -199,6 +202,16 @@ class IndexManager:
                     ).all()
                 )
         return values
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every index has been filled (``load`` ran)."""
+        return self._loaded
+
+    @property
+    def refreshed_at(self) -> float:
+        """Unix time up to which bank changes are applied (0 before the first load)."""
+        return self._refreshed_at
 
     @property
     def seq(self) -> int:
@@ -264,11 +277,14 @@ class IndexManager:
         banks: Collection[str] | None,
     ) -> list[BankMatch]:
         distances = {m.entry_id: m.distance for m in found}
+        now = dt.datetime.now(dt.UTC)
         matches = []
         for signal_pk, holders in self._holders.holders(distances).items():
             distance = distances[signal_pk]
             for holder in holders:
                 if banks is not None and holder.bank_name not in banks:
+                    continue
+                if holder.disabled_at(now):
                     continue
                 if distance > int(holder.thresholds.get(signal_type, default)):
                     continue

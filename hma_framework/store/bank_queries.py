@@ -23,6 +23,7 @@ def bank_json(bank: BankRow, members: int, exchange: str | None) -> dict[str, An
         "description": bank.description,
         "tags": list(bank.tags),
         "enabled": bank.enabled,
+        "matching_enabled_ratio": bank.matching_enabled_ratio if bank.enabled else 0.0,
         "thresholds": dict(bank.thresholds),
         "exchange": exchange,
         "member_count": members,
@@ -55,6 +56,18 @@ class BankQueries:
     def bank(self, name: str) -> dict[str, Any] | None:
         found = self.banks(name)
         return found[0] if found else None
+
+    def matching_ratios(self, names: list[str]) -> dict[str, float]:
+        """Each named bank's share of lookups it answers (0 for a bank switched off)."""
+        if not names:
+            return {}
+        with self._store.reading() as session:
+            rows = session.execute(
+                select(BankRow.name, BankRow.enabled, BankRow.matching_enabled_ratio).where(
+                    BankRow.name.in_(sorted(set(names)))
+                )
+            ).all()
+        return {name: (ratio if enabled else 0.0) for name, enabled, ratio in rows}
 
     def _signals_of(self, session: Any, member_pks: list[int]) -> dict[int, list[dict[str, str]]]:
         signals: dict[int, list[dict[str, str]]] = {pk: [] for pk in member_pks}
@@ -126,9 +139,11 @@ def member_json(row: BankMemberRow, bank: str, signals: list[dict[str, str]]) ->
         "id": row.id,
         "bank": bank,
         "content_id": row.content_id,
+        "external_id": row.external_id,
         "notes": row.notes,
         "tags": list(row.tags),
         "enabled": row.enabled,
+        "disabled_until": row.disabled_until.isoformat() if row.disabled_until else None,
         "signals": signals,
         "exchange_metadata": dict(row.exchange_metadata) or None,
         "created_at": row.created_at.isoformat(),

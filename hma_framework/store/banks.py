@@ -9,12 +9,13 @@ a reader that has seen ``seq = n`` can never later find a smaller one appear.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import attrs
-from sqlalchemy import Table, delete, exists, func, insert, select, text, update
+from sqlalchemy import Table, case, delete, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from hma_framework.store.bulk import BulkWriter
@@ -63,6 +64,8 @@ class NewMember:
     tags: tuple[str, ...] = ()
     external_id: str | None = None
     exchange_metadata: dict[str, Any] = attrs.field(factory=dict)
+    #: An id to keep (a migration keeping another system's ids); None takes a fresh one.
+    member_id: int | None = None
 
 
 @attrs.frozen
@@ -125,7 +128,12 @@ def _signal_ids(session: Session, signals: Iterable[tuple[str, str]]) -> dict[tu
 def _insert_members(session: Session, bank_pk: int, members: Sequence[NewMember]) -> list[int]:
     """Insert member rows with ids reserved up front; returns the ids in order."""
     bulk = BulkWriter(session)
-    member_pks = bulk.reserve_member_ids(len(members))
+    kept = [m.member_id for m in members]
+    keep = bool(kept) and all(pk is not None for pk in kept)
+    if keep:
+        member_pks = [pk for pk in kept if pk is not None]
+    else:
+        member_pks = bulk.reserve_member_ids(len(members))
     now = bulk.timestamp(utcnow())
     bulk.insert_rows(
         "INSERT INTO bank_member (id, bank_pk, content_id, external_id, notes, tags, "
@@ -146,6 +154,8 @@ def _insert_members(session: Session, bank_pk: int, members: Sequence[NewMember]
             for pk, m in zip(member_pks, members, strict=True)
         ],
     )
+    if keep:
+        bulk.advance_member_ids()
     return member_pks
 
 
@@ -183,14 +193,17 @@ class Banks:
         tags: Sequence[str] = (),
         thresholds: dict[str, int] | None = None,
         enabled: bool = True,
+        matching_enabled_ratio: float = 1.0,
     ) -> int:
+        """A new bank; a ``matching_enabled_ratio`` of 0 creates it switched off."""
         with self._store.transaction() as session:
             bank = BankRow(
                 name=name,
                 description=description,
                 tags=list(tags),
                 thresholds=dict(thresholds or {}),
-                enabled=enabled,
+                enabled=enabled and matching_enabled_ratio > 0,
+                matching_enabled_ratio=matching_enabled_ratio,
             )
             session.add(bank)
             session.flush()
@@ -214,9 +227,22 @@ class Banks:
         tags: Sequence[str] | None = None,
         enabled: bool | None = None,
         thresholds: dict[str, int] | None = None,
+        matching_enabled_ratio: float | None = None,
     ) -> None:
-        """Change what is given; logged so every index re-reads thresholds and switches."""
+        """Change what is given; logged so every index re-reads thresholds and switches.
+
+        The ratio and the switch are one setting seen two ways: a ratio of 0 switches the
+        bank off, a positive one on; switching on a bank whose ratio is 0 makes it 1.
+        """
         values: dict[str, Any] = {}
+        if matching_enabled_ratio is not None:
+            values["matching_enabled_ratio"] = matching_enabled_ratio
+            if enabled is None:
+                enabled = matching_enabled_ratio > 0
+        elif enabled:
+            values["matching_enabled_ratio"] = case(
+                (BankRow.matching_enabled_ratio <= 0, 1.0), else_=BankRow.matching_enabled_ratio
+            )
         if description is not None:
             values["description"] = description
         if tags is not None:
@@ -236,6 +262,31 @@ class Banks:
             if enabled is not None:
                 kind = BANK_ENABLED if enabled else BANK_DISABLED
             session.add(BankChangeRow(kind=kind, bank_pk=bank_pk))
+
+    def rename_bank(self, name: str, new_name: str) -> None:
+        """Rename a bank (an ``IntegrityError`` if the new name is taken); members stay."""
+        with self._store.transaction() as session:
+            lock_change_log(session)
+            bank_pk = self.bank_id(session, name)
+            session.execute(
+                update(BankRow)
+                .where(BankRow.id == bank_pk)
+                .values(name=new_name, updated_at=utcnow())
+            )
+            session.add(BankChangeRow(kind=BANK_UPDATED, bank_pk=bank_pk))
+
+    def set_member_disabled_until(self, member_pk: int, until: dt.datetime | None) -> None:
+        """Switch a member off until ``until`` (checked at query time); None clears it."""
+        with self._store.transaction() as session:
+            lock_change_log(session)
+            result = session.execute(
+                update(BankMemberRow)
+                .where(BankMemberRow.id == member_pk)
+                .values(disabled_until=until, updated_at=utcnow())
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                raise LookupError(f"no bank member {member_pk}")
+            session.add(BankChangeRow(kind=MEMBER_UPDATED, member_pk=member_pk))
 
     def update_member(
         self,

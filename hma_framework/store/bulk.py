@@ -78,3 +78,13 @@ class BulkWriter:
             return [int(r[0]) for r in rows]
         first = int(self._session.scalar(select(func.max(BankMemberRow.id))) or 0) + 1
         return list(range(first, first + count))
+
+    def advance_member_ids(self) -> None:
+        """After inserting rows with ids given: move PostgreSQL's sequence past them."""
+        if self.dialect.name == "postgresql":
+            self._session.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence('bank_member', 'id'), "
+                    "GREATEST((SELECT MAX(id) FROM bank_member), 1))"
+                )
+            )

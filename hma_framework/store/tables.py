@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -143,6 +144,9 @@ class BankRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[list[Any]] = mapped_column(default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: HMA 2.0's sampling: the share of lookups (a seeded coin flip) the bank answers while
+    #: ``enabled``; 0 is stored as ``enabled = false`` so both APIs see one switch.
+    matching_enabled_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)
     exchange_pk: Mapped[int | None] = mapped_column(ForeignKey("exchange.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -173,6 +177,9 @@ class BankMemberRow(Base):
     tags: Mapped[list[Any]] = mapped_column(default=list)
     exchange_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: A member switched off until this time (HMA 2.0's ``disable_until_ts``), checked at
+    #: query time so it comes back on by itself.
+    disabled_until: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -54,6 +54,10 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
             app.register_blueprint(source.blueprint)
     for blueprint in extra_blueprints:
         app.register_blueprint(blueprint)
+    if runtime.settings.compat_hma2.enabled:
+        from hma_framework.web import compat_hma2
+
+        compat_hma2.install(app)
     register_error_handlers(app)
     install_auth(app)
     install_request_ids(app)

@@ -57,8 +57,13 @@ def _check_request() -> None:
         return
     token = bearer_token()
     if token is None:
-        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
-    key = current_app.extensions["hma"].authenticate(token)
+        # Surfaces may accept other credentials on their own routes (HMA 2.0 compatibility).
+        keyless = current_app.extensions.get("hma_keyless_auth")
+        key = keyless(view) if keyless is not None else None
+        if key is None:
+            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+    else:
+        key = current_app.extensions["hma"].authenticate(token)
     if key is None:
         raise ApiError(401, "invalid or revoked API key")
     if not key.allows(scope):

@@ -19,9 +19,10 @@ def _runtime() -> Runtime:
     return runtime
 
 
-@blueprint.get("/status")
+@blueprint.get("/health")
 @public
 def liveness() -> Response:
+    """The process answers. (``/status`` is HMA 2.0's plain-text check when it is on.)"""
     return jsonify(status="ok")
 
 

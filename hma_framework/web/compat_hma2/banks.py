@@ -1,0 +1,127 @@
+"""HMA 2.0's bank curation: ``/c/banks``, ``/c/bank/<name>`` and the type listings.
+
+Banks are this project's banks: ``matching_enabled_ratio`` is stored beside the bank's
+switch (0 is "off"), so a bank switched off through ``/banks`` reads as ratio 0 here and a
+ratio set here switches it for ``/lookup`` too. New names follow HMA 2.0's ``UPPER_SNAKE``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy.exc import IntegrityError
+
+from hma_framework.store.bank_queries import BankQueries
+from hma_framework.store.banks import Banks
+from hma_framework.web.compat_hma2.auth import compat_view
+from hma_framework.web.compat_hma2.hashing import content_types, runtime
+from hma_framework.web.compat_hma2.inputs import param, to_bool, to_ratio
+from hma_framework.web.errors import ApiError
+
+blueprint = Blueprint("hma2_banks", __name__)
+_BANK_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+
+
+def bank_view(bank: dict[str, Any]) -> dict[str, Any]:
+    return {"name": bank["name"], "matching_enabled_ratio": bank["matching_enabled_ratio"]}
+
+
+def bank_or_404(name: str, message: str | None = None) -> dict[str, Any]:
+    bank = BankQueries(runtime().store).bank(name)
+    if bank is None:
+        raise ApiError(404, message or f"bank '{name}' not found")
+    return bank
+
+
+def _checked_name(name: Any) -> str:
+    if not isinstance(name, str) or not _BANK_NAME.fullmatch(name):
+        raise ApiError(400, "Bank names must be UPPER_WITH_UNDERSCORE")
+    return name
+
+
+def _ratio_from_request() -> float | None:
+    """``enabled_ratio`` (HMA 2.0), ``matching_enabled_ratio`` (its response's name, which
+    the Ruby client sends) or ``enabled``; numbers and booleans may come as strings."""
+    for name in ("enabled_ratio", "matching_enabled_ratio"):
+        value = param(name)
+        if value is not None:
+            return to_ratio(value, name)
+    enabled = param("enabled")
+    if enabled is not None:
+        return 1.0 if to_bool(enabled, "enabled") else 0.0
+    return None
+
+
+@blueprint.get("/c/banks")
+@compat_view("read")
+def list_banks() -> Response:
+    return jsonify([bank_view(b) for b in BankQueries(runtime().store).banks()])
+
+
+@blueprint.get("/c/bank/<bank_name>")
+@compat_view("read")
+def get_bank(bank_name: str) -> Response:
+    return jsonify(bank_view(bank_or_404(bank_name)))
+
+
+@blueprint.post("/c/banks")
+@compat_view("admin")
+def create_bank() -> tuple[Response, int]:
+    name = _checked_name(param("name"))
+    ratio = _ratio_from_request()
+    try:
+        Banks(runtime().store).create_bank(
+            name, matching_enabled_ratio=1.0 if ratio is None else ratio
+        )
+    except IntegrityError:
+        raise ApiError(403, "Bank already exists") from None
+    return jsonify(bank_view(bank_or_404(name))), 201
+
+
+@blueprint.put("/c/bank/<bank_name>")
+@compat_view("admin")
+def update_bank(bank_name: str) -> Response:
+    bank_or_404(bank_name, "Bank not found")
+    banks = Banks(runtime().store)
+    new_name = param("name")
+    ratio = _ratio_from_request()
+    if ratio is not None:
+        banks.update_bank(bank_name, matching_enabled_ratio=ratio)
+    if new_name is not None and new_name != bank_name:
+        try:
+            banks.rename_bank(bank_name, _checked_name(new_name))
+        except IntegrityError:
+            raise ApiError(403, "Bank name already exists") from None
+        bank_name = new_name
+    return jsonify(bank_view(bank_or_404(bank_name)))
+
+
+@blueprint.delete("/c/bank/<bank_name>")
+@compat_view("admin")
+def delete_bank(bank_name: str) -> Response:
+    """200 whether or not the bank existed, as HMA 2.0 answers."""
+    bank = BankQueries(runtime().store).bank(bank_name)
+    if bank is not None:
+        if bank["exchange"]:
+            raise ApiError(
+                409,
+                f"bank {bank_name!r} is filled by exchange {bank['exchange']!r}; "
+                "delete the exchange first",
+            )
+        Banks(runtime().store).delete_bank(bank_name)
+    return jsonify(message="Done")
+
+
+@blueprint.get("/c/signal_type")
+@compat_view("read")
+def signal_types() -> Response:
+    names = sorted(runtime().registry.signal_types)
+    return jsonify([{"name": name, "enabled_ratio": 1.0} for name in names])
+
+
+@blueprint.get("/c/content_type")
+@compat_view("read")
+def content_type_list() -> Response:
+    return jsonify([{"name": name, "enabled": True} for name in content_types(runtime())])

@@ -1,0 +1,71 @@
+"""HMA 2.0's plain-text health checks: ``GET /status`` and ``GET /status/live``.
+
+Its clients compare the body with ``I-AM-ALIVE`` (200) and treat ``INDEX-STALE`` /
+``INDEX-NOT-LOADED`` (503) as "not ready". Here the index is fresh by construction (every
+lookup applies the change log first), so "stale" means the change log cannot be read now.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Blueprint, Response, current_app
+
+from hma_framework.runtime import Runtime
+from hma_framework.web.auth import public
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("hma2_status", __name__)
+
+ALIVE = "I-AM-ALIVE"
+STALE = "INDEX-STALE"
+NOT_LOADED = "INDEX-NOT-LOADED"
+FIRST_LOAD_WAIT_SECONDS = 2.0
+_loading_lock = threading.Lock()
+
+
+def _text(body: str, status: int) -> Response:
+    return Response(body, status=status, mimetype="text/plain")
+
+
+def _load_in_background(runtime: Runtime) -> threading.Thread:
+    """Start filling the indexes once per process; a probe never waits for a large index."""
+    with _loading_lock:
+        thread: threading.Thread | None = runtime.__dict__.get("_hma2_index_loader")
+        if thread is None:
+
+            def load() -> None:
+                try:
+                    runtime.indexes.refresh()
+                except Exception:
+                    log.exception("loading the indexes failed")
+                    runtime.__dict__.pop("_hma2_index_loader", None)  # let a later probe retry
+
+            thread = threading.Thread(target=load, name="hma2-index-load", daemon=True)
+            runtime.__dict__["_hma2_index_loader"] = thread
+            thread.start()
+    return thread
+
+
+@blueprint.get("/status")
+@public
+def status() -> Response:
+    runtime: Runtime = current_app.extensions["hma"]
+    if not runtime.indexes.loaded:
+        _load_in_background(runtime).join(FIRST_LOAD_WAIT_SECONDS)
+        if not runtime.indexes.loaded:
+            return _text(NOT_LOADED, 503)
+    try:
+        runtime.indexes.refresh()
+    except Exception as exc:
+        log.warning("index refresh failed: %s", exc)
+        return _text(STALE, 503)
+    return _text(ALIVE, 200)
+
+
+@blueprint.get("/status/live")
+@public
+def live() -> Response:
+    """The process answers requests; says nothing about the index (use ``/status``)."""
+    return _text(ALIVE, 200)
