@@ -20,6 +20,7 @@ from threatexchange.signal_type.pdq.signal import PdqSignal
 from hma_framework.settings import load_section
 from hma_framework.types import HashResult
 from hma_pdq.image_decode import RgbArray, decode_pixels, open_image
+from hma_pdq.pdq_numpy import pdq_hash
 from hma_pdq.pdq_settings import PDQ_SETTINGS, PdqSettings
 
 if TYPE_CHECKING:
@@ -68,12 +69,19 @@ class PdqHasher:
         return self.hash_image(open_image(media))
 
     def _hash_pixels(self, pixels: RgbArray) -> HashResult:
-        bits, quality = pdqhash.compute(pixels)
-        value = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
-        quality = int(quality)
+        if self.settings.bit_exact:
+            value, quality = reference_pdq_hash(pixels)
+        else:
+            value, quality = pdq_hash(pixels)
         return HashResult(
             value=value, quality=quality, quality_ok=quality >= self.settings.quality_threshold
         )
+
+
+def reference_pdq_hash(pixels: RgbArray) -> tuple[str, int]:
+    """``(hex hash, quality)`` from the pdqhash binding of the reference C++ implementation."""
+    bits, quality = pdqhash.compute(pixels)
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex(), int(quality)
 
 
 def make_pdq_hasher(settings: Settings) -> PdqHasher:

@@ -52,6 +52,14 @@ class PdqSettings:
             "no less than 512 px a side first, ~10x faster and a few bits from the full hash."
         },
     )
+    bit_exact: bool = attrs.field(
+        default=False,
+        metadata={
+            "help": "Hash with the pdqhash binding of the reference C++ (bit-exact, ~10x the "
+            "CPU). Off: the plugin's numpy PDQ, which filters only what the 64x64 samples "
+            "need; same bits but for float rounding (0-2 bits)."
+        },
+    )
     max_pixels: int = attrs.field(
         default=DEFAULT_MAX_PIXELS,
         validator=_between(1, PILLOW_HARD_PIXEL_LIMIT),

@@ -34,10 +34,20 @@ from hma_framework.testing import check_signal_type_record
 from hma_framework.types import HashResult, SignalTypeRecord
 
 REPO = Path(__file__).resolve().parents[3]
-# CI clones the repository with shared/ beside it (here: /work/main and /work/shared).
-BRIDGE_DIR = REPO.parent / "shared" / "data" / "pdq-bridge-mods"
+# CI clones the repository with shared/ beside it (here: /work/main and /work/shared); a
+# worktree one level further down (/work/wt/<branch>) finds it one level up.
+BRIDGE_DIR = next(
+    (
+        folder / "shared" / "data" / "pdq-bridge-mods"
+        for folder in (REPO.parent, REPO.parent.parent)
+        if (folder / "shared" / "data" / "pdq-bridge-mods").is_dir()
+    ),
+    REPO.parent / "shared" / "data" / "pdq-bridge-mods",
+)
 PDQ_MATCH_THRESHOLD = 31
-FULL = PdqHasher(PdqSettings(full_resolution=True))
+# The reference: pdqhash (the C++ implementation) on every pixel. The default hasher uses the
+# plugin's numpy PDQ over a reduced decode.
+FULL = PdqHasher(PdqSettings(full_resolution=True, bit_exact=True))
 REDUCED = PdqHasher(PdqSettings())
 
 
@@ -607,6 +617,7 @@ def test_settings_section_is_declared_with_help_for_every_field() -> None:
         "HMA_PDQ_QUALITY_THRESHOLD",
         "HMA_PDQ_APPLY_EXIF_ORIENTATION",
         "HMA_PDQ_FULL_RESOLUTION",
+        "HMA_PDQ_BIT_EXACT",
         "HMA_PDQ_MAX_PIXELS",
         "HMA_PDQ_INDEX_THREADS",
     ]
