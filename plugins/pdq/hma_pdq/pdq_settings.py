@@ -41,8 +41,9 @@ class PdqSettings:
     apply_exif_orientation: bool = attrs.field(
         default=True,
         metadata={
-            "help": "Rotate/flip photos as their EXIF orientation says before hashing, so a "
-            "phone photo hashes like it looks."
+            "help": "Hash photos with an EXIF orientation both ways, as displayed (turned as "
+            "the tag says) and as stored (what reference tools hash), and match either. Off: "
+            "stored pixels only."
         },
     )
     full_resolution: bool = attrs.field(
