@@ -15,7 +15,8 @@ Generates photo-like JPEGs (smooth colour gradients, sensor-like noise, solid sh
 reference) and "reduced" (the default: numpy PDQ over the reduced decode): images per second in
 this single process (wall clock) and the median milliseconds per image, hashing from a file
 path as the worker does. Then how many bits the default moves the hash from the reference:
-on the reference photos in ``shared/data/pdq-bridge-mods`` beside the repository (as they are, and enlarged to 4000 px wide, since at their size nothing is reduced) and on the large
+on the reference photos in ``shared/data/pdq-bridge-mods`` beside the repository (as they are,
+and enlarged to 4000 px wide, since at their size nothing is reduced) and on the large
 generated photos. Prints figures; it is not a test.
 """
 
