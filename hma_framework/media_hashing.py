@@ -45,17 +45,25 @@ def bytes_file(runtime: Runtime, media: bytes) -> Iterator[Path]:
         yield Path(handle.name)
 
 
-def compute_signals(runtime: Runtime, content_type: str, path: Path) -> list[ComputedSignal]:
-    """Every installed signal type for ``content_type``, computed from the file at ``path``."""
+def compute_signals(
+    runtime: Runtime, content_type: str, path: Path, *, alternates: bool = True
+) -> list[ComputedSignal]:
+    """Every installed signal type for ``content_type``, computed from the file at ``path``.
+
+    Each hasher's result comes first, then (with ``alternates``) the other readings it gives
+    of the same media, such as the stored pixels of an EXIF-rotated photo.
+    """
     signal_types = runtime.registry.signal_types_for(content_type)
     if not signal_types:
         raise PermanentMediaError(f"no installed signal type hashes {content_type} content")
     computed = []
     for record in signal_types:
         result = runtime.hashers[record.name].hash_file(path)
-        computed.append(
-            ComputedSignal(record.name, result.value, result.quality, result.quality_ok)
-        )
+        readings = result.readings() if alternates else (result,)
+        computed += [
+            ComputedSignal(record.name, r.value, r.quality, r.quality_ok, r.variant)
+            for r in readings
+        ]
     return computed
 
 

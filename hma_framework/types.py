@@ -71,11 +71,24 @@ class HashResult:
 
     ``quality_ok`` is False when the signal was computed but is under the configured quality
     threshold: it is recorded (with its quality) but not matched.
+
+    Some media reads two ways, and hash lists hold either: a photo with an EXIF orientation is
+    shown rotated, but reference tools hash its stored pixels. A hasher then names this
+    result's reading in ``variant`` (e.g. ``"displayed"``) and returns the others in
+    ``alternates`` (e.g. ``"stored"``); every reading is recorded and matched, and matches say
+    which one matched. Media with a single reading leaves both empty, which is also all a
+    hasher written before variants existed returns.
     """
 
     value: str
     quality: int | None = None
     quality_ok: bool = True
+    variant: str = ""
+    alternates: tuple[HashResult, ...] = ()
+
+    def readings(self) -> tuple[HashResult, ...]:
+        """This result, then its alternates."""
+        return (self, *self.alternates)
 
 
 class MediaHasher(Protocol):

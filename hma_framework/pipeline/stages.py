@@ -149,6 +149,7 @@ def find_matches(runtime: Runtime, signals: list[ComputedSignal]) -> list[Record
                     bank_pk=match.bank_pk,
                     member_pk=match.member_pk,
                     signal_type=signal.signal_type,
+                    variant=signal.variant,
                     content_signal=signal.value,
                     member_signal=match.stored_signal,
                     distance=match.distance,

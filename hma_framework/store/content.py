@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -87,10 +87,13 @@ class Submission:
 
 @attrs.frozen
 class ComputedSignal:
+    """One reading of content under one signal type; ``variant`` as in ``HashResult``."""
+
     signal_type: str
     value: str
     quality: int | None = None
     quality_ok: bool = True
+    variant: str = ""
 
 
 @attrs.frozen
@@ -101,6 +104,7 @@ class RecordedMatch:
     content_signal: str
     member_signal: str
     distance: int
+    variant: str = ""  # the content signal's reading that matched
 
 
 @functools.cache
@@ -129,6 +133,26 @@ def _upsert(
     dialect = session.get_bind().dialect.name
     statement = _upsert_statement(dialect, table, tuple(keys), tuple(update_columns))  # type: ignore[arg-type]
     session.execute(statement, rows)
+
+
+def _forget_other_readings(
+    session: Session, content_pk: int, signals: Sequence[ComputedSignal]
+) -> None:
+    """Delete readings of the recomputed signal types that this computation no longer has.
+
+    Re-hashing replaces a signal type's readings as a whole: a resubmitted photo that lost its
+    EXIF rotation must not keep matching by its old "stored" hash.
+    """
+    if not signals:
+        return
+    kept = [(s.signal_type, s.variant) for s in signals]
+    session.execute(
+        delete(ContentSignalRow).where(
+            ContentSignalRow.content_pk == content_pk,
+            ContentSignalRow.signal_type.in_({s.signal_type for s in signals}),
+            tuple_(ContentSignalRow.signal_type, ContentSignalRow.variant).not_in(kept),
+        )
+    )
 
 
 class ContentRecords:
@@ -232,6 +256,7 @@ class ContentRecords:
                 {
                     "content_pk": content_pk,
                     "signal_type": s.signal_type,
+                    "variant": s.variant,
                     "signal_value": s.value,
                     "quality": s.quality,
                     "status": SIGNAL_OK if s.quality_ok else SIGNAL_LOW_QUALITY,
@@ -239,9 +264,10 @@ class ContentRecords:
                 }
                 for s in signals
             ],
-            ["content_pk", "signal_type"],
+            ["content_pk", "signal_type", "variant"],
             update_columns=("signal_value", "quality", "status", "created_at"),
         )
+        _forget_other_readings(session, content_pk, signals)
         session.execute(
             update(ContentRow)
             .where(ContentRow.id == content_pk)
@@ -256,7 +282,10 @@ class ContentRecords:
                     ContentSignalRow.status == SIGNAL_OK,
                 )
             ).all()
-        return [ComputedSignal(r.signal_type, r.signal_value, r.quality) for r in rows]
+        return [
+            ComputedSignal(r.signal_type, r.signal_value, r.quality, variant=r.variant)
+            for r in rows
+        ]
 
     def record_matches(
         self, content_pk: int, matches: Sequence[RecordedMatch], session: Session | None = None

@@ -22,6 +22,15 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def variant_field(variant: str) -> dict[str, str]:
+    """``{"variant": ...}`` for a reading of media read more than one way, else nothing.
+
+    Most media reads one way; only then-ambiguous answers (an EXIF-rotated photo's
+    "displayed" and "stored" hashes) carry the key, so other answers keep their shape.
+    """
+    return {"variant": variant} if variant else {}
+
+
 def _match_json(match: MatchRow, bank: str, content_id: str) -> dict[str, Any]:
     return {
         "id": match.id,
@@ -29,6 +38,7 @@ def _match_json(match: MatchRow, bank: str, content_id: str) -> dict[str, Any]:
         "bank": bank,
         "member_id": match.member_pk,
         "signal_type": match.signal_type,
+        **variant_field(match.variant),
         "content_signal": match.content_signal,
         "member_signal": match.member_signal,
         "distance": match.distance,
@@ -55,7 +65,7 @@ class ContentQueries:
             signals = session.scalars(
                 select(ContentSignalRow)
                 .where(ContentSignalRow.content_pk == row.id)
-                .order_by(ContentSignalRow.signal_type)
+                .order_by(ContentSignalRow.signal_type, ContentSignalRow.variant)
             ).all()
             match_count = len(
                 session.scalars(select(MatchRow.id).where(MatchRow.content_pk == row.id)).all()
@@ -82,6 +92,7 @@ class ContentQueries:
                 "signals": [
                     {
                         "signal_type": s.signal_type,
+                        **variant_field(s.variant),
                         "signal_value": s.signal_value,
                         "quality": s.quality,
                         "status": s.status,

@@ -120,11 +120,14 @@ class ContentSignalRow(Base):
     """A signal computed for (or submitted with) content; quality is kept beside the hash."""
 
     __tablename__ = "content_signal"
-    __table_args__ = (UniqueConstraint("content_pk", "signal_type"),)
+    __table_args__ = (UniqueConstraint("content_pk", "signal_type", "variant"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     content_pk: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"))
     signal_type: Mapped[str] = mapped_column(String(64))
+    #: Which reading of the media (``HashResult.variant``): "" when it has one, else e.g.
+    #: "displayed" / "stored" for an EXIF-rotated photo.
+    variant: Mapped[str] = mapped_column(String(32), default="", server_default="")
     signal_value: Mapped[str] = mapped_column(Text)
     quality: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32), default="ok")
@@ -227,6 +230,8 @@ class MatchRow(Base):
     bank_pk: Mapped[int] = mapped_column(ForeignKey("bank.id", ondelete="CASCADE"))
     member_pk: Mapped[int] = mapped_column(ForeignKey("bank_member.id", ondelete="CASCADE"))
     signal_type: Mapped[str] = mapped_column(String(64))
+    #: The reading of the content that matched (``ContentSignalRow.variant``).
+    variant: Mapped[str] = mapped_column(String(32), default="", server_default="")
     content_signal: Mapped[str] = mapped_column(Text)
     member_signal: Mapped[str] = mapped_column(Text)
     distance: Mapped[int] = mapped_column(Integer)

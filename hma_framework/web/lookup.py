@@ -14,6 +14,7 @@ from hma_framework.index.manager import BankMatch
 from hma_framework.media_hashing import bytes_file, compute_signals, fetched
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
+from hma_framework.store.content_queries import variant_field
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.validation import base64_media_field, field, json_body, string_list
@@ -90,7 +91,12 @@ def _media_signals(runtime: Runtime, body: dict[str, Any], content_type: str) ->
 @blueprint.post("/lookup")
 @requires_scope("read")
 def lookup_media() -> Response:
-    """Hash a URL or media bytes, then match: one call answers "what is it" and "is it known"."""
+    """Hash a URL or media bytes, then match: one call answers "what is it" and "is it known".
+
+    A photo with an EXIF orientation gives two signals per signal type, ``variant``
+    "displayed" and "stored"; each match names the variant that matched. Media read one way
+    has no ``variant`` key, as before.
+    """
     runtime = _runtime()
     body = json_body()
     content_type = field(body, "content_type", str)
@@ -103,18 +109,22 @@ def lookup_media() -> Response:
     matches = []
     for signal in signals:
         if signal.quality_ok:
-            matches += runtime.indexes.match(signal.signal_type, signal.value, banks=banks)
+            matches += [
+                {**match_json(m), **variant_field(signal.variant)}
+                for m in runtime.indexes.match(signal.signal_type, signal.value, banks=banks)
+            ]
     return jsonify(
         signals=[
             {
                 "signal_type": s.signal_type,
+                **variant_field(s.variant),
                 "signal_value": s.value,
                 "quality": s.quality,
                 "quality_ok": s.quality_ok,
             }
             for s in signals
         ],
-        matches=[match_json(m) for m in matches],
+        matches=matches,
     )
 
 

@@ -70,7 +70,7 @@ def _hashed_signals(runtime: Runtime, row: dict[str, Any]) -> list[tuple[str, st
             url = _text(row, "content_url")
             assert url is not None
             with fetched(runtime, url) as path:
-                computed = compute_signals(runtime, content_type, path)
+                computed = compute_signals(runtime, content_type, path, alternates=False)
         else:
             media = row.get("_upload")
             if media is None:
@@ -81,7 +81,7 @@ def _hashed_signals(runtime: Runtime, row: dict[str, Any]) -> list[tuple[str, st
             if not media:
                 raise MemberError("the media is empty")
             with bytes_file(runtime, media) as path:
-                computed = compute_signals(runtime, content_type, path)
+                computed = compute_signals(runtime, content_type, path, alternates=False)
     except PermanentMediaError as exc:
         raise MemberError(f"cannot hash the media: {exc}") from exc
     except TransientFetchError as exc:

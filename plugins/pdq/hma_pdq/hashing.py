@@ -19,13 +19,25 @@ from threatexchange.signal_type.pdq.signal import PdqSignal
 
 from hma_framework.settings import load_section
 from hma_framework.types import HashResult
-from hma_pdq.image_decode import RgbArray, decode_pixels, open_image
+from hma_pdq.image_decode import RgbArray, decode_stored_pixels, open_image, upright
+from hma_pdq.pdq_numpy import pdq_hash
 from hma_pdq.pdq_settings import PDQ_SETTINGS, PdqSettings
 
 if TYPE_CHECKING:
     from hma_framework.settings import Settings
 
-__all__ = ["PDQ_SETTINGS", "HmaPdqSignal", "PdqHasher", "PdqSettings", "make_pdq_hasher"]
+#: The readings of a photo with an EXIF orientation (``HashResult.variant``).
+VARIANT_DISPLAYED, VARIANT_STORED = "displayed", "stored"
+
+__all__ = [
+    "PDQ_SETTINGS",
+    "VARIANT_DISPLAYED",
+    "VARIANT_STORED",
+    "HmaPdqSignal",
+    "PdqHasher",
+    "PdqSettings",
+    "make_pdq_hasher",
+]
 
 
 @attrs.frozen
@@ -39,6 +51,11 @@ class PdqHasher:
     refused formats, corrupt or truncated files, images over ``max_pixels`` (checked on the
     header, before decoding). Missing or unreadable *paths* raise ``OSError`` as usual: that is
     the caller's problem, not the media's.
+
+    A photo whose EXIF orientation is not 1 reads two ways: the result is the hash of the
+    picture as displayed (variant ``"displayed"``), with the hash of its stored pixels, what
+    the reference tools and HMA 2.0 compute, as its alternate (variant ``"stored"``). Hash
+    lists hold both kinds, so both are matched. Other photos give one hash, with no variant.
 
     Animated images (GIF, APNG, WebP) are hashed by their first frame: it is what still-image
     viewers, previews and the reference PDQ tools show and hash, so banked hashes of such
@@ -62,18 +79,30 @@ class PdqHasher:
 
         The image is consumed: it is closed once its pixels have been read.
         """
-        return self._hash_pixels(decode_pixels(image, self.settings))
+        pixels, orientation = decode_stored_pixels(image, self.settings)
+        if orientation == 1:
+            return self._hash_pixels(pixels)
+        stored = attrs.evolve(self._hash_pixels(pixels), variant=VARIANT_STORED)
+        displayed = self._hash_pixels(upright(pixels, orientation))
+        return attrs.evolve(displayed, variant=VARIANT_DISPLAYED, alternates=(stored,))
 
     def _hash_stream(self, media: BinaryIO) -> HashResult:
         return self.hash_image(open_image(media))
 
     def _hash_pixels(self, pixels: RgbArray) -> HashResult:
-        bits, quality = pdqhash.compute(pixels)
-        value = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
-        quality = int(quality)
+        if self.settings.bit_exact:
+            value, quality = reference_pdq_hash(np.ascontiguousarray(pixels))
+        else:
+            value, quality = pdq_hash(pixels)
         return HashResult(
             value=value, quality=quality, quality_ok=quality >= self.settings.quality_threshold
         )
+
+
+def reference_pdq_hash(pixels: RgbArray) -> tuple[str, int]:
+    """``(hex hash, quality)`` from the pdqhash binding of the reference C++ implementation."""
+    bits, quality = pdqhash.compute(pixels)
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex(), int(quality)
 
 
 def make_pdq_hasher(settings: Settings) -> PdqHasher:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Callable
 from typing import IO
 
 import numpy as np
@@ -56,19 +57,21 @@ _BOX_FILTERABLE_MODES = frozenset(
     {"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "F"}
 )
 
-# EXIF orientation (TIFF tag 274) -> the transpose that shows the image upright.
-_ORIENTATION_TAG = 0x0112
-_UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
 RgbArray = npt.NDArray[np.uint8]
+
+# EXIF orientation (TIFF tag 274) -> the transpose that shows the image upright, done on the
+# (rows, columns, channels) array as a view: Pillow's FLIP_LEFT_RIGHT, ROTATE_180,
+# FLIP_TOP_BOTTOM, TRANSPOSE, ROTATE_270, TRANSVERSE and ROTATE_90 for tags 2..8.
+_ORIENTATION_TAG = 0x0112
+_UPRIGHT: dict[int, Callable[[RgbArray], RgbArray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: a[::-1].swapaxes(0, 1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: a[:, ::-1].swapaxes(0, 1),
+}
 
 
 @functools.cache
@@ -93,11 +96,28 @@ def open_image(source: IO[bytes]) -> Image.Image:
 def decode_pixels(image: Image.Image, settings: PdqSettings) -> RgbArray:
     """The upright 8-bit RGB rendering of ``image`` (its first frame), as PDQ should see it.
 
-    Returns a ``(height, width, 3)`` uint8 array with rows in memory order (pdqhash reads the
-    luma it derives as one row-major buffer); grey images come back as a read-only view
-    repeating one channel. ``image`` is consumed: every intermediate image,
-    ``image`` included, is closed as soon as the next exists, so the pixels are never held in
-    more than two forms at once.
+    Returns a ``(height, width, 3)`` uint8 array; grey images come back as a read-only view
+    repeating one channel, rotated photos as a view of the stored pixels. ``image`` is
+    consumed as by ``decode_stored_pixels``.
+    """
+    pixels, orientation = decode_stored_pixels(image, settings)
+    return upright(pixels, orientation)
+
+
+def upright(pixels: RgbArray, orientation: int) -> RgbArray:
+    """``pixels`` as displayed under EXIF ``orientation`` (a view; 1 and unknown tags: as is)."""
+    turn = _UPRIGHT.get(orientation)
+    return turn(pixels) if turn is not None else pixels
+
+
+def decode_stored_pixels(image: Image.Image, settings: PdqSettings) -> tuple[RgbArray, int]:
+    """The 8-bit RGB rendering of ``image`` (its first frame) as stored, and its orientation.
+
+    The orientation is the EXIF tag (1 when absent, unreadable or ``apply_exif_orientation``
+    is off); ``upright`` turns the pixels as it says. Returns a ``(height, width, 3)`` uint8
+    array with rows in memory order; grey images come back as a read-only view repeating one
+    channel. ``image`` is consumed: every intermediate image, ``image`` included, is closed as
+    soon as the next exists, so the pixels are never held in more than two forms at once.
     """
     check_pixel_limit(image, settings.max_pixels)
     reduce = not settings.full_resolution
@@ -118,15 +138,13 @@ def decode_pixels(image: Image.Image, settings: PdqSettings) -> RgbArray:
     except _PILLOW_DECODE_ERRORS as exc:
         image.close()
         raise UnhashableMediaError(f"corrupt or truncated image: {exc}") from exc
-    if orientation in _UPRIGHT:
-        image = _replaced(image, image.transpose(_UPRIGHT[orientation]))
     pixels: RgbArray = np.asarray(image)
     image.close()
     if pixels.ndim == 2:
-        # pdqhash weighs R, G and B by 0.299/0.587/0.114: three views of one grey channel give
+        # PDQ weighs R, G and B by 0.299/0.587/0.114: three views of one grey channel give
         # exactly the hash of the grey image converted to RGB, without the copies.
-        return np.broadcast_to(pixels[:, :, np.newaxis], (*pixels.shape, 3))
-    return pixels
+        pixels = np.broadcast_to(pixels[:, :, np.newaxis], (*pixels.shape, 3))
+    return pixels, orientation if orientation in _UPRIGHT else 1
 
 
 def check_pixel_limit(image: Image.Image, max_pixels: int) -> None:

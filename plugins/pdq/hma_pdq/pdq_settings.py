@@ -41,8 +41,9 @@ class PdqSettings:
     apply_exif_orientation: bool = attrs.field(
         default=True,
         metadata={
-            "help": "Rotate/flip photos as their EXIF orientation says before hashing, so a "
-            "phone photo hashes like it looks."
+            "help": "Hash photos with an EXIF orientation both ways, as displayed (turned as "
+            "the tag says) and as stored (what reference tools hash), and match either. Off: "
+            "stored pixels only."
         },
     )
     full_resolution: bool = attrs.field(
@@ -50,6 +51,14 @@ class PdqSettings:
         metadata={
             "help": "Hash every pixel. Off: large images are decoded (JPEG) or box-filtered to "
             "no less than 512 px a side first, ~10x faster and a few bits from the full hash."
+        },
+    )
+    bit_exact: bool = attrs.field(
+        default=False,
+        metadata={
+            "help": "Hash with the pdqhash binding of the reference C++ (bit-exact, ~10x the "
+            "CPU). Off: the plugin's numpy PDQ, which filters only what the 64x64 samples "
+            "need; same bits but for float rounding (0-2 bits)."
         },
     )
     max_pixels: int = attrs.field(

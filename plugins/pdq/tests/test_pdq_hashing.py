@@ -34,10 +34,20 @@ from hma_framework.testing import check_signal_type_record
 from hma_framework.types import HashResult, SignalTypeRecord
 
 REPO = Path(__file__).resolve().parents[3]
-# CI clones the repository with shared/ beside it (here: /work/main and /work/shared).
-BRIDGE_DIR = REPO.parent / "shared" / "data" / "pdq-bridge-mods"
+# CI clones the repository with shared/ beside it (here: /work/main and /work/shared); a
+# worktree one level further down (/work/wt/<branch>) finds it one level up.
+BRIDGE_DIR = next(
+    (
+        folder / "shared" / "data" / "pdq-bridge-mods"
+        for folder in (REPO.parent, REPO.parent.parent)
+        if (folder / "shared" / "data" / "pdq-bridge-mods").is_dir()
+    ),
+    REPO.parent / "shared" / "data" / "pdq-bridge-mods",
+)
 PDQ_MATCH_THRESHOLD = 31
-FULL = PdqHasher(PdqSettings(full_resolution=True))
+# The reference: pdqhash (the C++ implementation) on every pixel. The default hasher uses the
+# plugin's numpy PDQ over a reduced decode.
+FULL = PdqHasher(PdqSettings(full_resolution=True, bit_exact=True))
 REDUCED = PdqHasher(PdqSettings())
 
 
@@ -379,6 +389,35 @@ def test_a_sideways_photo_hashes_like_its_upright_pixels(
     assert hamming(ignoring, upright) > PDQ_MATCH_THRESHOLD
 
 
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_a_tagged_photo_gives_its_displayed_hash_with_its_stored_one(orientation: int) -> None:
+    data = with_orientation(PIC, orientation, fmt="PNG")
+    with Image.open(io.BytesIO(data)) as image:
+        shown = rgb_hash(np.asarray(ImageOps.exif_transpose(image).convert("RGB")))
+    result = REDUCED.hash_bytes(data)
+    assert result.variant == "displayed" and hamming(result.value, shown) <= 2
+    [stored] = result.alternates
+    assert stored.variant == "stored"
+    assert hamming(stored.value, rgb_hash(RGB)) <= 2  # PIC's pixels, as saved
+    assert hamming(stored.value, shown) > PDQ_MATCH_THRESHOLD  # two readings, far apart
+    assert stored.quality_ok and stored.alternates == ()
+    assert result.readings() == (result, stored)
+
+
+@pytest.mark.parametrize("orientation", [None, 1, 0, 9])
+def test_an_untagged_or_upright_photo_gives_one_hash(orientation: int | None) -> None:
+    data = encode(PIC, "PNG") if orientation is None else with_orientation(PIC, orientation, "PNG")
+    result = REDUCED.hash_bytes(data)
+    assert (result.variant, result.alternates) == ("", ())
+    assert hamming(result.value, rgb_hash(RGB)) <= 2
+
+
+def test_exif_off_hashes_the_stored_pixels_only() -> None:
+    data = with_orientation(PIC.transpose(Image.Transpose.ROTATE_90), 6, fmt="PNG")
+    result = PdqHasher(PdqSettings(apply_exif_orientation=False)).hash_bytes(data)
+    assert (result.variant, result.alternates) == ("", ())
+
+
 # --- reduced decoding -----------------------------------------------------------------------
 
 
@@ -607,6 +646,7 @@ def test_settings_section_is_declared_with_help_for_every_field() -> None:
         "HMA_PDQ_QUALITY_THRESHOLD",
         "HMA_PDQ_APPLY_EXIF_ORIENTATION",
         "HMA_PDQ_FULL_RESOLUTION",
+        "HMA_PDQ_BIT_EXACT",
         "HMA_PDQ_MAX_PIXELS",
         "HMA_PDQ_INDEX_THREADS",
     ]
