@@ -26,11 +26,13 @@ from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.uploads import upload_url
 from hma_framework.web.validation import (
+    CREDENTIALS_REFUSED,
     base64_media_field,
     field,
     json_body,
     string_list,
     text_field,
+    url_has_credentials,
 )
 
 blueprint = Blueprint("submit", __name__)
@@ -74,7 +76,12 @@ def _validated_url(body: dict[str, Any], runtime: Runtime, *, required: bool) ->
     url = text_field(body, "content_url", max_length=4096, required=required)
     if url is None:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ApiError(400, f"content_url is not a valid URL: {exc}") from exc
+    if url_has_credentials(url):
+        raise ApiError(400, CREDENTIALS_REFUSED)
     if not parts.scheme or not (parts.netloc or parts.path):
         raise ApiError(400, f"content_url {url!r} is not an absolute URL")
     if runtime.registry.content_source_for(url) is None:
