@@ -204,8 +204,25 @@ class ContentRecords:
                 update(ContentRow).where(ContentRow.id == content_pk).values(job_id=job_id)
             )
 
-    def claim_upload(self, content_pk: int, media_key: str) -> bool:
-        """Move content from awaiting_upload to submitted once; False if already used/expired."""
+    def latest_submission_pk(self, content_pk: int, session: Session) -> int | None:
+        """The id of the content's newest submission: what an upload URL is bound to."""
+        return session.scalar(
+            select(func.max(ContentSubmissionRow.id)).where(
+                ContentSubmissionRow.content_pk == content_pk
+            )
+        )
+
+    def claim_upload(self, content_pk: int, media_key: str, submission_pk: int) -> bool:
+        """Move content from awaiting_upload to submitted once; False if already used/expired.
+
+        Only for the submission ``submission_pk``: a URL issued before a forced resubmission
+        is refused in the same statement that would claim it, so no race lets it through.
+        """
+        newest = (
+            select(func.max(ContentSubmissionRow.id))
+            .where(ContentSubmissionRow.content_pk == content_pk)
+            .scalar_subquery()
+        )
         with self._store.transaction() as session:
             result = session.execute(
                 update(ContentRow)
@@ -213,6 +230,7 @@ class ContentRecords:
                     ContentRow.id == content_pk,
                     ContentRow.status == AWAITING_UPLOAD,
                     ContentRow.upload_expires_at > utcnow(),
+                    newest == submission_pk,
                 )
                 .values(status=SUBMITTED, media_key=media_key, upload_expires_at=None)
             )
