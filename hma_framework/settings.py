@@ -118,6 +118,15 @@ class WebSettings:
             "header), which is fine on a laptop but should be set behind a proxy."
         ),
     )
+    max_concurrent_fetches: int = attrs.field(
+        default=2,
+        validator=[_at_least(1), _at_most(1000)],
+        metadata=_help(
+            "URL fetches one API process runs at once for `POST /lookup` and bank members "
+            "by URL; more get 503 with Retry-After. Keep it below `threads` so slow URLs "
+            "cannot occupy every API thread."
+        ),
+    )
     key_cache_seconds: int = attrs.field(
         default=2,
         validator=[_at_least(0), _at_most(60)],

@@ -13,6 +13,7 @@ from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
+from hma_framework.web.fetch_slots import RETRY_AFTER_SECONDS
 from hma_framework.web.member_input import MAX_BATCH, MemberError, member_from_json
 from hma_framework.web.validation import field, int_arg, json_body, string_list
 
@@ -147,7 +148,8 @@ def add_members(name: str) -> tuple[Response, int]:
             members.append((index, member_from_json(runtime, row, upload)))
         except MemberError as exc:
             if not batch:
-                raise ApiError(exc.status, str(exc)) from exc
+                busy = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
+                raise ApiError(exc.status, str(exc), headers=busy) from exc
             errors.append({"index": index, "message": str(exc)})
     ids = banks.add_members(name, [m for _, m in members]) if members else []
     if not batch:

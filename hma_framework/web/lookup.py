@@ -16,6 +16,7 @@ from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
+from hma_framework.web.fetch_slots import fetch_slot
 from hma_framework.web.validation import (
     CREDENTIALS_REFUSED,
     base64_media_field,
@@ -86,7 +87,7 @@ def _media_signals(runtime: Runtime, body: dict[str, Any], content_type: str) ->
             url = field(body, "content_url", str)
             if url_has_credentials(url):
                 raise ApiError(400, CREDENTIALS_REFUSED)
-            with fetched(runtime, url) as path:
+            with fetch_slot(runtime), fetched(runtime, url) as path:
                 return compute_signals(runtime, content_type, path)
         media = base64_media_field(body)
         with bytes_file(runtime, media) as path:

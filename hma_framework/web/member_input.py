@@ -13,6 +13,7 @@ from hma_framework.media_hashing import bytes_file, compute_signals, fetched
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store.banks import NewMember
+from hma_framework.web.fetch_slots import FetchesBusyError, fetch_slot
 from hma_framework.web.validation import (
     CREDENTIALS_REFUSED,
     decode_base64_media,
@@ -78,8 +79,11 @@ def _hashed_signals(
                 raise MemberError("field 'content_url' must be a URL string")
             if url_has_credentials(url):
                 raise MemberError(CREDENTIALS_REFUSED)
-            with fetched(runtime, url) as path:
-                computed = compute_signals(runtime, content_type, path)
+            try:
+                with fetch_slot(runtime), fetched(runtime, url) as path:
+                    computed = compute_signals(runtime, content_type, path)
+            except FetchesBusyError as exc:
+                raise MemberError(exc.message, status=503) from exc
         else:
             media = upload
             if media is None:
