@@ -161,6 +161,11 @@ class ContentRecords:
             outcome = SubmitOutcome.CREATED
         else:
             outcome = SubmitOutcome.RESUBMITTED
+            session.execute(  # kept as history, no longer what this content matches
+                update(MatchRow)
+                .where(MatchRow.content_pk == row.id, MatchRow.superseded_at.is_(None))
+                .values(superseded_at=now)
+            )
         row.content_type = submission.content_type
         row.submission_method = submission.method
         row.content_url = submission.content_url
@@ -287,8 +292,13 @@ class ContentRecords:
         _upsert(
             session,
             MatchRow,
-            [{"content_pk": content_pk, "created_at": now, **attrs.asdict(m)} for m in matches],
+            [
+                {"content_pk": content_pk, "created_at": now, "superseded_at": None}
+                | attrs.asdict(m)
+                for m in matches
+            ],
             ["content_pk", "member_pk", "signal_type", "content_signal"],
+            update_columns=("superseded_at",),  # found again after a resubmission: current
         )
         status = MATCHED if matches else NO_MATCH
         session.execute(

@@ -40,6 +40,7 @@ from hma_framework.web.validation import (
 blueprint = Blueprint("submit", __name__)
 
 CONTENT_TYPES = ("photo", "video")
+UNREADABLE_SUFFIXES = ("/matches", "/actions")
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 
 
@@ -50,6 +51,14 @@ def _runtime() -> Runtime:
 
 def _common(body: dict[str, Any]) -> tuple[str, str, tuple[str, ...], bool]:
     content_id = text_field(body, "content_id")
+    assert content_id is not None
+    if content_id.endswith(UNREADABLE_SUFFIXES):
+        # /content/<id>/matches would route to the matches of "<id>", not to this content.
+        raise ApiError(
+            400,
+            f"content_id must not end with {' or '.join(UNREADABLE_SUFFIXES)}: it could not "
+            "be read back at /content/<content_id>",
+        )
     content_type = field(body, "content_type", str)
     if content_type not in CONTENT_TYPES:
         raise ApiError(
