@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import attrs
 
+from hma_framework.json_input import JsonInputError, parse_json
 from hma_framework.registry import InvalidSignalError, Registry
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks, NewMember
@@ -59,24 +60,64 @@ def _tags(value: Any) -> tuple[str, ...]:
     raise ValueError("tags must be a list of strings (or ';'-separated in CSV)")
 
 
+_NOT_UTF8 = "not valid UTF-8"
+
+
+def _undecodable(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8 (decoded with surrogateescape)."""
+    return any("\udc80" <= char <= "\udcff" for char in text)
+
+
+def _csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    consumed = 0  # lines read, counted here: the reader's line_num skips a row it refused
+
+    def counted() -> Iterator[str]:
+        nonlocal consumed
+        for line in lines:
+            consumed += 1
+            yield line
+
+    reader = csv.DictReader(counted())
+    try:
+        fieldnames = reader.fieldnames or []
+    except csv.Error as exc:
+        yield 1, f"the CSV header cannot be read: {exc}"
+        return
+    missing = [c for c in ("signal_type", "signal_value") if c not in fieldnames]
+    if missing:
+        yield 1, f"the CSV header lacks {', '.join(missing)}"
+        return
+    while True:
+        first_line = consumed + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): skip the row
+            yield first_line, f"not a valid CSV row: {exc}"
+            continue
+        values = [v for v in row.values() if isinstance(v, str)]
+        if any(_undecodable(v) for v in values):
+            yield first_line, _NOT_UTF8
+            continue
+        yield consumed, dict(row)
+
+
 def _rows(lines: Iterable[str], fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, row) pairs; a row that cannot be parsed comes as its error message."""
     if fmt == "csv":
-        reader = csv.DictReader(lines)
-        missing = [c for c in ("signal_type", "signal_value") if c not in (reader.fieldnames or [])]
-        if missing:
-            yield 1, f"the CSV header lacks {', '.join(missing)}"
-            return
-        for row in reader:
-            yield reader.line_num, dict(row)
+        yield from _csv_rows(lines)
         return
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        if _undecodable(line):
+            yield number, _NOT_UTF8
+            continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON: {exc.msg}"
+            row = parse_json(line)
+        except JsonInputError as exc:
+            yield number, str(exc)
             continue
         yield number, row if isinstance(row, dict) else "each line must be a JSON object"
 
@@ -176,6 +217,10 @@ def export_lines(store: Store, bank: str, fmt: str) -> Iterator[str]:
 
 
 def text_lines(stream: IO[bytes]) -> Iterator[str]:
-    """Decode a byte stream line by line (UTF-8), for request bodies and files alike."""
+    """Decode a byte stream line by line (UTF-8), for request bodies and files alike.
+
+    Bytes that are not UTF-8 are kept as surrogate escapes, so the row holding them is
+    reported invalid rather than imported with replacement characters.
+    """
     for raw in stream:
-        yield raw.decode("utf-8", errors="replace")
+        yield raw.decode("utf-8", errors="surrogateescape")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import sys
@@ -316,10 +317,17 @@ def banks_import(
 
 def _open_text(path: str, mode: str) -> Any:
     """A text file (newline-preserving, as csv needs), or stdin/stdout for '-'."""
+    # Reading, bytes that are not UTF-8 become surrogate escapes: the import reports their
+    # row as invalid instead of stopping with a UnicodeDecodeError.
+    errors = "surrogateescape" if mode == "r" else "strict"
     if path == "-":
-        stream = sys.stdin if mode == "r" else sys.stdout
-        return contextlib.nullcontext(stream)
-    return open(path, mode, newline="", encoding="utf-8")
+        if mode == "r":
+            wrapped = io.TextIOWrapper(
+                sys.stdin.buffer, encoding="utf-8", errors=errors, newline=""
+            )
+            return contextlib.nullcontext(wrapped)
+        return contextlib.nullcontext(sys.stdout)
+    return open(path, mode, newline="", encoding="utf-8", errors=errors)
 
 
 def _counted(lines: Any, bar: Any) -> Any:

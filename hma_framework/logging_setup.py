@@ -7,6 +7,7 @@ import sys
 
 from hma_framework.log_context import ContextFilter, JsonFormatter, TextFormatter
 from hma_framework.settings import LOG_FORMATS
+from hma_framework.web.log_redaction import install_redaction
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
@@ -25,6 +26,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
+    install_redaction(root)  # upload tokens and API keys are never logged
     root.setLevel(level)
     for chatty in _CHATTY:
         logging.getLogger(chatty).setLevel(library_level(level))

@@ -164,6 +164,8 @@ def _gunicorn_argv(settings: Settings) -> list[str]:
         "20",
         "--no-control-socket",  # one per host by default; several instances would collide
         *(["--access-logfile", "-"] if settings.log_level in ("DEBUG", "INFO") else []),
+        "--logger-class",  # upload-URL tokens are credentials: redacted in every log line
+        "hma_framework.web.log_redaction.RedactingGunicornLogger",
         "hma_framework.web.wsgi:create_wsgi_app()",
     ]
 

@@ -91,6 +91,13 @@ def _networks(_instance: object, attribute: attrs.Attribute[Any], value: Any) ->
             raise FieldValueError(attribute.name, f"{network!r} is not a network: {exc}") from exc
 
 
+def _http_base_url(_instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value and not (value.startswith(("http://", "https://")) and "@" not in value):
+        raise FieldValueError(
+            attribute.name, f"must be an http(s) URL without credentials, got {value!r}"
+        )
+
+
 @attrs.frozen
 class WebSettings:
     host: str = attrs.field(default="127.0.0.1", metadata=_help("Address the API listens on."))
@@ -111,6 +118,24 @@ class WebSettings:
         metadata=_help(
             "Key that signs upload URLs. Empty: generated once into `<data_dir>/secret_key`. "
             "Set the same value on every API node of a fleet."
+        ),
+    )
+    public_url: str = attrs.field(
+        default="",
+        validator=_http_base_url,
+        metadata=_help(
+            "Base URL clients reach the API at (e.g. `https://hma.example.com`), used in "
+            "presigned upload URLs. Empty: the address each request came in on (its Host "
+            "header), which is fine on a laptop but should be set behind a proxy."
+        ),
+    )
+    max_concurrent_fetches: int = attrs.field(
+        default=2,
+        validator=[_at_least(1), _at_most(1000)],
+        metadata=_help(
+            "URL fetches one API process runs at once for `POST /lookup` and bank members "
+            "by URL; more get 503 with Retry-After. Keep it below `threads` so slow URLs "
+            "cannot occupy every API thread."
         ),
     )
     key_cache_seconds: int = attrs.field(
@@ -212,6 +237,15 @@ class PipelineSettings:
     )
     reconcile_interval_seconds: int = attrs.field(
         default=60, validator=_at_least(1), metadata=_help("How often reconcile runs.")
+    )
+    orphan_media_after_seconds: int = attrs.field(
+        default=3600,
+        validator=_at_least(60),
+        metadata=_help(
+            "Reconcile deletes media files no content references, and partial downloads "
+            "left by killed workers, once they are this old (never sooner than a job's "
+            "timeout plus a minute)."
+        ),
     )
 
 

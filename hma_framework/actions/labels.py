@@ -105,7 +105,7 @@ def load_labeled_matches(
         .join(BankRow, BankRow.id == MatchRow.bank_pk)
         .join(BankMemberRow, BankMemberRow.id == MatchRow.member_pk)
         .outerjoin(ExchangeRow, ExchangeRow.id == BankRow.exchange_pk)
-        .where(MatchRow.content_pk == content_pk)
+        .where(MatchRow.content_pk == content_pk, MatchRow.superseded_at.is_(None))
         .order_by(MatchRow.id)
     )
     with store.reading() as session:

@@ -81,6 +81,23 @@ def _headers(_instance: object, attribute: attrs.Attribute[Any], value: Mapping[
             raise ValueError(f"{attribute.name}: the value of {name!r} contains a line break")
 
 
+#: Secret header values are blanked out of every message by value, which is only safe for
+#: values long enough not to occur by chance in ordinary text ("ab" would mangle messages and
+#: so is never blanked): shorter ones are refused.
+MIN_SECRET_HEADER_LENGTH = 8
+
+
+def _secret_headers(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _headers(instance, attribute, value)
+    for name, header in value.items():
+        if len(header.strip()) < MIN_SECRET_HEADER_LENGTH:
+            raise ValueError(
+                f"{attribute.name}: the value of {name!r} must be at least "
+                f"{MIN_SECRET_HEADER_LENGTH} characters (shorter values cannot be hidden in "
+                "messages); put non-secret headers in headers"
+            )
+
+
 def _signing_secrets(_instance: object, _attribute: attrs.Attribute[Any], value: Any) -> None:
     if not value:
         raise ValueError("signing_secrets needs at least one whsec_ secret")
@@ -110,7 +127,7 @@ class WebhookConfig:
         default="POST", converter=_method, validator=attrs.validators.in_(METHODS)
     )
     headers: dict[str, str] = attrs.field(factory=dict, validator=_headers)
-    secret_headers: dict[str, str] = attrs.field(factory=dict, validator=_headers)
+    secret_headers: dict[str, str] = attrs.field(factory=dict, validator=_secret_headers)
     timeout_seconds: float | None = attrs.field(default=None, validator=_timeout)
 
 

@@ -16,6 +16,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from hma_framework.pipeline.context import current_runtime
+from hma_framework.pipeline.media_sweep import sweep_media
 from hma_framework.pipeline.stages import advance
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
@@ -66,7 +67,7 @@ def reconcile_runtime(runtime: Runtime) -> dict[str, int]:
         )
         advance(runtime, stage, row.id)
         requeued += 1
-    return {"requeued": requeued, "expired_uploads": expired}
+    return {"requeued": requeued, "expired_uploads": expired, **sweep_media(runtime)}
 
 
 def reconcile() -> dict[str, int]:

@@ -86,6 +86,14 @@ def _forget_media(runtime: Runtime, row: ContentRow) -> None:
         runtime.media.delete(row.media_key)
 
 
+def _resubmitted_since(runtime: Runtime, row: ContentRow) -> bool:
+    """Whether a forced resubmission replaced ``row`` (and deleted its media) meanwhile."""
+    current = runtime.content.get_row(row.id)
+    return current is not None and (
+        current.submitted_at != row.submitted_at or current.media_key != row.media_key
+    )
+
+
 def hash_content(content_pk: int) -> str:
     """Fetch the media, compute every signal type for its content type, record them."""
     runtime = current_runtime()
@@ -96,6 +104,8 @@ def hash_content(content_pk: int) -> str:
         with _media_file(runtime, row) as path:
             signals = compute_signals(runtime, row.content_type, path)
     except PermanentMediaError as exc:
+        if _resubmitted_since(runtime, row):
+            return "skipped: resubmitted while hashing"
         runtime.content.mark_failed(content_pk, f"hashing failed: {exc}")
         _forget_media(runtime, row)
         return "failed"

@@ -185,6 +185,11 @@ class ContentRecords:
             outcome = SubmitOutcome.CREATED
         else:
             outcome = SubmitOutcome.RESUBMITTED
+            session.execute(  # kept as history, no longer what this content matches
+                update(MatchRow)
+                .where(MatchRow.content_pk == row.id, MatchRow.superseded_at.is_(None))
+                .values(superseded_at=now)
+            )
         row.content_type = submission.content_type
         row.submission_method = submission.method
         row.content_url = submission.content_url
@@ -228,8 +233,25 @@ class ContentRecords:
                 update(ContentRow).where(ContentRow.id == content_pk).values(job_id=job_id)
             )
 
-    def claim_upload(self, content_pk: int, media_key: str) -> bool:
-        """Move content from awaiting_upload to submitted once; False if already used/expired."""
+    def latest_submission_pk(self, content_pk: int, session: Session) -> int | None:
+        """The id of the content's newest submission: what an upload URL is bound to."""
+        return session.scalar(
+            select(func.max(ContentSubmissionRow.id)).where(
+                ContentSubmissionRow.content_pk == content_pk
+            )
+        )
+
+    def claim_upload(self, content_pk: int, media_key: str, submission_pk: int) -> bool:
+        """Move content from awaiting_upload to submitted once; False if already used/expired.
+
+        Only for the submission ``submission_pk``: a URL issued before a forced resubmission
+        is refused in the same statement that would claim it, so no race lets it through.
+        """
+        newest = (
+            select(func.max(ContentSubmissionRow.id))
+            .where(ContentSubmissionRow.content_pk == content_pk)
+            .scalar_subquery()
+        )
         with self._store.transaction() as session:
             result = session.execute(
                 update(ContentRow)
@@ -237,6 +259,7 @@ class ContentRecords:
                     ContentRow.id == content_pk,
                     ContentRow.status == AWAITING_UPLOAD,
                     ContentRow.upload_expires_at > utcnow(),
+                    newest == submission_pk,
                 )
                 .values(status=SUBMITTED, media_key=media_key, upload_expires_at=None)
             )
@@ -298,8 +321,13 @@ class ContentRecords:
         _upsert(
             session,
             MatchRow,
-            [{"content_pk": content_pk, "created_at": now, **attrs.asdict(m)} for m in matches],
+            [
+                {"content_pk": content_pk, "created_at": now, "superseded_at": None}
+                | attrs.asdict(m)
+                for m in matches
+            ],
             ["content_pk", "member_pk", "signal_type", "content_signal"],
+            update_columns=("superseded_at",),  # found again after a resubmission: current
         )
         status = MATCHED if matches else NO_MATCH
         session.execute(

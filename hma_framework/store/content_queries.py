@@ -43,6 +43,8 @@ def _match_json(match: MatchRow, bank: str, content_id: str) -> dict[str, Any]:
         "member_signal": match.member_signal,
         "distance": match.distance,
         "matched_at": _iso(match.created_at),
+        "superseded": match.superseded_at is not None,
+        "superseded_at": _iso(match.superseded_at),
     }
 
 
@@ -67,8 +69,12 @@ class ContentQueries:
                 .where(ContentSignalRow.content_pk == row.id)
                 .order_by(ContentSignalRow.signal_type, ContentSignalRow.variant)
             ).all()
-            match_count = len(
-                session.scalars(select(MatchRow.id).where(MatchRow.content_pk == row.id)).all()
+            match_count = len(  # current matches; superseded ones stay listed in /matches
+                session.scalars(
+                    select(MatchRow.id).where(
+                        MatchRow.content_pk == row.id, MatchRow.superseded_at.is_(None)
+                    )
+                ).all()
             )
             return {
                 "content_id": row.content_id,

@@ -236,6 +236,9 @@ class MatchRow(Base):
     member_signal: Mapped[str] = mapped_column(Text)
     distance: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    #: Set when a forced resubmission replaced the content this match was found for; a
+    #: match found again for the new submission is current again (NULL).
+    superseded_at: Mapped[dt.datetime | None]
 
 
 class HandlerConfigRow(Base):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from flask import Blueprint, Flask
+from werkzeug.routing import IntegerConverter, Map
 
 from hma_framework.runtime import Runtime
 from hma_framework.web import (
@@ -23,6 +25,19 @@ from hma_framework.web import (
 from hma_framework.web.auth import install_auth
 from hma_framework.web.errors import register_error_handlers
 from hma_framework.web.request_ids import install_request_ids
+from hma_framework.web.validation import MAX_ID
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route, bounded to what a BIGINT id column can hold.
+
+    An id past 2**63 - 1 names nothing, so the route does not match (404) instead of the
+    database driver overflowing (500).
+    """
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> Flask:
@@ -35,6 +50,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.web.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["hma"] = runtime
+    app.url_map.converters["int"] = IdConverter  # before any route is added
     for blueprint in (
         status.blueprint,
         submit.blueprint,

@@ -13,8 +13,9 @@ from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
+from hma_framework.web.fetch_slots import RETRY_AFTER_SECONDS
 from hma_framework.web.member_input import MAX_BATCH, MemberError, member_from_json
-from hma_framework.web.validation import field, json_body, string_list
+from hma_framework.web.validation import field, int_arg, json_body, string_list
 
 blueprint = Blueprint("banks", __name__)
 _BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -127,12 +128,13 @@ def add_members(name: str) -> tuple[Response, int]:
     runtime = _runtime()
     _bank_or_404(name)
     banks = Banks(runtime.store)
+    upload: bytes | None = None
     if request.mimetype == "multipart/form-data":
         rows: list[Any] = [dict(request.form)]
-        upload = request.files.get("file")
-        if upload is None:
+        uploaded = request.files.get("file")
+        if uploaded is None:
             raise ApiError(400, "a multipart request needs the media in a 'file' field")
-        rows[0]["_upload"] = upload.read()
+        upload = uploaded.read()
         batch = False
     else:
         body = json_body()
@@ -143,17 +145,22 @@ def add_members(name: str) -> tuple[Response, int]:
     members, errors = [], []
     for index, row in enumerate(rows):
         try:
-            members.append((index, member_from_json(runtime, row)))
+            members.append((index, member_from_json(runtime, row, upload)))
         except MemberError as exc:
             if not batch:
-                raise ApiError(exc.status, str(exc)) from exc
+                busy = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
+                raise ApiError(exc.status, str(exc), headers=busy) from exc
             errors.append({"index": index, "message": str(exc)})
     ids = banks.add_members(name, [m for _, m in members]) if members else []
     if not batch:
         queries = BankQueries(runtime.store)
         return jsonify(queries.members(name, member_pk=ids[0])[0]), 201
     added = [{"index": i, "id": pk} for (i, _), pk in zip(members, ids, strict=True)]
-    return jsonify(added=added, errors=errors), 200 if added or not errors else 400
+    if errors and not added:
+        return jsonify(
+            message="no member was added: every row is invalid", added=[], errors=errors
+        ), 400
+    return jsonify(added=added, errors=errors), 200
 
 
 def _bool_arg(name: str) -> bool | None:
@@ -168,12 +175,7 @@ def _bool_arg(name: str) -> bool | None:
 
 
 def _int_arg(name: str, default: int | None, high: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise ApiError(400, f"{name} must be an integer from 1 to {high}")
-    return int(raw)
+    return int_arg(name, default, low=1, high=high)
 
 
 @blueprint.get("/banks/<name>/members")

@@ -11,6 +11,7 @@ from hma_framework.runtime import Runtime
 from hma_framework.store.content_queries import ContentQueries
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
+from hma_framework.web.validation import int_arg, time_arg
 
 blueprint = Blueprint("content", __name__)
 MAX_PAGE = 1000
@@ -29,27 +30,11 @@ def _content_pk(content_id: str) -> int:
 
 
 def _int_arg(name: str, default: int | None, *, low: int, high: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"{name} must be an integer, not {raw!r}") from exc
-    if not low <= value <= high:
-        raise ApiError(400, f"{name} must be between {low} and {high}")
-    return value
+    return int_arg(name, default, low=low, high=high)
 
 
 def _time_arg(name: str) -> dt.datetime | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"{name} must be an ISO 8601 time, not {raw!r}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return time_arg(name)
 
 
 def _page(matches: list[dict[str, Any]], limit: int) -> Response:

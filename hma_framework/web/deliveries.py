@@ -11,6 +11,7 @@ from hma_framework.runtime import Runtime
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.rules import install_action_errors
+from hma_framework.web.validation import int_arg
 
 blueprint = Blueprint("deliveries", __name__)
 install_action_errors(blueprint)
@@ -23,12 +24,7 @@ def _runtime() -> Runtime:
 
 
 def _int_arg(name: str, default: int | None, high: int) -> int | None:
-    raw = request.args.get(name)
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise ApiError(400, f"{name} must be an integer from 1 to {high}, not {raw!r}")
-    return int(raw)
+    return int_arg(name, default, low=1, high=high)
 
 
 @blueprint.get("/deliveries")

@@ -13,10 +13,11 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """Raise from a view to answer ``{"message": message}`` with ``status``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 def json_error(status: int, message: str) -> tuple[Response, int]:
@@ -26,7 +27,9 @@ def json_error(status: int, message: str) -> tuple[Response, int]:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> tuple[Response, int]:
-        return json_error(error.status, error.message)
+        response, status = json_error(error.status, error.message)
+        response.headers.update(error.headers)  # e.g. Retry-After on a 503
+        return response, status
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:

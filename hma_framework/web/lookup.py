@@ -17,7 +17,15 @@ from hma_framework.runtime import Runtime
 from hma_framework.store.content_queries import variant_field
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
-from hma_framework.web.validation import base64_media_field, field, json_body, string_list
+from hma_framework.web.fetch_slots import fetch_slot
+from hma_framework.web.validation import (
+    CREDENTIALS_REFUSED,
+    base64_media_field,
+    field,
+    json_body,
+    string_list,
+    url_has_credentials,
+)
 
 blueprint = Blueprint("lookup", __name__)
 
@@ -77,7 +85,10 @@ def lookup_hash() -> Response:
 def _media_signals(runtime: Runtime, body: dict[str, Any], content_type: str) -> list[Any]:
     try:
         if "content_url" in body:
-            with fetched(runtime, field(body, "content_url", str)) as path:
+            url = field(body, "content_url", str)
+            if url_has_credentials(url):
+                raise ApiError(400, CREDENTIALS_REFUSED)
+            with fetch_slot(runtime), fetched(runtime, url) as path:
                 return compute_signals(runtime, content_type, path)
         media = base64_media_field(body)
         with bytes_file(runtime, media) as path:

@@ -13,7 +13,12 @@ from hma_framework.media_hashing import bytes_file, compute_signals, fetched
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store.banks import NewMember
-from hma_framework.web.validation import decode_base64_media
+from hma_framework.web.fetch_slots import FetchesBusyError, fetch_slot
+from hma_framework.web.validation import (
+    CREDENTIALS_REFUSED,
+    decode_base64_media,
+    url_has_credentials,
+)
 
 MAX_BATCH = 5000
 CONTENT_TYPES = ("photo", "video")
@@ -61,18 +66,26 @@ def _declared_signals(runtime: Runtime, row: dict[str, Any]) -> list[tuple[str, 
     return signals
 
 
-def _hashed_signals(runtime: Runtime, row: dict[str, Any]) -> list[tuple[str, str]]:
+def _hashed_signals(
+    runtime: Runtime, row: dict[str, Any], upload: bytes | None
+) -> list[tuple[str, str]]:
     content_type = _text(row, "content_type")
     if content_type not in CONTENT_TYPES:
         raise MemberError(f"content_type must be one of {', '.join(CONTENT_TYPES)}")
     try:
         if "content_url" in row:
             url = _text(row, "content_url")
-            assert url is not None
-            with fetched(runtime, url) as path:
-                computed = compute_signals(runtime, content_type, path, alternates=False)
+            if not url:
+                raise MemberError("field 'content_url' must be a URL string")
+            if url_has_credentials(url):
+                raise MemberError(CREDENTIALS_REFUSED)
+            try:
+                with fetch_slot(runtime), fetched(runtime, url) as path:
+                    computed = compute_signals(runtime, content_type, path, alternates=False)
+            except FetchesBusyError as exc:
+                raise MemberError(exc.message, status=503) from exc
         else:
-            media = row.get("_upload")
+            media = upload
             if media is None:
                 try:
                     media = decode_base64_media(_text(row, "content_bytes") or "")
@@ -92,11 +105,14 @@ def _hashed_signals(runtime: Runtime, row: dict[str, Any]) -> list[tuple[str, st
     return usable
 
 
-def member_from_json(runtime: Runtime, row: Any) -> NewMember:
+def member_from_json(runtime: Runtime, row: Any, upload: bytes | None = None) -> NewMember:
+    """``upload`` is the media of a multipart request; a JSON row can never supply it."""
     if not isinstance(row, dict):
         raise MemberError("each member must be a JSON object")
-    media_given = any(k in row for k in ("content_url", "content_bytes", "_upload"))
-    signals = _hashed_signals(runtime, row) if media_given else _declared_signals(runtime, row)
+    media_given = upload is not None or any(k in row for k in ("content_url", "content_bytes"))
+    signals = (
+        _hashed_signals(runtime, row, upload) if media_given else _declared_signals(runtime, row)
+    )
     return NewMember(
         signals=tuple(signals),
         content_id=_text(row, "content_id"),

@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hma_framework import log_context
 from hma_framework.pipeline.stages import enqueue_stage, find_matches, new_job_id
@@ -25,18 +27,21 @@ from hma_framework.store.hash_submissions import HashSubmissions
 from hma_framework.store.tables import ContentRow
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
-from hma_framework.web.uploads import upload_url
+from hma_framework.web.uploads import public_base_url, upload_url
 from hma_framework.web.validation import (
+    CREDENTIALS_REFUSED,
     base64_media_field,
     field,
     json_body,
     string_list,
     text_field,
+    url_has_credentials,
 )
 
 blueprint = Blueprint("submit", __name__)
 
 CONTENT_TYPES = ("photo", "video")
+UNREADABLE_SUFFIXES = ("/matches", "/actions")
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 
 
@@ -48,6 +53,14 @@ def _runtime() -> Runtime:
 def _common(body: dict[str, Any]) -> tuple[str, str, tuple[str, ...], bool]:
     content_id = text_field(body, "content_id")
     log_context.bind(content_id=content_id)
+    assert content_id is not None
+    if content_id.endswith(UNREADABLE_SUFFIXES):
+        # /content/<id>/matches would route to the matches of "<id>", not to this content.
+        raise ApiError(
+            400,
+            f"content_id must not end with {' or '.join(UNREADABLE_SUFFIXES)}: it could not "
+            "be read back at /content/<content_id>",
+        )
     content_type = field(body, "content_type", str)
     if content_type not in CONTENT_TYPES:
         raise ApiError(
@@ -72,11 +85,31 @@ def _check_outcome(outcome: SubmitOutcome, content_id: str) -> None:
         )
 
 
+def _stored_media_key(session: Session, content_id: str) -> str | None:
+    """The media an earlier submission of ``content_id`` left waiting, if any."""
+    return session.scalar(select(ContentRow.media_key).where(ContentRow.content_id == content_id))
+
+
+def _forget_superseded(runtime: Runtime, outcome: SubmitOutcome, media_key: str | None) -> None:
+    """A forced resubmission replaced the row's media key: delete the file it pointed to.
+
+    A hash job of the old submission still queued then hashes the new submission (it reads
+    the row by id), so nothing reads the old file any more.
+    """
+    if outcome is SubmitOutcome.RESUBMITTED and media_key:
+        runtime.media.delete(media_key)
+
+
 def _validated_url(body: dict[str, Any], runtime: Runtime, *, required: bool) -> str | None:
     url = text_field(body, "content_url", max_length=4096, required=required)
     if url is None:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ApiError(400, f"content_url is not a valid URL: {exc}") from exc
+    if url_has_credentials(url):
+        raise ApiError(400, CREDENTIALS_REFUSED)
     if not parts.scheme or not (parts.netloc or parts.path):
         raise ApiError(400, f"content_url {url!r} is not an absolute URL")
     if runtime.registry.content_source_for(url) is None:
@@ -94,11 +127,13 @@ def submit_url() -> Response:
     submission = Submission(content_id, content_type, "url", fields, content_url=url)
     job_id = None
     with runtime.store.transaction() as session:
+        superseded = _stored_media_key(session, content_id)
         outcome, content_pk = runtime.content.submit(submission, force=force, session=session)
         _check_outcome(outcome, content_id)
         if outcome is not SubmitOutcome.UNCHANGED:
             job_id = new_job_id("hash", content_pk)
             session.get_one(ContentRow, content_pk).job_id = job_id
+    _forget_superseded(runtime, outcome, superseded)
     if job_id is not None:
         enqueue_stage(runtime, "hash", content_pk, job_id)
     return _accepted(content_id)
@@ -123,6 +158,7 @@ def submit_bytes() -> Response:
     job_id = None
     try:
         with runtime.store.transaction() as session:
+            superseded = _stored_media_key(session, content_id)
             outcome, content_pk = runtime.content.submit(submission, force=force, session=session)
             _check_outcome(outcome, content_id)
             if outcome is not SubmitOutcome.UNCHANGED:
@@ -132,6 +168,7 @@ def submit_bytes() -> Response:
     finally:
         if job_id is None:  # refused or unchanged: keep nothing
             runtime.media.delete(media_key)
+    _forget_superseded(runtime, outcome, superseded)
     if job_id is not None:
         enqueue_stage(runtime, "hash", content_pk, job_id)
     return _accepted(content_id)
@@ -206,9 +243,12 @@ def submit_put_url() -> Response:
         media_type=file_type,
     )
     with runtime.store.transaction() as session:
+        superseded = _stored_media_key(session, content_id)
         outcome, content_pk = runtime.content.submit(submission, force=force, session=session)
         _check_outcome(outcome, content_id)
         awaiting = session.get_one(ContentRow, content_pk).status == records.AWAITING_UPLOAD
+        submission_pk = runtime.content.latest_submission_pk(content_pk, session)
+    _forget_superseded(runtime, outcome, superseded)
     if outcome is SubmitOutcome.UNCHANGED and not awaiting:
         raise ApiError(
             409,
@@ -217,5 +257,7 @@ def submit_put_url() -> Response:
     return jsonify(
         content_id=content_id,
         file_type=file_type,
-        presigned_url=upload_url(runtime, content_pk, request.host_url),
+        presigned_url=upload_url(
+            runtime, content_pk, submission_pk or 0, public_base_url(runtime, request.host_url)
+        ),
     )

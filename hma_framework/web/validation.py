@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import re
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import request
 
+from hma_framework.json_input import JsonInputError, parse_json
 from hma_framework.web.errors import ApiError
 
 T = TypeVar("T")
 
 
 def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True, force=True)
-    if body is None:
+    """The request body as a JSON object; any parse failure is a 400 saying why."""
+    raw = request.get_data(cache=True)  # over the body limit: 413 from the error handler
+    if not raw.strip():
         raise ApiError(400, "the request body must be a JSON object")
+    try:
+        body = parse_json(raw)
+    except JsonInputError as exc:
+        raise ApiError(400, f"the request body must be a JSON object; it is {exc}") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object, not a list or a value")
     return body
@@ -87,3 +96,50 @@ def base64_media_field(body: dict[str, Any], name: str = "content_bytes") -> byt
         return decode_base64_media(field(body, name, str), name)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from exc
+
+
+_ASCII_INTEGER = re.compile(r"[0-9]{1,19}")
+#: The largest id a BIGINT column holds; ids in paths and cursors beyond it cannot exist.
+MAX_ID = 2**63 - 1
+
+
+def int_arg(name: str, default: int | None, *, low: int = 1, high: int = MAX_ID) -> int | None:
+    """An integer query parameter of ASCII digits (``int()`` also takes '²'-like digits)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _ASCII_INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
+        raise ApiError(400, f"{name} must be an integer from {low} to {high}, not {raw[:40]!r}")
+    return int(raw)
+
+
+def time_arg(name: str) -> dt.datetime | None:
+    """An ISO 8601 query parameter as an aware UTC time; no time zone means UTC.
+
+    Converted here, so a value at the edge of the calendar ('9999-12-31T23:59-23:59') is a
+    400 rather than an overflow inside the database driver.
+    """
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ApiError(400, f"{name} must be an ISO 8601 time, not {raw[:40]!r}") from exc
+
+
+CREDENTIALS_REFUSED = (
+    "content_url must not carry credentials (user:password@); they would be stored and "
+    "shown to every reader: use a presigned or token URL instead"
+)
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` has a userinfo part, which would be kept in records and logs."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:  # malformed (e.g. an unclosed IPv6 bracket): the fetch refuses it
+        return False

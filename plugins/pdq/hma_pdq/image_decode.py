@@ -57,6 +57,11 @@ _BOX_FILTERABLE_MODES = frozenset(
     {"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "F"}
 )
 
+# Modes converted band by band when reduced (their values cannot be averaged before), and the
+# rows per band: about 7 MB of RGB for a 9,000-pixel-wide image.
+_BANDED_MODES = frozenset({"P", "PA", "1"})
+BAND_ROWS = 256
+
 RgbArray = npt.NDArray[np.uint8]
 
 # EXIF orientation (TIFF tag 274) -> the transpose that shows the image upright, done on the
@@ -132,7 +137,10 @@ def decode_stored_pixels(image: Image.Image, settings: PdqSettings) -> tuple[Rgb
         # would blur away a single transparent colour, so those are converted first.)
         if reduce and image.mode in _BOX_FILTERABLE_MODES and "transparency" not in image.info:
             image = _replaced(image, _reduced(image))
-        image = _replaced(image, to_rgb_or_grey(image))
+        if reduce and image.mode in _BANDED_MODES and reduced_factor(*image.size) > 1:
+            image = _replaced(image, _converted_and_reduced_in_bands(image))
+        else:
+            image = _replaced(image, to_rgb_or_grey(image))
         if reduce:
             image = _replaced(image, _reduced(image))
     except _PILLOW_DECODE_ERRORS as exc:
@@ -184,6 +192,31 @@ def to_rgb_or_grey(image: Image.Image) -> Image.Image:
 def _reduced(image: Image.Image) -> Image.Image:
     factor = reduced_factor(*image.size)
     return image.reduce(factor) if factor > 1 else image
+
+
+def _converted_and_reduced_in_bands(image: Image.Image) -> Image.Image:
+    """``to_rgb_or_grey`` then ``_reduced``, a band of rows at a time.
+
+    For modes whose values cannot be averaged (palette indices, bilevel), converting the whole
+    image first would hold a full-size RGB copy: 243 MB for a 9,000x9,000 palette PNG, on top
+    of its 81 MB of indices. Bands a whole number of reduction boxes high give exactly the
+    same pixels, since each box lies in one band, with only one band converted at a time.
+    """
+    factor = reduced_factor(*image.size)
+    width, height = image.size
+    band = factor * max(1, BAND_ROWS // factor)
+    reduced: Image.Image | None = None
+    for top in range(0, height, band):
+        piece = image.crop((0, top, width, min(top + band, height)))
+        rendered = to_rgb_or_grey(piece)
+        small = rendered.reduce(factor)
+        if reduced is None:
+            reduced = Image.new(small.mode, (-(-width // factor), -(-height // factor)))
+        reduced.paste(small, (0, top // factor))
+        for done in {id(x): x for x in (piece, rendered, small)}.values():
+            done.close()
+    assert reduced is not None  # the image has at least one row (checked before decoding)
+    return reduced
 
 
 def _replaced(old: Image.Image, new: Image.Image) -> Image.Image:
