@@ -1,7 +1,7 @@
 """Signal variants: a photo with an EXIF orientation keeps its displayed and stored hashes.
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0003"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
