@@ -20,6 +20,8 @@ from cattrs.v import transform_error
 
 ENV_PREFIX = "HMA_"
 CONFIG_ENV_VAR = "HMA_CONFIG"
+#: ``HMA_X_FILE=/path`` sets ``HMA_X`` from the file's contents (secrets mounted as files).
+FILE_SUFFIX = "_FILE"
 QUEUE_NAMES = ("hash", "match", "action", "fetch", "maintenance")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
@@ -572,6 +574,23 @@ def _overlay_environ(
     for setting in iter_setting_fields(cls, prefix):
         if setting.env_var in environ:
             _set_path(tree, setting.path[len(prefix) :], environ[setting.env_var])
+        elif setting.env_var + FILE_SUFFIX in environ:
+            value = _read_secret_file(setting.env_var + FILE_SUFFIX, environ)
+            _set_path(tree, setting.path[len(prefix) :], value)
+
+
+def _read_secret_file(variable: str, environ: Mapping[str, str]) -> str:
+    """A setting's value from the file ``HMA_..._FILE`` names (Docker and Kubernetes secrets).
+
+    One trailing newline is dropped, as editors and ``echo`` add one.
+    """
+    path = environ[variable]
+    try:
+        with open(path, encoding="utf-8") as secret:
+            value = secret.read()
+    except OSError as exc:
+        raise SettingsError(f"{variable}: cannot read {path!r}: {exc.strerror}") from exc
+    return value[:-1] if value.endswith("\n") else value
 
 
 def _structure(tree: dict[str, Any], cls: type[T], prefix: tuple[str, ...] = ()) -> T:

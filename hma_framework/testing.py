@@ -12,6 +12,7 @@ a schema of its own.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
@@ -143,7 +144,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hma.sqlite3'}"
         return
-    base_url = os.environ[TEST_DATABASE_ENV]
+    with postgres_schema(os.environ[TEST_DATABASE_ENV]) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_schema(base_url: str) -> Iterator[str]:
+    """A URL for a fresh schema of the PostgreSQL database at ``base_url``, dropped after."""
     schema = f"hma_test_{secrets.token_hex(6)}"
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

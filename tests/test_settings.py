@@ -86,3 +86,21 @@ def test_missing_or_broken_config_file(tmp_path: Path) -> None:
     broken.write_text("[web\n")
     with pytest.raises(SettingsError, match=r"HMA_CONFIG.*not valid TOML"):
         load_settings(environ={"HMA_CONFIG": str(broken)})
+
+
+def test_a_setting_can_come_from_a_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "database_url"
+    secret.write_text("postgresql+psycopg://hma:s3cret@db/hma\n")
+    settings = load_settings(environ={"HMA_DATABASE_URL_FILE": str(secret)})
+    assert settings.database_url == "postgresql+psycopg://hma:s3cret@db/hma"
+    # The variable itself wins over its file.
+    both = {"HMA_DATABASE_URL_FILE": str(secret), "HMA_DATABASE_URL": "sqlite:///x"}
+    assert load_settings(environ=both).database_url == "sqlite:///x"
+    port = tmp_path / "port"
+    port.write_text("8081")
+    assert load_settings(environ={"HMA_WEB_PORT_FILE": str(port)}).web.port == 8081
+
+
+def test_a_missing_secret_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="HMA_WEB_SECRET_KEY_FILE: cannot read"):
+        load_settings(environ={"HMA_WEB_SECRET_KEY_FILE": str(tmp_path / "absent")})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -94,3 +95,12 @@ def test_worker_help_lists_queues(tmp_path: Path) -> None:
     ).stdout
     for role in QUEUE_NAMES:
         assert role in out
+
+
+def test_burst_workers_exit_promptly(runtime: Runtime) -> None:
+    """RQ's command listener once held a stopping worker for up to a minute, now and then."""
+    for _ in range(10):
+        runtime.queues["maintenance"].enqueue(maintenance.heartbeat)
+        started = time.monotonic()
+        run_worker(runtime, ["maintenance"], burst=True)
+        assert time.monotonic() - started < 10
