@@ -84,7 +84,19 @@ class HashResult:
     quality: int | None = None
     quality_ok: bool = True
     variant: str = ""
-    alternates: tuple[HashResult, ...] = ()
+    alternates: tuple[HashResult, ...] = attrs.field(default=())
+
+    @alternates.validator
+    def _named_apart(self, _attribute: attrs.Attribute[Any], alternates: tuple[Any, ...]) -> None:
+        # Readings are stored one per (content, signal type, variant): a hasher that returned
+        # two under one name would fail only when recorded, far from its cause.
+        if not alternates:
+            return
+        names = [self.variant, *(a.variant for a in alternates)]
+        if "" in names or len(set(names)) != len(names):
+            raise ValueError(f"a result with alternates needs distinct variant names, got {names}")
+        if any(a.alternates for a in alternates):
+            raise ValueError("alternates are readings of their own, without alternates")
 
     def readings(self) -> tuple[HashResult, ...]:
         """This result, then its alternates."""

