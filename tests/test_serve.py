@@ -41,15 +41,15 @@ def _start(folder: Path, port: int) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_status(port: int, timeout: float) -> float:
+def _wait_for_health(port: int, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/status", timeout=1).status_code == 200:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return time.monotonic() - started
         except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.1)
-    raise AssertionError(f"no answer on /status within {timeout}s")
+    raise AssertionError(f"no answer on /health within {timeout}s")
 
 
 def _stop(process: subprocess.Popen[str]) -> str:
@@ -62,7 +62,7 @@ def test_serve_from_an_empty_folder(tmp_path: Path) -> None:
     port = _free_port()
     process = _start(tmp_path, port)
     try:
-        elapsed = _wait_for_status(port, timeout=10)
+        elapsed = _wait_for_health(port, timeout=10)
         assert elapsed < 10
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 4  # redis, gunicorn (+ its workers), a worker, the scheduler
@@ -84,7 +84,7 @@ def test_serve_from_an_empty_folder(tmp_path: Path) -> None:
     # The key works, and a second start neither prints nor creates another.
     process = _start(tmp_path, port)
     try:
-        _wait_for_status(port, timeout=10)
+        _wait_for_health(port, timeout=10)
         plugins = requests.get(
             f"http://127.0.0.1:{port}/plugins",
             headers={"Authorization": f"Bearer {tokens[0]}"},
