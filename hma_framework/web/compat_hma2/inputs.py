@@ -15,15 +15,26 @@ import attrs
 from flask import Request, request
 from werkzeug.sansio.multipart import Data, Field, File, MultipartDecoder, NeedData
 
+from hma_framework.json_input import JsonInputError, parse_json
 from hma_framework.web.errors import ApiError
 
 
 def json_object() -> dict[str, Any]:
-    """The JSON body if it is an object; ``{}`` for no body or a non-JSON one."""
+    """The JSON body if it is an object; ``{}`` for no body or a non-JSON one.
+
+    Parsed once per request with the project's hardened parser, so hostile bodies (deep
+    nesting, huge integers) read as "no JSON" instead of failing the request.
+    """
     if not request.content_length and not request.data:
         return {}
-    body = request.get_json(silent=True, force=True)
-    return body if isinstance(body, dict) else {}
+    cached = request.environ.get("hma.compat_json")
+    if cached is None:
+        try:
+            cached = parse_json(request.get_data(cache=True))
+        except JsonInputError:
+            cached = {}
+        request.environ["hma.compat_json"] = cached
+    return cached if isinstance(cached, dict) else {}
 
 
 def param(name: str) -> Any:
