@@ -76,6 +76,10 @@ BODIES: tuple[bytes, ...] = (
             "content_bytes": "###",
         }
     ).encode(),
+    json.dumps(
+        {"content_id": "nul\x00", "name": "n\x00", "notes": "\x00", "tags": ["\x00"]}
+    ).encode(),
+    b'{"signal_type": "pdq", "signal_value": "' + PDQ.encode() + b'", "notes": "a\\u0000b"}\n',
     json.dumps({"members": [{"_upload": "AAAA", "content_type": "photo"}] * 3}).encode(),
     json.dumps({"members": [{"content_url": None, "content_type": "photo"}]}).encode(),
 )

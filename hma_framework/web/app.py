@@ -23,7 +23,7 @@ from hma_framework.web import (
 )
 from hma_framework.web.auth import install_auth
 from hma_framework.web.errors import register_error_handlers
-from hma_framework.web.validation import MAX_ID
+from hma_framework.web.validation import MAX_ID, refuse_nul_characters
 
 
 class IdConverter(IntegerConverter):
@@ -68,5 +68,6 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
     for blueprint in extra_blueprints:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
+    app.before_request(refuse_nul_characters)
     install_auth(app)
     return app
