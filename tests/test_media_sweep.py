@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from hma_framework.pipeline.context import set_current_runtime
-from hma_framework.pipeline.media_sweep import safe_age_seconds
+from hma_framework.pipeline.media_sweep import SWEPT_MARKER, safe_age_seconds, sweep_media
 from hma_framework.pipeline.reconcile import reconcile_runtime
 from hma_framework.pipeline.worker import make_worker
 from hma_framework.runtime import Runtime
@@ -123,5 +123,12 @@ def test_reconcile_sweeps_old_unreferenced_media_and_partial_downloads(
     assert report["swept_media"] == 1 and report["swept_partial"] == 2, report
     assert _media_files(runtime) == {referenced, young.name}
     assert {p.name for p in tmp.iterdir()} == {"fetch-running"}
-    again = reconcile_runtime(runtime)
-    assert again["swept_media"] == 0 and again["swept_partial"] == 0
+    late = media / ("d" * 32)
+    late.write_bytes(b"orphaned after the sweep")
+    _age(late, old)
+    again = reconcile_runtime(runtime)  # too soon: a sweep lists the whole folder
+    assert again["swept_media"] == 0 and again["swept_partial"] == 0 and late.exists()
+    assert sweep_media(runtime, force=True)["swept_media"] == 1 and not late.exists()
+    later = time.time() + safe_age_seconds(runtime) / 4 + 1
+    assert sweep_media(runtime, now=later) == {"swept_media": 0, "swept_partial": 0}
+    assert abs((runtime.settings.data_path / SWEPT_MARKER).stat().st_mtime - later) < 1
