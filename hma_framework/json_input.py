@@ -5,6 +5,7 @@ raises ``RecursionError``, integers over 4,300 digits and invalid UTF-8 raise ot
 ``ValueError``s. Every such failure becomes one :class:`JsonInputError` with a message a
 client can act on, and documents nested deeper than :data:`MAX_DEPTH` are refused even when
 Python could parse them, so no later recursive walk (validation, serialization) can fail.
+Strings holding NUL are refused too: PostgreSQL cannot store them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 from typing import Any
 
 MAX_DEPTH = 32
+#: PostgreSQL text cannot hold NUL characters, so no stored string may contain one.
+NUL_REFUSED = "not accepted: a string contains a NUL character (\\u0000)"
 
 
 class JsonInputError(ValueError):
@@ -20,12 +23,17 @@ class JsonInputError(ValueError):
 
 
 def _depth(value: Any) -> int:
-    """Nesting depth of a parsed document, without recursion."""
+    """Nesting depth of a parsed document, without recursion; refuses NUL in any string."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise JsonInputError(NUL_REFUSED)
+            continue
         if isinstance(item, dict):
+            stack.extend((key, depth + 1) for key in item)
             children: Any = item.values()
         elif isinstance(item, list):
             children = item

@@ -76,6 +76,10 @@ BODIES: tuple[bytes, ...] = (
             "content_bytes": "###",
         }
     ).encode(),
+    json.dumps(
+        {"content_id": "nul\x00", "name": "n\x00", "notes": "\x00", "tags": ["\x00"]}
+    ).encode(),
+    b'{"signal_type": "pdq", "signal_value": "' + PDQ.encode() + b'", "notes": "a\\u0000b"}\n',
     json.dumps({"members": [{"_upload": "AAAA", "content_type": "photo"}] * 3}).encode(),
     json.dumps({"members": [{"content_url": None, "content_type": "photo"}]}).encode(),
 )
@@ -164,3 +168,41 @@ def test_no_route_answers_5xx_to_hostile_input(app: Any, seeded: Runtime, tokens
                         assert response.json is not None and response.json.get("message")
     print(f"sent {sent} hostile requests to {len(ordered)} route/method pairs")
     assert not failures, "\n".join(failures[:40])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "says"),
+    [
+        ("POST", "/submit/hash/", NESTED, 400, "nested more than"),
+        ("POST", "/rules", '{"name": ' + HUGE_INT + "}", 400, "digits"),
+        ("POST", "/banks/b/members", '{"_upload": "AAAA", "content_type": "photo"}', 400, "signal"),
+        ("POST", "/banks/b/members", '{"content_url": null, "content_type": "photo"}', 400, "URL"),
+        ("GET", "/matches?limit=%C2%B2", None, 400, "limit must be an integer"),
+        ("GET", "/banks/b/members?cursor=%D9%A3", None, 400, "cursor must be an integer"),
+        ("GET", "/deliveries?limit=%C2%B2", None, 400, "limit must be an integer"),
+        ("GET", "/banks/b/members/9223372036854775808", None, 404, "not found"),
+        ("GET", "/deliveries/99999999999999999999", None, 404, "not found"),
+        ("GET", "/matches?since=9999-12-31T23:59:59-23:59", None, 400, "ISO 8601"),
+        ("GET", "/matches?until=0001-01-01T00:00:00%2B23:59", None, 400, "ISO 8601"),
+        ("GET", "/banks/%00", None, 400, "NUL"),
+        ("POST", "/banks", '{"name": "a\\u0000"}', 400, "NUL"),
+    ],
+)
+def test_each_reported_case_is_a_4xx_saying_why(
+    client: Any,
+    seeded: Runtime,
+    tokens: Tokens,
+    method: str,
+    path: str,
+    body: str | None,
+    status: int,
+    says: str,
+) -> None:
+    response = client.open(
+        path,
+        method=method,
+        data=body,
+        headers={**Tokens.header(tokens.admin), "Content-Type": "application/json"},
+    )
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert says in response.json["message"]

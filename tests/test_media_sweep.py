@@ -10,10 +10,24 @@ from typing import Any
 
 import requests
 
-from hma_framework.pipeline.media_sweep import safe_age_seconds
+from hma_framework.pipeline.context import set_current_runtime
+from hma_framework.pipeline.media_sweep import SWEPT_MARKER, safe_age_seconds, sweep_media
 from hma_framework.pipeline.reconcile import reconcile_runtime
+from hma_framework.pipeline.worker import make_worker
 from hma_framework.runtime import Runtime
-from hma_framework.testing import Tokens, make_photo, run_jobs
+from hma_framework.settings import QUEUE_NAMES
+from hma_framework.testing import Tokens, make_photo
+
+
+def run_jobs_without_scheduler(runtime: Runtime) -> None:
+    """A real RQ worker in burst mode, without RQ's scheduler (whose lock can stall a burst
+    worker's exit for a minute); these tests schedule no retries."""
+    runtime.roles = tuple(QUEUE_NAMES)
+    set_current_runtime(runtime)
+    try:
+        make_worker(runtime, QUEUE_NAMES).work(burst=True, with_scheduler=False)
+    finally:
+        set_current_runtime(None)
 
 
 def _media_files(runtime: Runtime) -> set[str]:
@@ -45,7 +59,9 @@ def test_forced_resubmission_of_bytes_deletes_the_queued_media(
     after = _media_files(runtime)
     assert len(after) == 1 and not after & before, "the superseded file is gone"
 
-    run_jobs(worker_runtime)  # both jobs run: the old one hashes the new media or skips
+    run_jobs_without_scheduler(
+        worker_runtime
+    )  # both jobs run: the old one hashes the new media or skips
     record = client.get("/content/m-1", headers=Tokens.header(tokens.read)).json
     assert record["status"] == "no_match", record
     reference = tmp_path / "second.jpg"
@@ -107,5 +123,12 @@ def test_reconcile_sweeps_old_unreferenced_media_and_partial_downloads(
     assert report["swept_media"] == 1 and report["swept_partial"] == 2, report
     assert _media_files(runtime) == {referenced, young.name}
     assert {p.name for p in tmp.iterdir()} == {"fetch-running"}
-    again = reconcile_runtime(runtime)
-    assert again["swept_media"] == 0 and again["swept_partial"] == 0
+    late = media / ("d" * 32)
+    late.write_bytes(b"orphaned after the sweep")
+    _age(late, old)
+    again = reconcile_runtime(runtime)  # too soon: a sweep lists the whole folder
+    assert again["swept_media"] == 0 and again["swept_partial"] == 0 and late.exists()
+    assert sweep_media(runtime, force=True)["swept_media"] == 1 and not late.exists()
+    later = time.time() + safe_age_seconds(runtime) / 4 + 1
+    assert sweep_media(runtime, now=later) == {"swept_media": 0, "swept_partial": 0}
+    assert abs((runtime.settings.data_path / SWEPT_MARKER).stat().st_mtime - later) < 1

@@ -10,6 +10,7 @@ Called from reconcile; kept apart from it so each stays small.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: How many media keys one reference query checks.
 CHUNK = 500
+#: In the data folder, touched at each sweep (outside media/, which the sweep lists).
+SWEPT_MARKER = ".media-swept"
 
 
 def safe_age_seconds(runtime: Runtime) -> int:
@@ -60,9 +63,35 @@ def _referenced(runtime: Runtime, keys: list[str]) -> set[str]:
         return {key for key in found if key}
 
 
-def sweep_media(runtime: Runtime, now: float | None = None) -> dict[str, int]:
-    """Delete old unreferenced media and old partial files; return what was removed."""
-    cutoff = (time.time() if now is None else now) - safe_age_seconds(runtime)
+def _due(runtime: Runtime, now: float) -> bool:
+    """Whether a quarter of the safe age passed since the last sweep (a marker file's mtime).
+
+    Reconcile runs every minute; listing a media folder that retains millions of files that
+    often would cost more than the few files it could free.
+    """
+    marker = runtime.settings.data_path / SWEPT_MARKER
+    try:
+        if now - marker.stat().st_mtime < safe_age_seconds(runtime) / 4:
+            return False
+    except FileNotFoundError:
+        pass
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    os.utime(marker, (now, now))
+    return True
+
+
+def sweep_media(
+    runtime: Runtime, now: float | None = None, *, force: bool = False
+) -> dict[str, int]:
+    """Delete old unreferenced media and old partial files; return what was removed.
+
+    Runs at most once per quarter of the safe age unless ``force`` is set.
+    """
+    now = time.time() if now is None else now
+    if not force and not _due(runtime, now):
+        return {"swept_media": 0, "swept_partial": 0}
+    cutoff = now - safe_age_seconds(runtime)
     media_root = runtime.settings.data_path / "media"
     removed_media = removed_partial = 0
     for chunk in _chunks(_old_files(media_root, cutoff)):

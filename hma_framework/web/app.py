@@ -25,7 +25,7 @@ from hma_framework.web import (
 from hma_framework.web.auth import install_auth
 from hma_framework.web.errors import register_error_handlers
 from hma_framework.web.request_ids import install_request_ids
-from hma_framework.web.validation import MAX_ID
+from hma_framework.web.validation import MAX_ID, refuse_nul_characters
 
 
 class IdConverter(IntegerConverter):
@@ -75,6 +75,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
 
         compat_hma2.install(app)
     register_error_handlers(app)
+    app.before_request(refuse_nul_characters)
     install_auth(app)
     install_request_ids(app)
     metrics.install_request_metrics(app)

@@ -131,6 +131,8 @@ def add_members(name: str) -> tuple[Response, int]:
     upload: bytes | None = None
     if request.mimetype == "multipart/form-data":
         rows: list[Any] = [dict(request.form)]
+        if any("\x00" in value for value in request.form.values()):
+            raise ApiError(400, "a form field contains a NUL character")
         uploaded = request.files.get("file")
         if uploaded is None:
             raise ApiError(400, "a multipart request needs the media in a 'file' field")

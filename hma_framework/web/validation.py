@@ -143,3 +143,11 @@ def url_has_credentials(url: str) -> bool:
         return "@" in urlsplit(url).netloc
     except ValueError:  # malformed (e.g. an unclosed IPv6 bracket): the fetch refuses it
         return False
+
+
+def refuse_nul_characters() -> None:
+    """Before every request: no NUL in the path or query (PostgreSQL cannot compare them)."""
+    if "\x00" in request.path or "%00" in request.query_string.decode("latin-1"):
+        raise ApiError(400, "the URL contains a NUL character (%00)")
+    if any("\x00" in value for value in request.args.values()):
+        raise ApiError(400, "the URL contains a NUL character (%00)")
