@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from hma_framework.index.manager import BankMatch
 from hma_framework.index.sampling import coin_flip, sampled_banks
+from hma_framework.json_input import JsonInputError, parse_json
 from hma_framework.registry import InvalidSignalError
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.web.compat_hma2.auth import compat_view
@@ -116,7 +117,10 @@ def lookup_post() -> Response:
 def compare() -> Response:
     """``{signal_type: [hash_a, hash_b]}`` -> ``{signal_type: [matched, {"distance": d}]}``."""
     rt = runtime()
-    body = request.get_json(silent=True, force=True)
+    try:
+        body = parse_json(request.get_data(cache=True))
+    except JsonInputError:
+        body = None
     if not isinstance(body, dict):
         raise ApiError(400, "Request input was not a dict")
     results: dict[str, Any] = {}
