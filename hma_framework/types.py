@@ -232,8 +232,11 @@ class ContentSourceRecord:
     """A content source, the location schemes it serves, and what it mounts.
 
     ``blueprint`` (optional) is mounted on the web app: an endpoint that receives events, for
-    example. ``listener`` (optional) is a long-running callable ``hma serve`` starts in its own
-    process with the runtime, for example a queue poller.
+    example. ``listener`` (optional) is a long-running callable taking the process's
+    ``Runtime``, for example a queue poller: ``hma <name> listen`` runs it, and ``hma serve``
+    starts that command in its own process when ``listener_enabled(settings)`` says the
+    deployment configured it (no ``listener_enabled``: always). ``settings`` is the source's
+    own settings section, documented and validated like any plugin's.
     """
 
     name: str = attrs.field(validator=_lower_snake_case)
@@ -241,6 +244,14 @@ class ContentSourceRecord:
     factory: Callable[[Settings], ContentSource]
     blueprint: flask.Blueprint | None = None
     listener: Callable[..., None] | None = None
+    listener_enabled: Callable[[Settings], bool] | None = None
+    settings: SettingsSection | None = None
+
+    def runs_listener(self, settings: Settings) -> bool:
+        """Whether ``hma serve`` should run this source's listener with these settings."""
+        if self.listener is None:
+            return False
+        return self.listener_enabled is None or self.listener_enabled(settings)
 
 
 # --- exchanges ------------------------------------------------------------------------------
