@@ -124,6 +124,7 @@ class S3Settings:
             "instead of the SNS host named in the message. Off (empty) in production."
         },
     )
+
     @wait_seconds.validator
     def _check_wait(self, attribute: attrs.Attribute[Any], value: int) -> None:
         if not 0 <= value <= 20:
