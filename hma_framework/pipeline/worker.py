@@ -19,8 +19,22 @@ from hma_framework.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None) -> SimpleWorker:
-    return SimpleWorker(
+class BurstWorker(SimpleWorker):
+    """A worker that exits once the queues are empty, and so takes no remote commands.
+
+    It does not subscribe to RQ's command channel: RQ's listener thread sleeps up to 60 s in
+    a read, and closing it at exit could wait that long (seen as burst runs taking a minute).
+    """
+
+    def subscribe(self) -> None:
+        pass
+
+
+def make_worker(
+    runtime: Runtime, roles: Sequence[str], name: str | None = None, *, burst: bool = False
+) -> SimpleWorker:
+    worker_class = BurstWorker if burst else SimpleWorker
+    return worker_class(
         runtime.queues.select(roles),
         connection=runtime.redis,
         serializer=JSONSerializer,
@@ -34,7 +48,7 @@ def run_worker(
     """Serve ``roles`` until stopped (or, with ``burst``, until the queues are empty)."""
     runtime.roles = tuple(roles)
     set_current_runtime(runtime)
-    worker = make_worker(runtime, roles, name=name)
+    worker = make_worker(runtime, roles, name=name, burst=burst)
     log.info("worker %s serving queues %s", worker.name, ", ".join(roles))
     try:
         return worker.work(
