@@ -204,19 +204,42 @@ class ContentRecords:
                 update(ContentRow).where(ContentRow.id == content_pk).values(job_id=job_id)
             )
 
-    def claim_upload(self, content_pk: int, media_key: str) -> bool:
-        """Move content from awaiting_upload to submitted once; False if already used/expired."""
+    def claim_upload(self, content_pk: int, media_key: str, *, check_expiry: bool = True) -> bool:
+        """Move content from awaiting_upload to submitted once; False if already used/expired.
+
+        ``check_expiry`` off: the store itself refused uploads after the URL expired, so media
+        found there later (its event lost) arrived in time.
+        """
+        conditions = [ContentRow.id == content_pk, ContentRow.status == AWAITING_UPLOAD]
+        if check_expiry:
+            conditions.append(ContentRow.upload_expires_at > utcnow())
         with self._store.transaction() as session:
             result = session.execute(
                 update(ContentRow)
-                .where(
-                    ContentRow.id == content_pk,
-                    ContentRow.status == AWAITING_UPLOAD,
-                    ContentRow.upload_expires_at > utcnow(),
-                )
+                .where(*conditions)
                 .values(status=SUBMITTED, media_key=media_key, upload_expires_at=None)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def awaiting_direct_uploads(
+        self, older_than: dt.datetime, limit: int = 1000
+    ) -> list[ContentRow]:
+        """Content waiting for an upload straight to the media store (its key is known) that
+        has waited past ``older_than`` or whose upload URL has expired."""
+        with self._store.reading() as session:
+            return list(
+                session.scalars(
+                    select(ContentRow)
+                    .where(
+                        ContentRow.status == AWAITING_UPLOAD,
+                        ContentRow.media_key.is_not(None),
+                        (ContentRow.updated_at < older_than)
+                        | (ContentRow.upload_expires_at <= utcnow()),
+                    )
+                    .order_by(ContentRow.updated_at)
+                    .limit(limit)
+                )
+            )
 
     def record_signals(
         self, content_pk: int, signals: Sequence[ComputedSignal], session: Session | None = None

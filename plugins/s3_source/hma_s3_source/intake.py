@@ -15,7 +15,7 @@ import posixpath
 import attrs
 from rq.job import Job
 
-from hma_framework.pipeline.stages import enqueue_stage, new_job_id
+from hma_framework.pipeline.stages import advance, enqueue_stage, new_job_id
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
 from hma_framework.store.content import Submission, SubmitOutcome
@@ -85,6 +85,14 @@ def record_events(runtime: Runtime, s3: S3Settings, events: list[ObjectCreated])
     written (the caller then keeps the message for redelivery)."""
     tally = IntakeTally()
     for event in events:
+        if s3.media_bucket and event.bucket == s3.media_bucket:
+            media_key = _media_key(s3, event.key)
+            if media_key is not None and event.size != 0:
+                if record_upload(runtime, media_key):
+                    tally.recorded += 1
+                else:
+                    tally.unchanged += 1
+                continue
         submission = submission_for(s3, event)
         if submission is None:
             log.debug("skipping s3://%s/%s: not subscribed content", event.bucket, event.key)
@@ -95,6 +103,29 @@ def record_events(runtime: Runtime, s3: S3Settings, events: list[ObjectCreated])
         else:
             tally.unchanged += 1
     return tally
+
+
+def _media_key(s3: S3Settings, object_key: str) -> str | None:
+    key = object_key.removeprefix(s3.media_prefix)
+    if (key == object_key and s3.media_prefix) or not key or "/" in key:
+        return None
+    return key
+
+
+def record_upload(runtime: Runtime, media_key: str) -> bool:
+    """An upload to a presigned URL arrived: hash its content. False if nothing waits for it
+    (media written by ``/submit/bytes/``, a repeated event, an unknown key)."""
+    number, _, _ = media_key.partition("-")
+    if not number.isdigit():
+        return False
+    row = runtime.content.get_row(int(number))
+    if row is None or row.media_key != media_key or row.status != records.AWAITING_UPLOAD:
+        return False
+    # S3 itself refused uploads once the presigned URL expired: what arrived was in time.
+    if not runtime.content.claim_upload(row.id, media_key, check_expiry=False):
+        return False
+    advance(runtime, "hash", row.id)
+    return True
 
 
 def record_submission(runtime: Runtime, submission: Submission) -> bool:

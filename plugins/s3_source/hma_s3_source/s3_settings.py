@@ -125,6 +125,19 @@ class S3Settings:
         },
     )
 
+    media_bucket: str = attrs.field(
+        default="",
+        metadata={
+            "help": "Keep submitted media in this bucket instead of the data folder: "
+            "`/submit/bytes/` writes there and `/submit/put-url/` answers presigned S3 PUT "
+            "URLs. Notify the listener (or the events endpoint) of the bucket's "
+            "ObjectCreated events under the media prefix, so hashing starts on upload."
+        },
+    )
+    media_prefix: str = attrs.field(
+        default="hma-media/", metadata={"help": "Key prefix of media in the media bucket."}
+    )
+
     @wait_seconds.validator
     def _check_wait(self, attribute: attrs.Attribute[Any], value: int) -> None:
         if not 0 <= value <= 20:
