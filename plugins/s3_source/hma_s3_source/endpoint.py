@@ -53,7 +53,8 @@ def receive_events() -> Response:
     runtime: Runtime = current_app.extensions["hma"]
     state = _state(runtime)
     header = request.headers.get("Authorization", "")
-    if header:
+    # SNS may send Basic credentials of its endpoint URL: only a bearer token is MinIO's.
+    if header.partition(" ")[0].lower() == "bearer":
         _check_token(state.s3, header)
         try:
             events = parse_document(request.get_data())
@@ -87,12 +88,10 @@ def receive_events() -> Response:
 
 
 def _check_token(s3: S3Settings, header: str) -> None:
-    scheme, _, token = header.partition(" ")
+    token = header.partition(" ")[2].strip()
     if not s3.events_token:
         raise ApiError(401, "bearer tokens are not accepted here: HMA_S3_EVENTS_TOKEN is not set")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), s3.events_token.encode()
-    ):
+    if not hmac.compare_digest(token.encode(), s3.events_token.encode()):
         raise ApiError(401, "invalid events token")
 
 

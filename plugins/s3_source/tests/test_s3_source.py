@@ -61,6 +61,27 @@ def test_an_unreachable_endpoint_is_a_transient_failure(settings: Settings) -> N
         source(closed).fetch("s3://bucket/a.jpg", io.BytesIO())
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [
+        (503, "SlowDown", TransientFetchError),
+        (500, "InternalError", TransientFetchError),
+        (403, "AccessDenied", PermanentFetchError),
+    ],
+)
+def test_s3_answers_are_sorted_into_transient_and_permanent_failures(
+    settings: Settings, status: int, code: str, error: type[Exception]
+) -> None:
+    from tests.http_fixtures import loopback_server, serve_bytes
+
+    body = f"<Error><Code>{code}</Code><Message>no</Message></Error>".encode()
+    with loopback_server() as server:
+        server.add("/bucket/a.jpg", serve_bytes(body, status=status, content_type="text/xml"))
+        answering = with_s3(settings, server.url("").rstrip("/"))
+        with pytest.raises(error, match=code):
+            source(answering).fetch("s3://bucket/a.jpg", io.BytesIO())
+
+
 @pytest.mark.parametrize("location", ["s3://", "s3://bucket", "s3://bucket/", "s3:/bucket/a"])
 def test_malformed_locations_are_refused(location: str) -> None:
     with pytest.raises(PermanentFetchError):
