@@ -121,3 +121,25 @@ def test_submit_url_and_lookup_accept_s3_locations(
         headers=tokens.header(tokens.read),
     )
     assert lookup.status_code == 200, lookup.json
+
+
+def test_bank_members_accept_s3_locations(
+    client: object, runtime: Runtime, tokens: Tokens, aws: Aws
+) -> None:
+    bucket = aws.new_bucket()
+    aws.s3.put_object(Bucket=bucket, Key="known/bad.jpg", Body=make_photo(seed=6))
+    admin = tokens.header(tokens.admin)
+    created = client.post("/banks", json={"name": "from_s3"}, headers=admin)  # type: ignore[attr-defined]
+    assert created.status_code == 201, created.json
+    added = client.post(  # type: ignore[attr-defined]
+        "/banks/from_s3/members",
+        json={"content_type": "photo", "content_url": f"s3://{bucket}/known/bad.jpg"},
+        headers=admin,
+    )
+    assert added.status_code == 201, added.json
+    missing = client.post(  # type: ignore[attr-defined]
+        "/banks/from_s3/members",
+        json={"content_type": "photo", "content_url": f"s3://{bucket}/known/missing.jpg"},
+        headers=admin,
+    )
+    assert missing.status_code == 400 and "NoSuchKey" in missing.json["message"]
