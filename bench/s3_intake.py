@@ -184,11 +184,13 @@ def main() -> None:
             s3.put_object(Bucket="bench-uploads", Key=key, Body=photos[number % 20])
 
         started = time.perf_counter()
+        cpu_started = time.process_time()  # this process: moto's S3/SQS and the putters
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, range(args.objects)))
         put_seconds = time.perf_counter() - started
         wait_until(lambda: count_done(store, "bench-uploads/load/") >= args.objects, 1200, 0.05)
         elapsed = time.perf_counter() - started
+        moto_cpu = time.process_time() - cpu_started
         rate = args.objects / elapsed
         done = matched_times(store, "bench-uploads/load/")
         latencies = [(done[cid] - put_times[cid]).total_seconds() for cid in done]
@@ -196,6 +198,11 @@ def main() -> None:
             f"{args.objects} objects put in {put_seconds:.1f}s, all matched after {elapsed:.1f}s: "
             f"{rate:.1f} objects/s ({rate / ceiling:.0%} of the hashing ceiling); "
             f"{len(done)} matched; put -> matched {percentiles(latencies)}"
+        )
+        available = elapsed * (os.cpu_count() or 1)
+        print(
+            f"  moto (S3 + SQS) and the putters used {moto_cpu:.1f} CPU-s of the "
+            f"{available:.1f} this machine had in that time ({moto_cpu / available:.0%})"
         )
     finally:
         server.terminate()
