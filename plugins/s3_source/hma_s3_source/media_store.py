@@ -29,11 +29,14 @@ SPOOL_BYTES = 8 * 1024 * 1024
 class S3MediaStore:
     """Media objects under ``<media_bucket>/<media_prefix><key>``."""
 
-    def __init__(self, s3: S3Settings, tmp_dir: Path) -> None:
+    def __init__(self, s3: S3Settings, tmp_dir: Path, max_bytes: int) -> None:
+        """``max_bytes``: the largest media read back for hashing (a presigned PUT cannot
+        limit what a client sends, so the limit is applied here)."""
         self._client = client(s3)
         self._bucket = s3.media_bucket
         self._prefix = s3.media_prefix
         self._tmp_dir = tmp_dir
+        self._max_bytes = max_bytes
 
     def new_key(self) -> str:
         return secrets.token_hex(16)
@@ -73,8 +76,15 @@ class S3MediaStore:
             with open(handle, "wb") as target:
                 answer = self._call("get_object", Bucket=self._bucket, Key=self.object_key(key))
                 body = answer["Body"]
+                size = 0
                 try:
                     while chunk := body.read(CHUNK_BYTES):
+                        size += len(chunk)
+                        if size > self._max_bytes:
+                            raise PermanentMediaError(
+                                f"the uploaded media is larger than {self._max_bytes} bytes "
+                                "(limit: HMA_WEB_MAX_BODY_BYTES)"
+                            )
                         target.write(chunk)
                 finally:
                     body.close()
@@ -127,4 +137,4 @@ def make_media_store(settings: Settings) -> S3MediaStore | None:
     s3 = s3_settings(settings)
     if not s3.media_bucket:
         return None
-    return S3MediaStore(s3, settings.data_path / "tmp")
+    return S3MediaStore(s3, settings.data_path / "tmp", settings.web.max_body_bytes)

@@ -185,3 +185,33 @@ def test_reconcile_hashes_an_upload_whose_event_never_came(
     assert quiet is not None and quiet.status == "no_match", quiet.error
     never = runtime.content.get_row(2)
     assert never is not None and never.status == "awaiting_upload"
+
+
+def test_an_upload_over_the_body_limit_fails_the_content(
+    client: Any,
+    runtime: Runtime,
+    settings: Settings,
+    registry: Any,
+    tokens: Tokens,
+    aws: Aws,
+    media_bucket: str,
+) -> None:
+    from hma_framework.runtime import build_runtime
+
+    url = put_url(client, tokens, "too-big", "photo", "image/jpeg")
+    big = make_photo(seed=4)
+    put = requests.put(url, data=big, headers={"Content-Type": "image/jpeg"}, timeout=10)
+    assert put.status_code == 200  # a presigned PUT cannot refuse it
+    time.sleep(1.1)
+    assert reconcile_runtime(runtime)["claimed_uploads"] == 1
+    strict = attrs.evolve(settings, web=attrs.evolve(settings.web, max_body_bytes=len(big) - 1))
+    worker = build_runtime(strict, registry=registry)
+    try:
+        run_jobs(worker)
+    finally:
+        worker.close()
+    row = runtime.content.get_row(1)
+    assert (
+        row is not None and row.status == "failed" and "HMA_WEB_MAX_BODY_BYTES" in (row.error or "")
+    )
+    assert media_keys(aws, media_bucket) == []  # a failed upload is not kept either
