@@ -44,7 +44,45 @@ def _store(ctx: click.Context) -> Any:
     return Store(_settings(ctx).effective_database_url)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _HmaGroup(click.Group):
+    """The core commands, plus ``hma <source> listen`` for content sources with a listener.
+
+    A plugin's content source may bring a long-running listener (a queue poller); its command
+    is found by name only when asked for, so no plugin is loaded to run a core command.
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        from hma_framework.registry import make_registry
+
+        record = make_registry().content_sources.get(cmd_name)
+        if record is None or record.listener is None:
+            return None
+        return _listener_group(cmd_name)
+
+
+def _listener_group(source_name: str) -> click.Group:
+    group = click.Group(source_name, help=f"Commands of the {source_name} content source.")
+
+    @group.command("listen")
+    @click.pass_context
+    def listen(ctx: click.Context) -> None:
+        """Run the source's listener (for example a queue poller) until SIGTERM or Ctrl-C."""
+        runtime = _runtime(ctx)
+        try:
+            record = runtime.registry.content_sources.get(source_name)
+            if record is None or record.listener is None:
+                raise click.ClickException(f"content source {source_name!r} is not loaded")
+            record.listener(runtime)
+        finally:
+            runtime.close()
+
+    return group
+
+
+@click.group(cls=_HmaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_file",
@@ -468,7 +506,16 @@ def settings_command(ctx: click.Context, markdown: bool) -> None:
         loaded = load_section(settings, section.name, section.cls)
         for field in iter_setting_fields(section.cls, (section.name,)):
             value = getattr(loaded, field.path[-1])
-            click.echo(f"{field.env_var}={','.join(value) if isinstance(value, tuple) else value}")
+            if field.path[-1].endswith(SECRET_SUFFIXES) and value:
+                value = "***"  # a plugin's token or secret is never echoed
+            elif isinstance(value, tuple) and value and attrs.has(type(value[0])):
+                value = json.dumps([attrs.asdict(part) for part in value])  # list of tables
+            elif isinstance(value, tuple):
+                value = ",".join(str(part) for part in value)
+            click.echo(f"{field.env_var}={value}")
+
+
+SECRET_SUFFIXES = ("token", "secret", "secret_key", "password")
 
 
 def mask_password(url: str) -> str:

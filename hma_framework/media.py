@@ -1,16 +1,24 @@
 """Where submitted media waits to be hashed: a folder on the local disk by default.
 
-Media is written under a random key, read back by the hash job as a file path (hashers stream
-from paths), and deleted once hashed unless retention is configured.
+Media is written under a random key, read back by the hash job as a local file (hashers stream
+from paths), and deleted once hashed unless retention is configured. A content-source plugin
+may keep media elsewhere (an object store) by offering a ``media_store`` factory on its
+record; such a store may also take uploads directly (``direct_upload_url``), in which case
+``/submit/put-url/`` answers its URL and the store's own event tells the pipeline an upload
+arrived (the reconcile job checks ``exists`` for uploads whose event never came).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Protocol
+
+from hma_framework.errors import PermanentMediaError
 
 CHUNK_BYTES = 1 << 20
 
@@ -19,18 +27,32 @@ class MediaTooLargeError(ValueError):
     pass
 
 
+class MediaStoreUnavailable(RuntimeError):
+    """The store cannot take media now (an object store down or refusing): answer 503."""
+
+
 class MediaStore(Protocol):
     def new_key(self) -> str: ...
 
-    def write(self, key: str, source: IO[bytes], max_bytes: int) -> int: ...
+    def write(self, key: str, source: IO[bytes], max_bytes: int) -> int:
+        """Stream ``source`` in; ``MediaTooLargeError`` (keeping nothing) past ``max_bytes``."""
+        ...
 
     def write_bytes(self, key: str, data: bytes) -> int: ...
 
-    def path(self, key: str) -> Path: ...
+    def local_file(self, key: str) -> contextlib.AbstractContextManager[Path]:
+        """The media as a local file for the length of the ``with`` block;
+        ``PermanentMediaError`` if it is no longer stored."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 
     def delete(self, key: str) -> None: ...
+
+    def direct_upload_url(self, key: str, media_type: str, ttl_seconds: int) -> str | None:
+        """A URL a client can ``PUT`` the media to, expiring after ``ttl_seconds``, or None
+        when uploads go through the API's own ``/upload/<token>`` route."""
+        ...
 
 
 class LocalMediaStore:
@@ -50,6 +72,16 @@ class LocalMediaStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
+
+    @contextlib.contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        path = self.path(key)
+        if not path.exists():
+            raise PermanentMediaError("the uploaded media is no longer in the media store")
+        yield path
+
+    def direct_upload_url(self, key: str, media_type: str, ttl_seconds: int) -> str | None:
+        return None  # uploads arrive through the API's signed /upload/<token> URLs
 
     def write(self, key: str, source: IO[bytes], max_bytes: int) -> int:
         """Stream ``source`` into the store; refuse (and keep nothing) past ``max_bytes``."""

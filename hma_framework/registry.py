@@ -127,6 +127,7 @@ class Registry:
         found: dict[str, SettingsSection] = {}
         declared = [r.settings for r in self.signal_types.values()]
         declared += [r.settings for r in self.indexes.values()]
+        declared += [r.settings for r in self.content_sources.values()]
         for section in declared:
             if section is None:
                 continue

@@ -20,7 +20,7 @@ from hma_framework.store.db import Store
 
 if TYPE_CHECKING:
     from hma_framework.index.manager import IndexManager
-    from hma_framework.media import LocalMediaStore
+    from hma_framework.media import MediaStore
     from hma_framework.store.content import ContentRecords
     from hma_framework.types import ContentSource, MediaHasher
 
@@ -88,9 +88,15 @@ class Runtime:
         return ContentRecords(self.store)
 
     @functools.cached_property
-    def media(self) -> LocalMediaStore:
+    def media(self) -> MediaStore:
+        """The media store a content source's settings configure, else the data folder's."""
         from hma_framework.media import LocalMediaStore
 
+        for record in self.registry.content_sources.values():
+            if record.media_store is not None:
+                store = record.media_store(self.settings)
+                if store is not None:
+                    return store
         return LocalMediaStore(self.settings.data_path / "media")
 
     @functools.cached_property

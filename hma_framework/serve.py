@@ -231,4 +231,18 @@ def _run_role(
             supervisor.add(f"worker-{number + 1}", _hma("worker"), essential=False)
     if role == "all":
         supervisor.add("scheduler", _hma("scheduler"), essential=False)
+    if role in ("all", "worker"):
+        for name in listener_sources(settings):
+            supervisor.add(f"{name}-listener", _hma(name, "listen"), essential=False)
+            echo(f"listener of the {name} content source")
     return supervisor.run()
+
+
+def listener_sources(settings: Settings) -> list[str]:
+    """Content sources whose listener these settings configure (``hma <name> listen``)."""
+    from hma_framework.registry import make_registry
+
+    registry = make_registry(settings)
+    return [
+        name for name, record in registry.content_sources.items() if record.runs_listener(settings)
+    ]

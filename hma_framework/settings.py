@@ -8,9 +8,11 @@ stops startup with a :class:`SettingsError` naming the key, never later in a req
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+import typing
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -474,9 +476,40 @@ def _structure_str_tuple(value: Any, _type: type) -> tuple[str, ...]:
     raise ValueError(f"expected a list of strings, got {value!r}")
 
 
+def _is_record_tuple(cls: Any) -> bool:
+    """``tuple[SomeAttrsClass, ...]``: a list of tables (``[[section.items]]`` in TOML)."""
+    args = typing.get_args(cls)
+    return (
+        typing.get_origin(cls) is tuple
+        and len(args) == 2
+        and args[1] is Ellipsis
+        and attrs.has(args[0])
+    )
+
+
+def _record_tuple_hook(converter: cattrs.Converter) -> Callable[[Any], Any]:
+    def factory(cls: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+        item_type = typing.get_args(cls)[0]
+
+        def structure(value: Any, _type: Any) -> tuple[Any, ...]:
+            if isinstance(value, str):  # an environment variable holds the list as JSON
+                try:
+                    value = json.loads(value) if value.strip() else []
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"expected a JSON list of objects: {exc}") from exc
+            if not isinstance(value, list | tuple) or not all(isinstance(v, dict) for v in value):
+                raise ValueError(f"expected a list of tables (objects), got {value!r}")
+            return tuple(converter.structure(item, item_type) for item in value)
+
+        return structure
+
+    return factory
+
+
 def make_settings_converter() -> cattrs.Converter:
     """A converter that accepts TOML values and environment strings alike."""
     converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook_factory(_is_record_tuple, _record_tuple_hook(converter))
     converter.register_structure_hook(int, _structure_int)
     converter.register_structure_hook(bool, _structure_bool)
     converter.register_structure_hook(str, _structure_str)

@@ -20,6 +20,7 @@ from threatexchange.signal_type.signal_base import SignalType
 if TYPE_CHECKING:
     import flask
 
+    from hma_framework.media import MediaStore
     from hma_framework.settings import Settings
 
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -257,8 +258,13 @@ class ContentSourceRecord:
     """A content source, the location schemes it serves, and what it mounts.
 
     ``blueprint`` (optional) is mounted on the web app: an endpoint that receives events, for
-    example. ``listener`` (optional) is a long-running callable ``hma serve`` starts in its own
-    process with the runtime, for example a queue poller.
+    example. ``listener`` (optional) is a long-running callable taking the process's
+    ``Runtime``, for example a queue poller: ``hma <name> listen`` runs it, and ``hma serve``
+    starts that command in its own process when ``listener_enabled(settings)`` says the
+    deployment configured it (no ``listener_enabled``: always). ``settings`` is the source's
+    own settings section, documented and validated like any plugin's. ``media_store``
+    (optional) returns a :class:`~hma_framework.media.MediaStore` when the settings ask for
+    submitted media to be kept by this source (an object store), else None.
     """
 
     name: str = attrs.field(validator=_lower_snake_case)
@@ -266,6 +272,15 @@ class ContentSourceRecord:
     factory: Callable[[Settings], ContentSource]
     blueprint: flask.Blueprint | None = None
     listener: Callable[..., None] | None = None
+    listener_enabled: Callable[[Settings], bool] | None = None
+    settings: SettingsSection | None = None
+    media_store: Callable[[Settings], MediaStore | None] | None = None
+
+    def runs_listener(self, settings: Settings) -> bool:
+        """Whether ``hma serve`` should run this source's listener with these settings."""
+        if self.listener is None:
+            return False
+        return self.listener_enabled is None or self.listener_enabled(settings)
 
 
 # --- exchanges ------------------------------------------------------------------------------

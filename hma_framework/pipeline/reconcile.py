@@ -49,10 +49,28 @@ def _job_in_flight(runtime: Runtime, row: ContentRow, now: dt.datetime) -> bool:
     return False
 
 
+def _claim_arrived_uploads(runtime: Runtime, cutoff: dt.datetime) -> int:
+    """Uploads made straight to the media store whose arrival event never came."""
+    claimed = 0
+    for row in runtime.content.awaiting_direct_uploads(cutoff):
+        key = row.media_key
+        try:
+            arrived = key is not None and runtime.media.exists(key)
+        except Exception:
+            log.exception("checking the media store for %s failed", row.content_id)
+            continue
+        if arrived and key and runtime.content.claim_upload(row.id, key, check_expiry=False):
+            log.warning("upload of %s arrived without its event; hashing it", row.content_id)
+            advance(runtime, "hash", row.id)
+            claimed += 1
+    return claimed
+
+
 def reconcile_runtime(runtime: Runtime) -> dict[str, int]:
     now = dt.datetime.now(dt.UTC)
-    expired = runtime.content.expire_uploads()
     cutoff = now - dt.timedelta(seconds=runtime.settings.pipeline.stuck_after_seconds)
+    claimed = _claim_arrived_uploads(runtime, cutoff)
+    expired = runtime.content.expire_uploads()
     requeued = 0
     for row in runtime.content.stalled(cutoff):
         stage = NEXT_STAGE.get(row.status)
@@ -67,7 +85,12 @@ def reconcile_runtime(runtime: Runtime) -> dict[str, int]:
         )
         advance(runtime, stage, row.id)
         requeued += 1
-    return {"requeued": requeued, "expired_uploads": expired, **sweep_media(runtime)}
+    return {
+        "requeued": requeued,
+        "expired_uploads": expired,
+        "claimed_uploads": claimed,
+        **sweep_media(runtime),
+    }
 
 
 def reconcile() -> dict[str, int]:

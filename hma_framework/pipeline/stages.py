@@ -70,10 +70,8 @@ def _retries_left() -> int:
 def _media_file(runtime: Runtime, row: ContentRow) -> Iterator[Path]:
     """A local file with the content's media: the stored upload, or a fresh download."""
     if row.media_key:
-        path = runtime.media.path(row.media_key)
-        if not path.exists():
-            raise PermanentMediaError("the uploaded media is no longer in the media store")
-        yield path
+        with runtime.media.local_file(row.media_key) as path:
+            yield path
     elif row.content_url:
         with fetched(runtime, row.content_url) as path:
             yield path

@@ -241,29 +241,59 @@ class ContentRecords:
             )
         )
 
-    def claim_upload(self, content_pk: int, media_key: str, submission_pk: int) -> bool:
+    def claim_upload(
+        self,
+        content_pk: int,
+        media_key: str,
+        submission_pk: int | None = None,
+        *,
+        check_expiry: bool = True,
+    ) -> bool:
         """Move content from awaiting_upload to submitted once; False if already used/expired.
 
-        Only for the submission ``submission_pk``: a URL issued before a forced resubmission
-        is refused in the same statement that would claim it, so no race lets it through.
+        With ``submission_pk`` (an upload URL of this API), only for that submission: a URL
+        issued before a forced resubmission is refused in the same statement that would claim
+        it, so no race lets it through. ``check_expiry`` off: an object store refused uploads
+        after the URL expired itself, so media found there later (its event lost) arrived in
+        time.
         """
-        newest = (
-            select(func.max(ContentSubmissionRow.id))
-            .where(ContentSubmissionRow.content_pk == content_pk)
-            .scalar_subquery()
-        )
+        conditions = [ContentRow.id == content_pk, ContentRow.status == AWAITING_UPLOAD]
+        if check_expiry:
+            conditions.append(ContentRow.upload_expires_at > utcnow())
+        if submission_pk is not None:
+            newest = (
+                select(func.max(ContentSubmissionRow.id))
+                .where(ContentSubmissionRow.content_pk == content_pk)
+                .scalar_subquery()
+            )
+            conditions.append(newest == submission_pk)
         with self._store.transaction() as session:
             result = session.execute(
                 update(ContentRow)
-                .where(
-                    ContentRow.id == content_pk,
-                    ContentRow.status == AWAITING_UPLOAD,
-                    ContentRow.upload_expires_at > utcnow(),
-                    newest == submission_pk,
-                )
+                .where(*conditions)
                 .values(status=SUBMITTED, media_key=media_key, upload_expires_at=None)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def awaiting_direct_uploads(
+        self, older_than: dt.datetime, limit: int = 1000
+    ) -> list[ContentRow]:
+        """Content waiting for an upload straight to the media store (its key is known) that
+        has waited past ``older_than`` or whose upload URL has expired."""
+        with self._store.reading() as session:
+            return list(
+                session.scalars(
+                    select(ContentRow)
+                    .where(
+                        ContentRow.status == AWAITING_UPLOAD,
+                        ContentRow.media_key.is_not(None),
+                        (ContentRow.updated_at < older_than)
+                        | (ContentRow.upload_expires_at <= utcnow()),
+                    )
+                    .order_by(ContentRow.updated_at)
+                    .limit(limit)
+                )
+            )
 
     def record_signals(
         self, content_pk: int, signals: Sequence[ComputedSignal], session: Session | None = None

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hma_framework import log_context
+from hma_framework.media import MediaStoreUnavailable
 from hma_framework.pipeline.stages import enqueue_stage, find_matches, new_job_id
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
@@ -154,7 +155,10 @@ def submit_bytes() -> Response:
         parameters={"sha256": hashlib.sha256(media).hexdigest(), "size": len(media)},
     )
     media_key = runtime.media.new_key()
-    runtime.media.write_bytes(media_key, media)  # on disk before the job can look for it
+    try:
+        runtime.media.write_bytes(media_key, media)  # stored before the job can look for it
+    except (OSError, MediaStoreUnavailable) as exc:
+        raise ApiError(503, f"the media store cannot take media now: {exc}") from exc
     job_id = None
     try:
         with runtime.store.transaction() as session:
@@ -242,11 +246,20 @@ def submit_put_url() -> Response:
         upload_expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl),
         media_type=file_type,
     )
+    direct_url = None
     with runtime.store.transaction() as session:
         superseded = _stored_media_key(session, content_id)
         outcome, content_pk = runtime.content.submit(submission, force=force, session=session)
         _check_outcome(outcome, content_id)
-        awaiting = session.get_one(ContentRow, content_pk).status == records.AWAITING_UPLOAD
+        row = session.get_one(ContentRow, content_pk)
+        awaiting = row.status == records.AWAITING_UPLOAD
+        if awaiting:
+            # A store that takes uploads itself (an object store) gets them under a key that
+            # names the content, so its upload event leads back here.
+            key = row.media_key or f"{content_pk}-{runtime.media.new_key()}"
+            direct_url = runtime.media.direct_upload_url(key, file_type, ttl)
+            if direct_url is not None:
+                row.media_key = key
         submission_pk = runtime.content.latest_submission_pk(content_pk, session)
     _forget_superseded(runtime, outcome, superseded)
     if outcome is SubmitOutcome.UNCHANGED and not awaiting:
@@ -257,7 +270,8 @@ def submit_put_url() -> Response:
     return jsonify(
         content_id=content_id,
         file_type=file_type,
-        presigned_url=upload_url(
+        presigned_url=direct_url
+        or upload_url(
             runtime, content_pk, submission_pk or 0, public_base_url(runtime, request.host_url)
         ),
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, jsonify, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from hma_framework.media import MediaTooLargeError
+from hma_framework.media import MediaStoreUnavailable, MediaTooLargeError
 from hma_framework.pipeline.stages import advance
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
@@ -89,6 +89,8 @@ def upload(token: str) -> Response:
         size = runtime.media.write(media_key, request.stream, runtime.settings.web.max_body_bytes)
     except MediaTooLargeError as exc:
         raise ApiError(413, str(exc)) from exc
+    except (OSError, MediaStoreUnavailable) as exc:
+        raise ApiError(503, f"the media store cannot take media now: {exc}") from exc
     if size == 0:
         runtime.media.delete(media_key)
         raise ApiError(400, "the upload is empty")
