@@ -405,7 +405,7 @@ def settings_command(ctx: click.Context, markdown: bool) -> None:
             value = getattr(value, part)
         if isinstance(value, tuple):
             value = ",".join(str(part) for part in value)
-        if field.path[-1] == "secret_key" and value:
+        if field.path[-1] in ("secret_key", "secrets_key") and value:
             value = "***"
         elif field.path[-1].endswith("url"):
             value = mask_password(str(value))
