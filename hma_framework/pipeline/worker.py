@@ -19,8 +19,25 @@ from hma_framework.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+class HmaWorker(SimpleWorker):
+    """RQ's in-process worker, stopping its command listener without a minute's wait.
+
+    RQ unsubscribes and then joins the pubsub thread; when that thread is between messages
+    it waits up to 60 s for a subscription that will never come back (redis-py's
+    ``get_message``), so a burst worker could hang for a minute on exit. Waking the thread
+    first and letting the unsubscribe reply end its read makes exit immediate.
+    """
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread
+        if thread is not None:
+            thread._running.clear()
+            self.pubsub.subscribed_event.set()
+        super().unsubscribe()
+
+
 def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None) -> SimpleWorker:
-    return SimpleWorker(
+    return HmaWorker(
         runtime.queues.select(roles),
         connection=runtime.redis,
         serializer=JSONSerializer,

@@ -12,6 +12,7 @@ from hma_framework.web import (
     banks,
     content,
     deliveries,
+    exchanges,
     handlers,
     lookup,
     rules,
@@ -44,6 +45,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         rules.blueprint,
         handlers.blueprint,
         deliveries.blueprint,
+        exchanges.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():

@@ -1,17 +1,41 @@
-"""Facebook ThreatExchange: the hma_threatexchange plugin."""
+"""Exchanges from python-threatexchange: the hma_threatexchange plugin.
+
+Every exchange the library ships is offered: ``fb_threatexchange`` and ``local_file`` through
+subclasses that fix what the library gets wrong for an unattended server (no timeouts, no
+base URL, files read from anywhere), ``ncmec``, ``stop_ncii``, ``tat`` and ``sample`` as the
+library builds them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from threatexchange.exchanges.impl.fb_threatexchange_api import (
-    FBThreatExchangeSignalExchangeAPI,
-)
+from threatexchange.exchanges.impl.ncmec_api import NCMECSignalExchangeAPI
+from threatexchange.exchanges.impl.static_sample import StaticSampleSignalExchangeAPI
+from threatexchange.exchanges.impl.stop_ncii_api import StopNCIISignalExchangeAPI
+from threatexchange.exchanges.impl.techagainstterrorism_api import TATSignalExchangeAPI
 
 from hma_framework.hookspecs import hookimpl
 from hma_framework.types import ExchangeRecord
+from hma_threatexchange.local_file import ConfinedLocalFileExchange
+from hma_threatexchange.te import REACTIONS, ThreatExchangeExchange
 
 
 @hookimpl
 def hma_exchanges() -> Iterator[ExchangeRecord]:
-    yield ExchangeRecord(FBThreatExchangeSignalExchangeAPI)
+    yield ExchangeRecord(
+        ThreatExchangeExchange,
+        client_factory=ThreatExchangeExchange.from_spec,
+        opinions=tuple(REACTIONS),
+        takes_base_url=True,
+    )
+    yield ExchangeRecord(
+        ConfinedLocalFileExchange,
+        client_factory=ConfinedLocalFileExchange.from_spec,
+        opinions=("true_positive",),
+        full_snapshot=True,
+    )
+    yield ExchangeRecord(NCMECSignalExchangeAPI)
+    yield ExchangeRecord(StopNCIISignalExchangeAPI)
+    yield ExchangeRecord(TATSignalExchangeAPI)
+    yield ExchangeRecord(StaticSampleSignalExchangeAPI)

@@ -1,0 +1,147 @@
+"""Turning what an exchange API yields into bank members.
+
+The core knows no exchange by name: records are keyed by whatever the API keys them by
+(``(type, value)`` for most, an id for NCMEC), converted to signals by the API's own
+``naive_convert_to_signal_type`` and validated by the signal type. Unknown signal types are
+counted and logged once per type per fetch; signals that fail validation are counted as
+malformed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPIWithSimpleUpdates
+from threatexchange.signal_type.signal_base import SignalType
+
+from hma_framework.store.banks import NewMember
+
+log = logging.getLogger(__name__)
+
+_MAX_EXTERNAL_ID = 255
+
+
+def external_id(key: Any) -> str:
+    """A stable member ``external_id`` for an API's record key (hashed when too long)."""
+    text = ":".join(str(part) for part in key) if isinstance(key, tuple) else str(key)
+    if len(text) > _MAX_EXTERNAL_ID:
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return text
+
+
+def _json_safe(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, set | frozenset):
+        return sorted(_json_safe(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def metadata_json(value: Any) -> dict[str, Any]:
+    converted = _json_safe(value)
+    return converted if isinstance(converted, dict) else {"value": converted}
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    try:
+        opinions = value.get_as_opinions()
+    except Exception:  # an API whose metadata has no opinions
+        return ()
+    return tuple(sorted({str(tag) for opinion in opinions for tag in opinion.tags}))
+
+
+@attrs.define
+class RecordConverter:
+    """Converts one API's records for one exchange; counts what it skipped."""
+
+    exchange: str
+    api: type[Any]
+    collab: Any
+    signal_types: Sequence[type[SignalType]]
+    skipped: int = 0
+    _by_name: dict[str, type[SignalType]] = attrs.field(factory=dict)
+    _simple: bool = False
+    _logged: set[str] = attrs.field(factory=set)
+
+    def __attrs_post_init__(self) -> None:
+        self._by_name = {st.get_name(): st for st in self.signal_types}
+        own = self.api.naive_convert_to_signal_type.__func__
+        simple = SignalExchangeAPIWithSimpleUpdates.naive_convert_to_signal_type.__func__  # type: ignore[attr-defined]
+        self._simple = own is simple
+
+    def _unknown(self, type_label: str) -> None:
+        self.skipped += 1
+        if type_label not in self._logged:  # one line per type per fetch, not per record
+            self._logged.add(type_label)
+            log.warning(
+                "exchange %s: skipping records of signal type %r, which this instance does "
+                "not know (logged once)",
+                self.exchange,
+                type_label,
+            )
+
+    def _malformed(self) -> None:
+        self.skipped += 1
+
+    def _signals(self, key: Any, value: Any) -> list[tuple[str, str]] | None:
+        if self._simple and isinstance(key, tuple) and len(key) == 2:
+            s_type = self._by_name.get(str(key[0]))
+            if s_type is None:
+                self._unknown(str(key[0]))
+                return None
+            return [(s_type.get_name(), str(key[1]).strip())]
+        converted = self.api.naive_convert_to_signal_type(
+            self.signal_types, self.collab, {key: value}
+        )
+        if not converted:
+            label = str(key[0]) if isinstance(key, tuple) else f"{self.api.get_name()} record"
+            self._unknown(label)
+            return None
+        return [(st.get_name(), s) for st, found in converted.items() for s in found]
+
+    def member(self, key: Any, value: Any) -> NewMember | None:
+        """The member for one record, or None when it is skipped (counted)."""
+        signals = self._signals(key, value)
+        if signals is None:
+            return None
+        valid = []
+        for type_name, signal in signals:
+            try:
+                valid.append((type_name, self._by_name[type_name].validate_signal_str(signal)))
+            except Exception:
+                continue
+        if not valid:
+            self._malformed()
+            return None
+        return NewMember(
+            signals=tuple(sorted(set(valid))),
+            external_id=external_id(key),
+            tags=_tags(value),
+            exchange_metadata=metadata_json(value),
+        )
+
+    def batch(self, updates: Mapping[Any, Any]) -> dict[str, NewMember | None]:
+        """``external_id -> member or None (delete)``; skipped records are not included."""
+        converted: dict[str, NewMember | None] = {}
+        for key, value in updates.items():
+            if value is None:
+                converted[external_id(key)] = None
+                continue
+            member = self.member(key, value)
+            if member is not None:
+                converted[member.external_id or external_id(key)] = member
+        return converted
