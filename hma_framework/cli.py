@@ -427,5 +427,15 @@ def mask_password(url: str) -> str:
     return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
 
 
+def _register_groups() -> None:
+    # Command groups live in their own modules (the CLI grows one module per group).
+    from hma_framework.cli_exchanges import exchanges
+
+    cli.add_command(exchanges)
+
+
+_register_groups()
+
+
 def main() -> None:
     cli(prog_name="hma")

@@ -79,12 +79,16 @@ def trigger(runtime: Runtime, exchange_pk: int) -> bool:
     return True
 
 
-def trigger_by_name(runtime: Runtime, name: str) -> bool:
+def exchange_pk(runtime: Runtime, name: str) -> int:
     with runtime.store.reading() as session:
-        exchange_pk = session.scalar(select(ExchangeRow.id).where(ExchangeRow.name == name))
-    if exchange_pk is None:
+        found = session.scalar(select(ExchangeRow.id).where(ExchangeRow.name == name))
+    if found is None:
         raise ExchangeNotFoundError(f"no exchange named {name!r}")
-    return trigger(runtime, exchange_pk)
+    return int(found)
+
+
+def trigger_by_name(runtime: Runtime, name: str) -> bool:
+    return trigger(runtime, exchange_pk(runtime, name))
 
 
 def enqueue_due_fetches() -> str:
