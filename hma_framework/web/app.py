@@ -15,6 +15,7 @@ from hma_framework.web import (
     exchanges,
     handlers,
     lookup,
+    match_opinions,
     rules,
     status,
     submit,
@@ -46,6 +47,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         handlers.blueprint,
         deliveries.blueprint,
         exchanges.blueprint,
+        match_opinions.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():
