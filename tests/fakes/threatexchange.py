@@ -67,6 +67,7 @@ class FakeThreatExchange:
     fail_next: int = 0
     retry_after: str | None = "0"
     hang_seconds: float = 0.0
+    page_delay: float = 0.0
     requests: list[dict[str, Any]] = attrs.field(factory=list)
     reactions: list[dict[str, Any]] = attrs.field(factory=list)
     base_url: str = ""
@@ -132,6 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.removeprefix("/v1").rstrip("/") != f"/{fake.privacy_group}/threat_updates":
             self._answer(404, {"error": {"message": "unknown path"}})
             return
+        time.sleep(fake.page_delay)
         start = int(query["start_time"]) if query.get("start_time") else None
         offset = int(query.get("after", "0"))
         limit = int(query.get("limit") or fake.page_size)
