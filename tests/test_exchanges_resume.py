@@ -65,6 +65,7 @@ def add_exchange(runtime: Runtime, name: str, fake: FakeThreatExchange) -> int:
     return fetching.exchange_pk(runtime, name)
 
 
+@pytest.mark.slow
 def test_a_killed_fetch_resumes_without_loss_or_doubles(
     runtime: Runtime, settings: Settings, fake: FakeThreatExchange
 ) -> None:

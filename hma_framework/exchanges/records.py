@@ -36,18 +36,19 @@ def external_id(key: Any) -> str:
 
 
 def _json_safe(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    # Cheapest checks first: this runs for every field of every fetched record.
     if isinstance(value, enum.Enum):
         return value.name.lower()
-    if isinstance(value, set | frozenset):
-        return sorted(_json_safe(v) for v in value)
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, str | int | float | bool) or value is None:
         return value
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(_json_safe(v) for v in value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return str(value)
 
 
@@ -97,13 +98,17 @@ class RecordConverter:
     def _malformed(self) -> None:
         self.skipped += 1
 
-    def _signals(self, key: Any, value: Any) -> list[tuple[str, str]] | None:
+    def _signals(
+        self, key: Any, value: Any, known: dict[int, list[tuple[str, str]]] | None = None
+    ) -> list[tuple[str, str]] | None:
         if self._simple and isinstance(key, tuple) and len(key) == 2:
             s_type = self._by_name.get(str(key[0]))
             if s_type is None:
                 self._unknown(str(key[0]))
                 return None
             return [(s_type.get_name(), str(key[1]).strip())]
+        if known is not None and id(value) in known:
+            return known[id(value)]
         converted = self.api.naive_convert_to_signal_type(
             self.signal_types, self.collab, {key: value}
         )
@@ -113,9 +118,27 @@ class RecordConverter:
             return None
         return [(st.get_name(), s) for st, found in converted.items() for s in found]
 
-    def member(self, key: Any, value: Any) -> NewMember | None:
+    def _convert_all(self, updates: Mapping[Any, Any]) -> dict[int, list[tuple[str, str]]]:
+        """One library conversion for a whole delta, keyed back by record identity.
+
+        The API's converter returns ``{signal type: {signal: record}}``; records it merged
+        or rebuilt are not found by identity and fall back to a conversion of their own.
+        """
+        if self._simple:
+            return {}
+        live = {k: v for k, v in updates.items() if v is not None}
+        converted = self.api.naive_convert_to_signal_type(self.signal_types, self.collab, live)
+        found: dict[int, list[tuple[str, str]]] = {}
+        for s_type, signals in converted.items():
+            for signal, record in signals.items():
+                found.setdefault(id(record), []).append((s_type.get_name(), signal))
+        return found
+
+    def member(
+        self, key: Any, value: Any, known: dict[int, list[tuple[str, str]]] | None = None
+    ) -> NewMember | None:
         """The member for one record, or None when it is skipped (counted)."""
-        signals = self._signals(key, value)
+        signals = self._signals(key, value, known)
         if signals is None:
             return None
         valid = []
@@ -137,11 +160,12 @@ class RecordConverter:
     def batch(self, updates: Mapping[Any, Any]) -> dict[str, NewMember | None]:
         """``external_id -> member or None (delete)``; skipped records are not included."""
         converted: dict[str, NewMember | None] = {}
+        known = self._convert_all(updates)
         for key, value in updates.items():
             if value is None:
                 converted[external_id(key)] = None
                 continue
-            member = self.member(key, value)
+            member = self.member(key, value, known)
             if member is not None:
                 converted[member.external_id or external_id(key)] = member
         return converted

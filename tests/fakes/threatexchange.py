@@ -68,6 +68,7 @@ class FakeThreatExchange:
     retry_after: str | None = "0"
     hang_seconds: float = 0.0
     page_delay: float = 0.0
+    honour_limit: bool = True
     requests: list[dict[str, Any]] = attrs.field(factory=list)
     reactions: list[dict[str, Any]] = attrs.field(factory=list)
     base_url: str = ""
@@ -137,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         start = int(query["start_time"]) if query.get("start_time") else None
         offset = int(query.get("after", "0"))
         limit = int(query.get("limit") or fake.page_size)
-        limit = min(limit, fake.page_size)
+        limit = min(limit, fake.page_size) if fake.honour_limit else fake.page_size
         updates = fake.updates_since(start)
         page = updates[offset : offset + limit]
         body: dict[str, Any] = {"data": [i.as_json() for i in page]}
