@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -35,20 +36,31 @@ def external_id(key: Any) -> str:
     return text
 
 
+@functools.cache
+def _dataclass_fields(kind: type) -> tuple[str, ...] | None:
+    if not dataclasses.is_dataclass(kind):
+        return None
+    return tuple(f.name for f in dataclasses.fields(kind))
+
+
 def _json_safe(value: Any) -> Any:
-    # Cheapest checks first: this runs for every field of every fetched record.
+    # Exact-type checks first: this runs for every field of every fetched record.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is list or kind is tuple:
+        return [_json_safe(v) for v in value]
+    if kind is set or kind is frozenset:
+        return sorted(_json_safe(v) for v in value)
+    if kind is dict:
+        return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, enum.Enum):
         return value.name.lower()
-    if isinstance(value, str | int | float | bool) or value is None:
+    names = _dataclass_fields(kind)
+    if names is not None:
+        return {name: _json_safe(getattr(value, name)) for name in names}
+    if isinstance(value, str | int | float):
         return value
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return sorted(_json_safe(v) for v in value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return str(value)
 
 
