@@ -179,14 +179,12 @@ class Exchanges:
 
     def view(self, row: ExchangeRow, bank: str | None) -> dict[str, Any]:
         record = self._registry.exchanges.get(row.api_type)
-        credential_fields = (
-            [f["name"] for f in describe_fields(record.credential_class())] if record else []
-        )
+        credentials = self._box.open(row.credentials)  # only which are set is shown
         return {
             "name": row.name,
             "api": row.api_type,
             "config": dict(row.config),
-            "credentials_set": sorted(credential_fields) if row.credentials else [],
+            "credentials_set": sorted(k for k, v in credentials.items() if v),
             "bank": bank,
             "enabled": row.enabled,
             "fetch_interval_seconds": row.fetch_interval_seconds,

@@ -2,8 +2,8 @@
 
 Every exchange the library ships is offered: ``fb_threatexchange`` and ``local_file`` through
 subclasses that fix what the library gets wrong for an unattended server (no timeouts, no
-base URL, files read from anywhere), ``ncmec``, ``stop_ncii``, ``tat`` and ``sample`` as the
-library builds them.
+base URL, files read from anywhere, withdrawn StopNCII hashes kept), ``ncmec``, ``tat`` and
+``sample`` as the library builds them.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 from threatexchange.exchanges.impl.ncmec_api import NCMECSignalExchangeAPI
 from threatexchange.exchanges.impl.static_sample import StaticSampleSignalExchangeAPI
-from threatexchange.exchanges.impl.stop_ncii_api import StopNCIISignalExchangeAPI
 from threatexchange.exchanges.impl.techagainstterrorism_api import TATSignalExchangeAPI
 
 from hma_framework.hookspecs import hookimpl
 from hma_framework.types import ExchangeRecord
 from hma_threatexchange.local_file import ConfinedLocalFileExchange
+from hma_threatexchange.stop_ncii import FEEDBACK, StopNCIIExchange
 from hma_threatexchange.te import REACTIONS, ThreatExchangeExchange
 
 
@@ -36,6 +36,11 @@ def hma_exchanges() -> Iterator[ExchangeRecord]:
         full_snapshot=True,
     )
     yield ExchangeRecord(NCMECSignalExchangeAPI)
-    yield ExchangeRecord(StopNCIISignalExchangeAPI)
+    yield ExchangeRecord(
+        StopNCIIExchange,
+        client_factory=StopNCIIExchange.from_spec,
+        opinions=tuple(FEEDBACK),
+        takes_base_url=True,
+    )
     yield ExchangeRecord(TATSignalExchangeAPI)
     yield ExchangeRecord(StaticSampleSignalExchangeAPI)
