@@ -19,6 +19,7 @@ import cattrs
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from hma_framework.exchanges.records import json_safe
 from hma_framework.registry import Registry
 from hma_framework.secret_box import SecretBox, secret_box
 from hma_framework.settings import Settings
@@ -120,7 +121,8 @@ def _structure_fields(
         if annotation is int and isinstance(value, bool | float):
             raise ExchangeInputError(f"{where}.{name}: expected an integer")
         try:
-            checked[name] = converter.unstructure(converter.structure(value, annotation))
+            structured = converter.structure(value, annotation)
+            checked[name] = json_safe(converter.unstructure(structured))  # sets as lists
         except Exception:
             raise ExchangeInputError(f"{where}.{name}: expected {_type_name(annotation)}") from None
     return checked
@@ -307,7 +309,10 @@ class Exchanges:
 
     def collab(self, record: ExchangeRecord, name: str, config: Mapping[str, Any]) -> Any:
         cls = record.api.get_config_cls()
-        values = {k: v for k, v in config.items() if k != BASE_URL}
+        types = _field_types(cls)
+        converter = cattrs.Converter()
+        # Stored values are JSON; the config class wants its own types (enums, sets).
+        values = {k: converter.structure(v, types[k]) for k, v in config.items() if k != BASE_URL}
         init = {f.name for f in dataclasses.fields(cls) if f.init}
         own = {"name": name, "api": record.name, "enabled": True}
         return cls(**{k: v for k, v in own.items() if k in init}, **values)

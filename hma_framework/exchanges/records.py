@@ -45,29 +45,30 @@ def _dataclass_fields(kind: type) -> tuple[str, ...] | None:
     return _FIELDS[kind]
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON: enums by name, sets sorted, dataclasses as objects."""
     # Exact-type checks first: this runs for every field of every fetched record.
     kind = type(value)
     if kind is str or kind is int or kind is bool or kind is float or value is None:
         return value
     if kind is list or kind is tuple:
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if kind is set or kind is frozenset:
-        return sorted(_json_safe(v) for v in value)
+        return sorted(json_safe(v) for v in value)
     if kind is dict:
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, enum.Enum):
         return value.name.lower()
     names = _dataclass_fields(kind)
     if names is not None:
-        return {name: _json_safe(getattr(value, name)) for name in names}
+        return {name: json_safe(getattr(value, name)) for name in names}
     if isinstance(value, str | int | float):
         return value
     return str(value)
 
 
 def metadata_json(value: Any) -> dict[str, Any]:
-    converted = _json_safe(value)
+    converted = json_safe(value)
     return converted if isinstance(converted, dict) else {"value": converted}
 
 
