@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -13,6 +14,9 @@ import pytest
 from hma_threatexchange.http import HttpPolicy
 from hma_threatexchange.ncmec import NCMECClient, utc_timestamp
 from threatexchange.exchanges.clients.ncmec import hash_api
+
+from hma_framework.testing import run_jobs
+from tests.fakes.ncmec import PASSWORD, USER, Entry, fake_ncmec
 
 EMPTY_ENTRIES = (
     b"<?xml version='1.0'?><queryResult><images maxTimestamp='2024-01-01T00:00:00Z'/>"
@@ -92,3 +96,49 @@ def test_an_ncmec_exchange_structures_its_environment(client: Any, tokens: Any) 
     body["name"], body["config"] = "other", {"environment": "https://elsewhere.example"}
     refused = client.post("/exchanges", json=body, headers=admin)
     assert refused.status_code == 400 and "config.environment" in refused.json["message"]
+
+
+def test_ncmec_fetch_adds_entries_and_deleted_images_remove_them(
+    runtime: Any, client: Any, tokens: Any, new_york: None
+) -> None:
+    admin, read = tokens.header(tokens.admin), tokens.header(tokens.read)
+    now = int(time.time())
+    first, second = hashlib.sha256(b"ncmec 1").hexdigest(), hashlib.sha256(b"ncmec 2").hexdigest()
+    with fake_ncmec() as fake:
+        fake.entries += [Entry("E1", now - 3600, pdq=first), Entry("E2", now - 60, pdq=second)]
+        created = client.post(
+            "/exchanges",
+            json={
+                "name": "ncmec",
+                "api": "ncmec",
+                "config": {
+                    "environment": hash_api.NCMECEnvironment.Industry.value,
+                    "base_url": fake.base_url,
+                },
+                "credentials": {"user": USER, "password": PASSWORD},
+            },
+            headers=admin,
+        )
+        assert created.status_code == 201, created.json
+        client.post("/exchanges/ncmec/fetch", headers=admin)
+        run_jobs(runtime, ["fetch"])
+        status = client.get("/exchanges/ncmec/status", headers=admin).json
+        assert status["items_added"] == 2 and status["state"] == "idle", status
+        assert all(window[0].endswith("Z") for window in fake.windows)
+        found = client.get(f"/lookup?signal_type=pdq&signal={first}", headers=read).json
+        [match] = found["matches"]
+        assert match["exchange"]["name"] == "ncmec"
+        assert match["exchange"]["member_id"] == 42
+        assert match["exchange"]["classification"] == "A1"
+
+        fake.entries.append(Entry("E1", int(time.time()) - 4, deleted=True))
+        time.sleep(1.5)  # the next window must reach past the tombstone
+        client.post("/exchanges/ncmec/fetch", headers=admin)
+        run_jobs(runtime, ["fetch"])
+        status = client.get("/exchanges/ncmec/status", headers=admin).json
+        assert status["items_deleted"] == 1, status
+        assert (
+            client.get(f"/lookup?signal_type=pdq&signal={first}", headers=read).json["matches"]
+            == []
+        )
+        assert client.get(f"/lookup?signal_type=pdq&signal={second}", headers=read).json["matches"]

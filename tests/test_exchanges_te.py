@@ -13,6 +13,7 @@ import pytest
 from hma_threatexchange.http import HttpPolicy
 from hma_threatexchange.te import ThreatExchangeClient
 from threatexchange.exchanges.clients.fb_threatexchange.api import ThreatExchangeAPI
+from threatexchange.signal_type.url_md5 import UrlMD5Signal
 
 from hma_framework.exchanges import fetching
 from hma_framework.runtime import Runtime
@@ -219,3 +220,24 @@ def test_config_and_credentials_are_checked_and_credentials_never_shown(
     assert client.delete("/exchanges/te_csam", headers=admin).status_code == 204
     assert client.get("/banks/TE_CSAM", headers=tokens.header(tokens.read)).status_code == 200
     assert client.get("/exchanges/te_csam", headers=admin).status_code == 404
+
+
+def test_url_and_text_indicators_land_in_banks_and_lookup_matches_them(
+    runtime: Runtime, client: Any, tokens: Tokens, fake: FakeThreatExchange
+) -> None:
+    url = "https://bad.example/path?q=1"
+    text = "a phrase that the collaboration has flagged"
+    fake.add(Indicator(url, type="URI"))
+    fake.add(Indicator(UrlMD5Signal.hash_from_str(url), type="HASH_URL_MD5"))
+    fake.add(Indicator(text, type="TEXT_STRING"))
+    assert create(client, tokens, fake).status_code == 201
+    assert fetch_now(runtime, client, tokens)["items_added"] == 3
+    read = tokens.header(tokens.read)
+    by_url = client.post("/lookup", json={"content_type": "url", "content": url}, headers=read)
+    assert by_url.status_code == 200, by_url.json
+    assert sorted(m["signal_type"] for m in by_url.json["matches"]) == ["url", "url_md5"]
+    by_text = client.post("/lookup", json={"content_type": "text", "content": text}, headers=read)
+    assert [m["signal_type"] for m in by_text.json["matches"]] == ["raw_text"]
+    other = client.post("/lookup", json={"content_type": "text", "content": "hello"}, headers=read)
+    assert other.json["matches"] == []
+    assert client.post("/lookup", json={"content_type": "text"}, headers=read).status_code == 400

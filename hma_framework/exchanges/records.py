@@ -175,6 +175,10 @@ class RecordConverter:
     def batch(self, updates: Mapping[Any, Any]) -> dict[str, NewMember | None]:
         """``external_id -> member or None (delete)``; skipped records are not included."""
         converted: dict[str, NewMember | None] = {}
+        # The API's own merge says what a record means: NCMEC sends deleted entries as
+        # tombstone records, which it merges to None (a removal).
+        merge = self.api.fetch_value_merge
+        updates = {k: None if v is None else merge(None, v) for k, v in updates.items()}
         known = self._convert_all(updates)
         for key, value in updates.items():
             if value is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from threatexchange.exchanges.clients.ncmec import hash_api as api
@@ -18,6 +19,9 @@ from threatexchange.exchanges.impl.ncmec_api import (
     NCMECCredentials,
     NCMECSignalExchangeAPI,
 )
+from threatexchange.signal_type.md5 import VideoMD5Signal
+from threatexchange.signal_type.pdq.signal import PdqSignal
+from threatexchange.signal_type.signal_base import SignalType
 
 from hma_framework.types import ExchangeClientSpec
 from hma_threatexchange.http import ExchangeSession, HttpPolicy
@@ -87,6 +91,22 @@ class NCMECExchange(NCMECSignalExchangeAPI):
             collab, {"user": credentials.user, "password": credentials.password}, Settings()
         )
         return cls.from_spec(spec)
+
+    @classmethod
+    def naive_convert_to_signal_type(
+        cls,
+        signal_types: Sequence[type[SignalType]],
+        collab: NCMECCollabConfig,
+        fetched: Mapping[str, api.NCMECEntryUpdate],
+    ) -> dict[type[SignalType], dict[str, Any]]:
+        """The library maps fingerprints by exact class (``PdqSignal in signal_types``);
+        installed signal types that subclass pytx's (HMA's PDQ) are offered as their base."""
+        bases = [
+            base
+            for base in (PdqSignal, VideoMD5Signal)
+            if base not in signal_types and any(issubclass(st, base) for st in signal_types)
+        ]
+        return super().naive_convert_to_signal_type([*signal_types, *bases], collab, fetched)
 
     def get_client(self, environment: api.NCMECEnvironment) -> api.NCMECHashAPI:
         return NCMECClient(
