@@ -41,7 +41,7 @@ import attrs
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from hma_framework.actions.handlers import ConfiguredHandlers
+from hma_framework.actions.handlers import handlers_of
 from hma_framework.actions.rule_store import RuleStore
 from hma_framework.actions.rules import parse_rule
 from hma_framework.builtin.webhook import webhook_handler_record
@@ -204,7 +204,7 @@ def main() -> None:
         for at in range(0, len(banked), 5000):
             chunk = banked[at : at + 5000]
             banks.add_members("bench", [NewMember(signals=(("pdq", h),)) for h in chunk])
-        ConfiguredHandlers(setup.store, setup.registry).create(
+        handlers_of(setup).create(
             "receiver",
             "webhook",
             {

@@ -497,7 +497,7 @@ def settings_command(ctx: click.Context, markdown: bool) -> None:
             value = getattr(value, part)
         if isinstance(value, tuple):
             value = ",".join(str(part) for part in value)
-        if field.path[-1] == "secret_key" and value:
+        if field.path[-1] in ("secret_key", "secrets_key") and value:
             value = "***"
         elif field.path[-1].endswith("url"):
             value = mask_password(str(value))
@@ -526,6 +526,16 @@ def mask_password(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user, has_password, _ = credentials.partition(":")
     return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+
+
+def _register_groups() -> None:
+    # Command groups live in their own modules (the CLI grows one module per group).
+    from hma_framework.cli_exchanges import exchanges
+
+    cli.add_command(exchanges)
+
+
+_register_groups()
 
 
 def main() -> None:

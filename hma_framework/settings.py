@@ -369,6 +369,55 @@ class Hma2CompatSettings:
 
 
 @attrs.frozen
+class ExchangeSettings:
+    file_root: str = attrs.field(
+        default="",
+        metadata=_help(
+            "Folder the `local_file` exchange may read; files outside it (`..`, symlinks out) "
+            "are refused. Empty: `<data_dir>/exchange-files`."
+        ),
+    )
+    http_timeout_seconds: int = attrs.field(
+        default=30,
+        validator=[_at_least(1), _at_most(600)],
+        metadata=_help("Longest one request to an exchange API may take (connect or read)."),
+    )
+    http_retries: int = attrs.field(
+        default=4,
+        validator=[_at_least(0), _at_most(20)],
+        metadata=_help(
+            "Retries of an exchange request answered 429/5xx or not answered, with exponential "
+            "backoff that honours `Retry-After`."
+        ),
+    )
+    max_retry_after_seconds: int = attrs.field(
+        default=120,
+        validator=_at_least(0),
+        metadata=_help("Longest `Retry-After` an exchange may make a fetch wait per retry."),
+    )
+    batch_size: int = attrs.field(
+        default=10_000,
+        validator=_at_least(1),
+        metadata=_help(
+            "Fetched records committed per transaction, with the checkpoint that covers them."
+        ),
+    )
+    lease_seconds: int = attrs.field(
+        default=120,
+        validator=_at_least(5),
+        metadata=_help(
+            "Lease of the fleet-wide lock one fetch holds, renewed per batch; a dead worker's "
+            "lease runs out after this long and the next trigger fetches again."
+        ),
+    )
+    schedule_tick_seconds: int = attrs.field(
+        default=30,
+        validator=_at_least(1),
+        metadata=_help("How often the scheduler looks for exchanges whose fetch is due."),
+    )
+
+
+@attrs.frozen
 class Settings:
     data_dir: str = attrs.field(
         default="./hma-data",
@@ -399,6 +448,14 @@ class Settings:
             "`request_id` and `content_id` when known, for log shippers)."
         ),
     )
+    secrets_key: str = attrs.field(
+        default="",
+        repr=False,
+        metadata=_help(
+            "Key that encrypts secrets at rest (exchange credentials, handler secrets). Empty: "
+            "generated once into `<data_dir>/secrets_key`. Set the same value on every node."
+        ),
+    )
     web: WebSettings = attrs.field(factory=WebSettings)
     workers: WorkerSettings = attrs.field(factory=WorkerSettings)
     index: IndexSettings = attrs.field(factory=IndexSettings)
@@ -407,6 +464,7 @@ class Settings:
     actions: ActionSettings = attrs.field(factory=ActionSettings)
     plugins: PluginSettings = attrs.field(factory=PluginSettings)
     compat_hma2: Hma2CompatSettings = attrs.field(factory=Hma2CompatSettings)
+    exchanges: ExchangeSettings = attrs.field(factory=ExchangeSettings)
     # Raw material for plugin sections (``[pdq]`` tables, ``HMA_PDQ_*`` variables), read by
     # :func:`load_section` with the plugin's own attrs class.
     plugin_tables: Mapping[str, Any] = attrs.field(
@@ -425,6 +483,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_path / 'hma.sqlite3').resolve()}"
+
+    @property
+    def exchange_file_root(self) -> Path:
+        return Path(self.exchanges.file_root or self.data_path / "exchange-files")
 
 
 # --- loading --------------------------------------------------------------------------------

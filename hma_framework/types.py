@@ -287,20 +287,76 @@ class ContentSourceRecord:
 
 
 @attrs.frozen
+class ExchangeClientSpec:
+    """What building a ready exchange client takes: one configured exchange's parts.
+
+    ``collab`` is the API's own collaboration config (its ``get_config_cls()``), structured
+    from the stored config; ``credentials`` are opened from the secrets store just for this;
+    ``base_url`` points the client somewhere else (tests, private deployments).
+    """
+
+    collab: Any
+    credentials: Mapping[str, Any]
+    settings: Settings
+    base_url: str | None = None
+
+
+class ExchangeOpinionWriter(Protocol):
+    """A ready exchange client that can take opinions (``seen``, ``true_positive``, ...)."""
+
+    def write_opinion(
+        self, opinion: str, signal_type: str, signal_value: str, metadata: Mapping[str, Any]
+    ) -> None: ...
+
+
+def default_exchange_client(
+    api: type[SignalExchangeAPI[Any, Any, Any, Any, Any]], spec: ExchangeClientSpec
+) -> SignalExchangeAPI[Any, Any, Any, Any, Any]:
+    """``for_collab`` with credentials when the API takes them (pytx's auth helper)."""
+    from threatexchange.exchanges.auth import SignalExchangeWithAuth
+
+    if issubclass(api, SignalExchangeWithAuth):
+        credentials = api.get_credential_cls()(**dict(spec.credentials))
+        return api.for_collab(spec.collab, credentials)
+    return api.for_collab(spec.collab)
+
+
+@attrs.frozen
 class ExchangeRecord:
     """A hash exchange: a python-threatexchange ``SignalExchangeAPI`` subclass.
 
     Fetching, checkpoints and opinions follow that class's contract; the core stores
-    checkpoints and fetched signals and schedules fetches.
+    checkpoints and fetched signals and schedules fetches. ``client_factory`` builds a ready
+    client (timeouts, base URL) from an :class:`ExchangeClientSpec`; without one the core
+    calls ``for_collab``. ``opinions`` lists what the client's ``write_opinion`` accepts
+    (``seen``, ``true_positive``, ``false_positive``, ``remove``); others answer 409.
+    ``full_snapshot`` says every fetch yields the whole list, so members a fetch did not
+    yield are removed (a local file). ``takes_base_url``: the config may set ``base_url``.
     """
 
     api: type[SignalExchangeAPI[Any, Any, Any, Any, Any]] = attrs.field(
         validator=_exchange_api_class
     )
+    client_factory: (
+        Callable[[ExchangeClientSpec], SignalExchangeAPI[Any, Any, Any, Any, Any]] | None
+    ) = None
+    opinions: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    full_snapshot: bool = False
+    takes_base_url: bool = False
 
     @property
     def name(self) -> str:
         return self.api.get_name()
+
+    def credential_class(self) -> type | None:
+        """The API's credentials dataclass, if it takes credentials."""
+        getter = getattr(self.api, "get_credential_cls", None)
+        return getter() if callable(getter) else None
+
+    def make_client(self, spec: ExchangeClientSpec) -> SignalExchangeAPI[Any, Any, Any, Any, Any]:
+        if self.client_factory is not None:
+            return self.client_factory(spec)
+        return default_exchange_client(self.api, spec)
 
 
 # --- action handlers ------------------------------------------------------------------------

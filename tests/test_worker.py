@@ -13,6 +13,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from hma_framework.actions import delivering
+from hma_framework.exchanges import fetching
 from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.queues import queue_name
 from hma_framework.pipeline.scheduler import make_scheduler
@@ -76,9 +77,10 @@ def test_scheduler_enqueues_periodic_jobs_that_workers_can_read(runtime: Runtime
         maintenance.snapshot_indexes,
         reconcile.reconcile,
         delivering.reconcile_deliveries,
+        fetching.enqueue_due_fetches,
     }
     queue = runtime.queues["maintenance"]
-    assert queue.count == 4
+    assert queue.count == 5
     assert maintenance.last_heartbeat_age(runtime) is None
     run_worker(runtime, ["maintenance"], burst=True)
     age = maintenance.last_heartbeat_age(runtime)

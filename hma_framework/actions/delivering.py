@@ -26,7 +26,7 @@ from hma_framework import metrics
 from hma_framework.actions import deliveries as records
 from hma_framework.actions.backoff import retry_wait
 from hma_framework.actions.errors import InvalidActionInput
-from hma_framework.actions.handlers import blank_secrets, ready_handler
+from hma_framework.actions.handlers import blank_secrets, handlers_of, ready_handler
 from hma_framework.actions.outcome import DeliveryOutcome
 from hma_framework.actions.writeback import (
     Opinion,
@@ -104,7 +104,8 @@ def deliver(delivery_pk: int, job_id: str) -> str:
     latency_ms = round((time.perf_counter() - started) * 1000)
     # A receiver that echoes what it got (an Authorization header) must not put a secret
     # into records that read-scope keys can see.
-    outcome = attrs.evolve(outcome, detail=blank_secrets(outcome.detail, claimed.handler.secrets))
+    secret_values = handlers_of(runtime).secrets(claimed.handler)
+    outcome = attrs.evolve(outcome, detail=blank_secrets(outcome.detail, secret_values))
     detail = outcome.detail or None
     if outcome.ok and (written := _write_back(runtime, claimed.delivery)):
         detail = f"{detail}; {written}" if detail else written

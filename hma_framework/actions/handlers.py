@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from hma_framework.actions.deliveries import DELIVERING, HELD, PENDING
 from hma_framework.actions.errors import ActionConflict, ActionNotFound, InvalidActionInput
 from hma_framework.registry import Registry
+from hma_framework.secret_box import SecretBox, secret_box
 from hma_framework.settings import Settings
 from hma_framework.store.db import Store
 from hma_framework.store.tables import ActionRuleRow, DeliveryRow, HandlerConfigRow
@@ -113,9 +114,10 @@ def _iso(row_time: Any) -> str | None:
 class ConfiguredHandlers:
     """The ``handler_config`` repository, validating against the installed handler types."""
 
-    def __init__(self, store: Store, registry: Registry) -> None:
+    def __init__(self, store: Store, registry: Registry, box: SecretBox) -> None:
         self._store = store
         self._registry = registry
+        self._box = box  # secrets are sealed at rest; only this repository opens them
         self._converter = make_config_converter()
 
     # --- configuration ---------------------------------------------------------------------
@@ -166,11 +168,15 @@ class ConfiguredHandlers:
             "enabled": row.enabled,
             "disabled_reason": row.disabled_reason,
             "config": dict(row.config),
-            "secrets_set": sorted(k for k, v in row.secrets.items() if v),
+            "secrets_set": sorted(k for k, v in self.secrets(row).items() if v),
             "installed": record is not None,
             "created_at": _iso(row.created_at),
             "updated_at": _iso(row.updated_at),
         }
+
+    def secrets(self, row: HandlerConfigRow) -> dict[str, Any]:
+        """The row's secret fields in the clear (rows from before sealing read as they are)."""
+        return self._box.open(row.secrets)
 
     def all(self) -> list[dict[str, Any]]:
         with self._store.reading() as session:
@@ -197,7 +203,11 @@ class ConfiguredHandlers:
             raise InvalidActionInput("name must be 1-128 letters, digits, '_', '.' or '-'")
         public, secrets = self._checked(handler_type, config, {})
         row = HandlerConfigRow(
-            name=name, handler_type=handler_type, config=public, secrets=secrets, enabled=enabled
+            name=name,
+            handler_type=handler_type,
+            config=public,
+            secrets=self._box.seal(secrets),
+            enabled=enabled,
         )
         try:
             with self._store.transaction() as session:
@@ -221,8 +231,8 @@ class ConfiguredHandlers:
                     f"handler {name!r} is a {row.handler_type} handler; its type cannot change"
                 )
             if config is not None:
-                public, secrets = self._checked(row.handler_type, config, row.secrets)
-                row.config, row.secrets = public, secrets
+                public, secrets = self._checked(row.handler_type, config, self.secrets(row))
+                row.config, row.secrets = public, self._box.seal(secrets)
             if enabled is not None:
                 row.enabled = enabled
                 if enabled:
@@ -263,12 +273,17 @@ class ConfiguredHandlers:
     def build(self, row: HandlerConfigRow, settings: Settings) -> ActionHandler:
         """A ready handler for ``row``; raises ``InvalidActionInput`` if it cannot be built."""
         record = self.record(row.handler_type)
-        config = self.structure(record, {**row.config, **row.secrets})
+        config = self.structure(record, {**row.config, **self.secrets(row)})
         handler = record.factory(config)
         # A handler that needs process settings (timeouts, which networks it may reach)
         # offers bind_settings(settings) -> handler; the factory only ever sees its config.
         bind = getattr(handler, "bind_settings", None)
         return bind(settings) if callable(bind) else handler
+
+
+def handlers_of(runtime: Any) -> ConfiguredHandlers:
+    """The handler repository of a runtime, with its secrets key."""
+    return ConfiguredHandlers(runtime.store, runtime.registry, secret_box(runtime.settings))
 
 
 @attrs.frozen
@@ -285,6 +300,6 @@ def ready_handler(runtime: Any, row: HandlerConfigRow) -> ActionHandler:
     cache: dict[int, _Cached] = runtime.__dict__.setdefault("_action_handlers", {})
     cached = cache.get(row.id)
     if cached is None or cached.updated_at != row.updated_at:
-        handler = ConfiguredHandlers(runtime.store, runtime.registry).build(row, runtime.settings)
+        handler = handlers_of(runtime).build(row, runtime.settings)
         cached = cache[row.id] = _Cached(row.updated_at, handler)
     return cached.handler

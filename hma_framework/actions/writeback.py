@@ -4,9 +4,9 @@ A rule's action may carry ``write_back`` (seen, true_positive, false_positive). 
 action succeeds, each of its matches from an exchange-fed bank becomes an
 :class:`OpinionRequest` for the :class:`ExchangeWriter` registered under that exchange's API
 name (python-threatexchange's ``get_name()``, the ``exchange`` label). The exchanges issue
-registers real writers (over the API's ``report_opinion`` / ``report_seen``); until then a
-runtime has none and write-backs are recorded as skipped. :class:`RecordingExchangeWriter` is
-the test double.
+registers real writers: by default each exchange API that takes opinions gets one that
+records the opinion and sends it as a retried job; APIs that take none are skipped.
+:class:`RecordingExchangeWriter` is the test double.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Opinion(enum.StrEnum):
     SEEN = "seen"
     TRUE_POSITIVE = "true_positive"
     FALSE_POSITIVE = "false_positive"
+    REMOVE = "remove"
 
     @classmethod
     def values(cls) -> tuple[str, ...]:
@@ -76,8 +77,20 @@ _RUNTIME_KEY = "_exchange_writers"
 
 
 def exchange_writers(runtime: Any) -> ExchangeWriters:
-    """The process's writers, kept on its runtime like its content sources are."""
-    writers: ExchangeWriters = runtime.__dict__.setdefault(_RUNTIME_KEY, ExchangeWriters())
+    """The process's writers, kept on its runtime like its content sources are.
+
+    By default every installed exchange API that takes opinions gets a writer that records
+    the opinion and sends it as a retried ``action`` job (``exchanges.opinions``).
+    """
+    writers: ExchangeWriters | None = runtime.__dict__.get(_RUNTIME_KEY)
+    if writers is None:
+        from hma_framework.exchanges.opinions import QueueingExchangeWriter
+
+        writers = ExchangeWriters()
+        for name, record in runtime.registry.exchanges.items():
+            if record.opinions:
+                writers.register(name, QueueingExchangeWriter(runtime))
+        runtime.__dict__[_RUNTIME_KEY] = writers
     return writers
 
 

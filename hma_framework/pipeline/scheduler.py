@@ -23,6 +23,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from hma_framework.actions import delivering
+from hma_framework.exchanges import fetching
 from hma_framework.logging_setup import library_level
 from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.leases import Lease
@@ -56,6 +57,11 @@ def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
             delivering.reconcile_deliveries,
             "maintenance",
             interval_seconds=settings.pipeline.reconcile_interval_seconds,
+        ),
+        PeriodicJob(
+            fetching.enqueue_due_fetches,
+            "maintenance",
+            interval_seconds=settings.exchanges.schedule_tick_seconds,
         ),
         PeriodicJob(
             maintenance.snapshot_indexes,

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -171,6 +172,7 @@ class BankMemberRow(Base):
     """An entry in a bank: the platform's (or exchange's) item, with its signals."""
 
     __tablename__ = "bank_member"
+    __table_args__ = (Index("ix_bank_member_bank_external", "bank_pk", "external_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     bank_pk: Mapped[int] = mapped_column(ForeignKey("bank.id", ondelete="CASCADE"), index=True)
@@ -340,6 +342,36 @@ class ExchangeRow(Base):
     last_fetch_status: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: The current (or last) fetch: when it started, when one last ran to the end, and what
+    #: it changed so far (counted per fetch, committed with each batch).
+    last_started_at: Mapped[dt.datetime | None]
+    last_succeeded_at: Mapped[dt.datetime | None]
+    items_added: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    items_updated: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    items_deleted: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    items_skipped: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    up_to_date: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ExchangeOpinionRow(Base):
+    """An opinion written back to an exchange about one matched member, and its outcome."""
+
+    __tablename__ = "exchange_opinion"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    match_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("match.id", ondelete="CASCADE"), index=True
+    )
+    member_pk: Mapped[int | None] = mapped_column(ForeignKey("bank_member.id", ondelete="SET NULL"))
+    exchange_pk: Mapped[int | None] = mapped_column(ForeignKey("exchange.id", ondelete="SET NULL"))
+    opinion: Mapped[str] = mapped_column(String(32))
+    #: Who asked: ``api`` (POST /matches/<id>/opinion) or ``rule:<name>``.
+    source: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class ExchangeCheckpointRow(Base):

@@ -14,8 +14,10 @@ from hma_framework.web import (
     banks,
     content,
     deliveries,
+    exchanges,
     handlers,
     lookup,
+    match_opinions,
     metrics,
     rules,
     status,
@@ -63,6 +65,8 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         handlers.blueprint,
         deliveries.blueprint,
         metrics.blueprint,
+        exchanges.blueprint,
+        match_opinions.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():

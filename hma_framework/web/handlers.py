@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from hma_framework.actions.handlers import ConfiguredHandlers
+from hma_framework.actions.handlers import ConfiguredHandlers, handlers_of
 from hma_framework.runtime import Runtime
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.rules import install_action_errors
@@ -24,7 +24,7 @@ install_action_errors(blueprint)
 
 def _handlers() -> ConfiguredHandlers:
     runtime: Runtime = current_app.extensions["hma"]
-    return ConfiguredHandlers(runtime.store, runtime.registry)
+    return handlers_of(runtime)
 
 
 @blueprint.post("/handlers")

@@ -14,6 +14,7 @@ from hma_framework.index.manager import BankMatch
 from hma_framework.media_hashing import bytes_file, compute_signals, fetched
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
+from hma_framework.store.content import ComputedSignal
 from hma_framework.store.content_queries import variant_field
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
@@ -99,6 +100,27 @@ def _media_signals(runtime: Runtime, body: dict[str, Any], content_type: str) ->
         raise ApiError(502, f"cannot fetch the media now: {exc}") from exc
 
 
+#: Content that is its own signal source: a URL or a text is sent as ``content``.
+TEXT_CONTENT_TYPES = ("text", "url")
+
+
+def _text_signals(runtime: Runtime, content_type: str, content: str) -> list[ComputedSignal]:
+    """Signals of a text or URL: hashed where the type hashes strings, else the value itself."""
+    records = runtime.registry.signal_types_for(content_type)
+    if not records:
+        raise ApiError(400, f"no installed signal type matches {content_type} content")
+    signals = []
+    for record in records:
+        hash_from_str = getattr(record.signal_type, "hash_from_str", None)
+        try:
+            value = hash_from_str(content) if callable(hash_from_str) else content
+            value = record.signal_type.validate_signal_str(value)
+        except Exception as exc:
+            raise ApiError(400, f"content is not a valid {record.name}: {exc}") from None
+        signals.append(ComputedSignal(record.name, value, None, True))
+    return signals
+
+
 @blueprint.post("/lookup")
 @requires_scope("read")
 def lookup_media() -> Response:
@@ -111,12 +133,15 @@ def lookup_media() -> Response:
     runtime = _runtime()
     body = json_body()
     content_type = field(body, "content_type", str)
-    if content_type not in ("photo", "video"):
-        raise ApiError(400, "content_type must be one of photo, video")
-    if "content_url" not in body and "content_bytes" not in body:
-        raise ApiError(400, "lookup needs content_url or content_bytes")
+    if content_type not in ("photo", "video", *TEXT_CONTENT_TYPES):
+        raise ApiError(400, "content_type must be one of photo, video, text, url")
     banks = _banks_filter(string_list(body, "banks") if "banks" in body else None)
-    signals = _media_signals(runtime, body, content_type)
+    if content_type in TEXT_CONTENT_TYPES:
+        signals = _text_signals(runtime, content_type, field(body, "content", str))
+    elif "content_url" not in body and "content_bytes" not in body:
+        raise ApiError(400, "lookup needs content_url or content_bytes")
+    else:
+        signals = _media_signals(runtime, body, content_type)
     matches = []
     for signal in signals:
         if signal.quality_ok:

@@ -1,17 +1,47 @@
-"""Facebook ThreatExchange: the hma_threatexchange plugin."""
+"""Exchanges from python-threatexchange: the hma_threatexchange plugin.
+
+Every exchange the library ships is offered. ``fb_threatexchange``, ``local_file``,
+``stop_ncii`` and ``ncmec`` come through subclasses that fix what the library gets wrong for
+an unattended server: no timeouts, no base URL, files read from anywhere, withdrawn StopNCII
+hashes kept live, NCMEC's local time labelled UTC. ``tat`` and ``sample`` are as the library
+builds them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from threatexchange.exchanges.impl.fb_threatexchange_api import (
-    FBThreatExchangeSignalExchangeAPI,
-)
+from threatexchange.exchanges.impl.static_sample import StaticSampleSignalExchangeAPI
+from threatexchange.exchanges.impl.techagainstterrorism_api import TATSignalExchangeAPI
 
 from hma_framework.hookspecs import hookimpl
 from hma_framework.types import ExchangeRecord
+from hma_threatexchange.local_file import ConfinedLocalFileExchange
+from hma_threatexchange.ncmec import NCMECExchange
+from hma_threatexchange.stop_ncii import FEEDBACK, StopNCIIExchange
+from hma_threatexchange.te import REACTIONS, ThreatExchangeExchange
 
 
 @hookimpl
 def hma_exchanges() -> Iterator[ExchangeRecord]:
-    yield ExchangeRecord(FBThreatExchangeSignalExchangeAPI)
+    yield ExchangeRecord(
+        ThreatExchangeExchange,
+        client_factory=ThreatExchangeExchange.from_spec,
+        opinions=tuple(REACTIONS),
+        takes_base_url=True,
+    )
+    yield ExchangeRecord(
+        ConfinedLocalFileExchange,
+        client_factory=ConfinedLocalFileExchange.from_spec,
+        opinions=("true_positive",),
+        full_snapshot=True,
+    )
+    yield ExchangeRecord(NCMECExchange, client_factory=NCMECExchange.from_spec, takes_base_url=True)
+    yield ExchangeRecord(
+        StopNCIIExchange,
+        client_factory=StopNCIIExchange.from_spec,
+        opinions=tuple(FEEDBACK),
+        takes_base_url=True,
+    )
+    yield ExchangeRecord(TATSignalExchangeAPI)
+    yield ExchangeRecord(StaticSampleSignalExchangeAPI)

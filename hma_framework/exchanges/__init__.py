@@ -1,0 +1,1 @@
+"""Exchanges: configured collaborations, fetching into banks, opinions written back."""

@@ -1,0 +1,125 @@
+"""Configured exchanges: ``/exchanges`` (scope ``admin``), a thin layer over the service.
+
+Credentials are write-only: accepted on create and update, never returned (views list which
+credential fields are set).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from hma_framework.exchanges import fetching
+from hma_framework.exchanges.configs import (
+    ExchangeConflictError,
+    ExchangeInputError,
+    ExchangeNotFoundError,
+    Exchanges,
+    exchanges_of,
+)
+from hma_framework.runtime import Runtime
+from hma_framework.web.auth import requires_scope
+from hma_framework.web.errors import json_error
+from hma_framework.web.validation import field, json_body
+
+blueprint = Blueprint("exchanges", __name__)
+
+
+def install_exchange_errors(target: Blueprint) -> None:
+    """Answer the exchange service's errors with the status a client can act on."""
+    statuses: tuple[tuple[type[Exception], int], ...] = (
+        (ExchangeInputError, 400),
+        (ExchangeNotFoundError, 404),
+        (ExchangeConflictError, 409),
+    )
+    for error_type, status in statuses:
+
+        def answer(error: Exception, status: int = status) -> tuple[Response, int]:
+            return json_error(status, str(error))
+
+        target.register_error_handler(error_type, answer)
+
+
+install_exchange_errors(blueprint)
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["hma"]
+    return runtime
+
+
+def _exchanges() -> Exchanges:
+    return exchanges_of(_runtime())
+
+
+@blueprint.get("/exchanges/apis")
+@requires_scope("admin")
+def exchange_apis() -> Response:
+    return jsonify(apis=_exchanges().apis())
+
+
+@blueprint.post("/exchanges")
+@requires_scope("admin")
+def create_exchange() -> tuple[Response, int]:
+    body = json_body()
+    created = _exchanges().create(
+        name=field(body, "name", str),
+        api=field(body, "api", str),
+        config=field(body, "config", dict, required=False, default={}),
+        credentials=field(body, "credentials", dict, required=False, default={}),
+        bank=field(body, "bank", str, required=False),
+        enabled=bool(field(body, "enabled", bool, required=False, default=True)),
+        fetch_interval_seconds=int(
+            field(body, "fetch_interval_seconds", int, required=False, default=900)
+        ),
+    )
+    return jsonify(created), 201
+
+
+@blueprint.get("/exchanges")
+@requires_scope("admin")
+def list_exchanges() -> Response:
+    return jsonify(exchanges=_exchanges().all())
+
+
+@blueprint.get("/exchanges/<name>")
+@requires_scope("admin")
+def get_exchange(name: str) -> Response:
+    return jsonify(_exchanges().get(name))
+
+
+@blueprint.patch("/exchanges/<name>")
+@requires_scope("admin")
+def update_exchange(name: str) -> Response:
+    exchanges = _exchanges()
+    exchanges.get(name)  # 404 before complaining about the body
+    body = json_body()
+    return jsonify(
+        exchanges.update(
+            name,
+            config=field(body, "config", dict, required=False),
+            credentials=field(body, "credentials", dict, required=False),
+            enabled=field(body, "enabled", bool, required=False),
+            fetch_interval_seconds=field(body, "fetch_interval_seconds", int, required=False),
+        )
+    )
+
+
+@blueprint.delete("/exchanges/<name>")
+@requires_scope("admin")
+def delete_exchange(name: str) -> tuple[str, int]:
+    delete_bank = request.args.get("delete_bank") in ("1", "true", "yes")
+    _exchanges().delete(name, delete_bank=delete_bank)
+    return "", 204
+
+
+@blueprint.post("/exchanges/<name>/fetch")
+@requires_scope("admin")
+def fetch_exchange(name: str) -> tuple[Response, int]:
+    enqueued = fetching.trigger_by_name(_runtime(), name)
+    return jsonify(enqueued=enqueued, status=fetching.status(_runtime(), name)), 202
+
+
+@blueprint.get("/exchanges/<name>/status")
+@requires_scope("admin")
+def exchange_status(name: str) -> Response:
+    return jsonify(fetching.status(_runtime(), name))

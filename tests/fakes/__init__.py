@@ -1,0 +1,1 @@
+"""Loopback servers speaking exchange wire formats, for tests here and in plugins."""
