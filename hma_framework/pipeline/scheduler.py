@@ -19,6 +19,7 @@ from rq.serializers import JSONSerializer
 from hma_framework.actions import delivering
 from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.queues import queue_name
+from hma_framework.retroaction import automatic
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 
@@ -43,6 +44,11 @@ def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
             delivering.reconcile_deliveries,
             "maintenance",
             interval_seconds=settings.pipeline.reconcile_interval_seconds,
+        ),
+        PeriodicJob(
+            automatic.retroact,
+            "retroact",
+            interval_seconds=settings.retroaction.sweep_interval_seconds,
         ),
         PeriodicJob(
             maintenance.snapshot_indexes,

@@ -33,6 +33,7 @@ def _match_json(match: MatchRow, bank: str, content_id: str) -> dict[str, Any]:
         "member_signal": match.member_signal,
         "distance": match.distance,
         "matched_at": _iso(match.created_at),
+        "retroactive": match.retroactive,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from hma_framework.bank_io import import_members, text_lines, validate_only
+from hma_framework.retroaction.automatic import request_retroaction
 from hma_framework.runtime import Runtime
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.web.auth import requires_scope
@@ -40,6 +41,8 @@ def import_ndjson(name: str) -> tuple[Response, int]:
         report = import_members(
             runtime.store, runtime.registry, name, text_lines(request.stream), "ndjson"
         )
+    if report.added:
+        request_retroaction(runtime)
     return jsonify(report.as_json()), 200
 
 
