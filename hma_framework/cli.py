@@ -427,5 +427,15 @@ def mask_password(url: str) -> str:
     return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
 
 
+def _register_command_modules() -> None:
+    """Command groups that live in their own modules (cli.py stays one readable page)."""
+    from hma_framework.cli_retroaction import retroact
+
+    cli.add_command(retroact)
+
+
+_register_command_modules()
+
+
 def main() -> None:
     cli(prog_name="hma")

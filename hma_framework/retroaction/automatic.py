@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from hma_framework.index.holders import Holder
 from hma_framework.pipeline.context import current_runtime
+from hma_framework.retroaction import rescans
 from hma_framework.retroaction.matching import act_on, build_probe, record_retroactive, scan
 from hma_framework.retroaction.ring import decode_values
 from hma_framework.retroaction.ring_sync import open_ring, sync_ring, window_start
@@ -66,8 +67,9 @@ def retroact() -> dict[str, Any]:
     """The ``retroact`` job (also the periodic sweep)."""
     runtime = current_runtime()
     runtime.redis.delete(PENDING_KEY)  # additions from now on ask for another pass
+    resumed = rescans.resume_stalled(runtime)
     with runtime.redis.lock(LOCK_KEY, timeout=3600, blocking_timeout=3600):
-        return run_pass(runtime)
+        return {**run_pass(runtime), "rescans_resumed": resumed}
 
 
 def _cursor(runtime: Runtime) -> int:

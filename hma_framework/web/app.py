@@ -14,6 +14,7 @@ from hma_framework.web import (
     deliveries,
     handlers,
     lookup,
+    retroaction,
     rules,
     status,
     submit,
@@ -44,6 +45,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         rules.blueprint,
         handlers.blueprint,
         deliveries.blueprint,
+        retroaction.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():
