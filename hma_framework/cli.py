@@ -430,8 +430,10 @@ def mask_password(url: str) -> str:
 def _register_command_modules() -> None:
     """Command groups that live in their own modules (cli.py stays one readable page)."""
     from hma_framework.cli_retroaction import retroact
+    from hma_framework.cli_stats import stats
 
     cli.add_command(retroact)
+    cli.add_command(stats)
 
 
 _register_command_modules()

@@ -16,6 +16,7 @@ from hma_framework.web import (
     lookup,
     retroaction,
     rules,
+    stats,
     status,
     submit,
     uploads,
@@ -46,6 +47,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         handlers.blueprint,
         deliveries.blueprint,
         retroaction.blueprint,
+        stats.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():
