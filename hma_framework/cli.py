@@ -431,8 +431,10 @@ def _register_command_modules() -> None:
     """Command groups that live in their own modules (cli.py stays one readable page)."""
     from hma_framework.cli_retroaction import retroact
     from hma_framework.cli_stats import stats
+    from hma_framework.cli_submit import submit
 
     cli.add_command(retroact)
+    cli.add_command(submit)
     cli.add_command(stats)
 
 

@@ -71,7 +71,7 @@ def test_each_item_is_answered_in_order_and_one_bad_item_fails_alone(
     assert [r["submit_successful"] for r in results] == [
         True, False, False, False, True, True, False, True, False, False,
     ]  # fmt: skip
-    assert "message" not in results[0]
+    assert "message" not in results[0] and results[0]["matched"] is False
     assert "signal_value is not a valid pdq hash" in results[1]["message"]
     assert "JSON object" in results[2]["message"]
     assert "force_resubmit" in results[3]["message"] and "force_resubmit" in results[6]["message"]
@@ -101,7 +101,9 @@ def test_matches_are_recorded_before_the_answer_and_acted_on_in_one_job(
     items = [item(f"c-{n}", MATCHING if n % 20 == 0 else f"{n:064x}") for n in range(200)]
     response = api.post("/submit/hashes/", {"items": items})
     assert response.status_code == 200
-    assert all(r["submit_successful"] for r in response.json()["results"])
+    results = response.json()["results"]
+    assert all(r["submit_successful"] for r in results)
+    assert [n for n, r in enumerate(results) if r["matched"]] == list(range(0, 200, 20))
     assert api.get("/content/c-0")["status"] == "matched"
     assert len(api.get("/content/c-0/matches")["matches"]) == 1
     assert api.get("/content/c-1")["status"] == "no_match"

@@ -213,6 +213,9 @@ def _item_failure(raw: Any, message: str) -> dict[str, Any]:
 def submit_hashes() -> Response:
     """Many ``/submit/hash/`` items in one request, answered item by item, in order.
 
+    A successful item's answer also says whether it matched (``"matched"``), which a
+    backfill tool counts without asking again.
+
     Each item has exactly the single path's semantics (validation, idempotency, a conflict
     without ``force_resubmit`` fails that item only); valid items are recorded in one
     transaction before the answer, and every matched item goes to one act job.
@@ -248,7 +251,11 @@ def submit_hashes() -> Response:
                 {"content_id": content_id}, _conflict_message(content_id)
             )
             continue
-        results[position] = {"content_id": content_id, "submit_successful": True}
+        results[position] = {
+            "content_id": content_id,
+            "submit_successful": True,
+            "matched": bool(item.matches),  # recorded before this answer
+        }
         if item.matches and outcome is not SubmitOutcome.UNCHANGED and content_pk not in to_act:
             to_act.append(content_pk)
     if to_act:
