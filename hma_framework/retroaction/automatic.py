@@ -24,7 +24,6 @@ from hma_framework.index.holders import Holder
 from hma_framework.pipeline.context import current_runtime
 from hma_framework.retroaction import rescans
 from hma_framework.retroaction.matching import act_on, build_probe, record_retroactive, scan
-from hma_framework.retroaction.ring import decode_values
 from hma_framework.retroaction.ring_sync import open_ring, sync_ring, window_start
 from hma_framework.runtime import Runtime
 from hma_framework.store.tables import (
@@ -153,7 +152,7 @@ def run_pass(runtime: Runtime) -> dict[str, Any]:
                 continue
             ring = open_ring(settings, runtime.registry, signal_type)
             batches = (
-                (r["pk"].tolist(), decode_values(r))
+                (r["pk"], r["value"])
                 for r in ring.scan(since.timestamp(), settings.retroaction.scan_batch)
             )
             for scanned, found in scan(probe, batches):

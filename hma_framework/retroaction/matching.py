@@ -11,18 +11,21 @@ gained a match has its action rules evaluated as a live match would.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
+import numpy as np
 
 from hma_framework.index.holders import Holder, HolderCache
 from hma_framework.pipeline.acting import evaluate_actions
+from hma_framework.retroaction import hamming
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
 from hma_framework.store.bulk import BulkWriter
 from hma_framework.store.content import RecordedMatch
 from hma_framework.store.tables import ContentRow, utcnow
-from hma_framework.types import SignalIndex
+from hma_framework.types import IndexMatch, SignalIndex
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +37,19 @@ SETTLED = (records.NO_MATCH, records.ACTIONED)
 
 @attrs.frozen
 class Probe:
-    """The bank signals of one signal type a scan looks for, indexed, with their holders."""
+    """The bank signals of one signal type a scan looks for, indexed, with their holders.
+
+    ``codes`` (with ``code_pks``, their signal ids) are the signals as Hamming words when
+    the type has ``hamming_bits`` and they are few: the scan then compares directly.
+    """
 
     signal_type: str
     index: SignalIndex
     holders: dict[int, list[Holder]]
     default_threshold: int
+    hamming_bits: int | None = None
+    codes: np.ndarray | None = None
+    code_pks: tuple[int, ...] = ()
 
     @property
     def max_distance(self) -> int:
@@ -69,22 +79,48 @@ def build_probe(
     holders = {pk: found for pk, found in holders.items() if found}
     if not holders:
         return None
+    kept = [(pk, value) for pk, value in signals if pk in holders]
     index = runtime.indexes.new_index(signal_type)
-    index.add([(pk, value) for pk, value in signals if pk in holders])
-    default = runtime.registry.signal_types[signal_type].default_threshold
-    return Probe(signal_type, index, holders, default)
+    index.add(kept)
+    record = runtime.registry.signal_types[signal_type]
+    bits = record.hamming_bits
+    if bits is None or len(kept) > hamming.MAX_DIRECT:
+        return Probe(signal_type, index, holders, record.default_threshold)
+    codes = hamming.words(raw_values([value for _, value in kept]), bits)
+    pks = tuple(pk for pk, _ in kept)
+    return Probe(signal_type, index, holders, record.default_threshold, bits, codes, pks)
+
+
+def raw_values(values: Sequence[str]) -> np.ndarray:
+    """Signal values as a numpy bytes array, the ring's own form."""
+    return np.array([value.encode() for value in values], dtype=np.bytes_)
+
+
+def _hits(probe: Probe, raw: np.ndarray, radius: int) -> Iterator[tuple[int, list[IndexMatch]]]:
+    """``(row, index matches)`` for the rows of ``raw`` near any of the probe's signals."""
+    bits = probe.hamming_bits
+    if probe.codes is not None and bits is not None and raw.dtype.itemsize * 4 >= bits:
+        per_row: dict[int, list[IndexMatch]] = defaultdict(list)
+        for row, column, distance in hamming.near(hamming.words(raw, bits), probe.codes, radius):
+            per_row[row].append(IndexMatch(probe.code_pks[column], distance))
+        yield from sorted(per_row.items())
+        return
+    values: list[str] = np.char.decode(raw, "utf-8").tolist()
+    for row, found in enumerate(probe.index.query_batch(values, radius)):
+        if found:
+            yield row, found
 
 
 def scan(
-    probe: Probe, batches: Iterable[tuple[Sequence[int], list[str]]]
+    probe: Probe, batches: Iterable[tuple[Sequence[int] | np.ndarray, np.ndarray]]
 ) -> Iterator[tuple[int, list[tuple[int, RecordedMatch]]]]:
-    """Per batch of ``(content pks, values)``: how many were scanned, and what matched."""
+    """Per batch of ``(content pks, raw values)``: how many were scanned, and what matched."""
     radius = probe.max_distance
     default = probe.default_threshold
-    for content_pks, values in batches:
+    for content_pks, raw in batches:
         found: list[tuple[int, RecordedMatch]] = []
-        results = probe.index.query_batch(values, radius)
-        for content_pk, value, hits in zip(content_pks, values, results, strict=True):
+        for row, hits in _hits(probe, raw, radius):
+            value = bytes(raw[row]).decode()
             for hit in hits:
                 for holder in probe.holders.get(hit.entry_id, ()):
                     if hit.distance > int(holder.thresholds.get(probe.signal_type, default)):
@@ -97,8 +133,8 @@ def scan(
                         member_signal=holder.stored_signal,
                         distance=hit.distance,
                     )
-                    found.append((int(content_pk), match))
-        yield len(values), found
+                    found.append((int(content_pks[row]), match))
+        yield len(raw), found
 
 
 def record_retroactive(runtime: Runtime, found: Sequence[tuple[int, RecordedMatch]]) -> set[int]:

@@ -26,7 +26,14 @@ from sqlalchemy.exc import IntegrityError
 
 from hma_framework.index.holders import Holder
 from hma_framework.pipeline.context import current_runtime
-from hma_framework.retroaction.matching import Probe, act_on, build_probe, record_retroactive, scan
+from hma_framework.retroaction.matching import (
+    Probe,
+    act_on,
+    build_probe,
+    raw_values,
+    record_retroactive,
+    scan,
+)
 from hma_framework.runtime import Runtime
 from hma_framework.store.banks import BankNotFoundError
 from hma_framework.store.content import SIGNAL_OK
@@ -223,8 +230,8 @@ def _scan_rows(runtime: Runtime, probes: dict[str, Probe], rows: Sequence[Any]) 
             by_type[signal_type][0].append(content_pk)
             by_type[signal_type][1].append(value)
     gained: set[int] = set()
-    for signal_type, batch in by_type.items():
-        for _, found in scan(probes[signal_type], [batch]):
+    for signal_type, (pks, values) in by_type.items():
+        for _, found in scan(probes[signal_type], [(pks, raw_values(values))]):
             gained |= record_retroactive(runtime, found)
     act_on(runtime, gained)
     return len(gained)
