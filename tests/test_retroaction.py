@@ -17,10 +17,12 @@ from hma_framework.registry import Registry
 from hma_framework.retroaction.automatic import request_retroaction, run_pass
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
+from hma_framework.store import migrate
 from hma_framework.store.banks import Banks, NewMember
 from hma_framework.store.content import ComputedSignal, Submission
 from hma_framework.store.content_queries import ContentQueries
-from hma_framework.store.tables import ContentSignalRow
+from hma_framework.store.db import Store
+from hma_framework.store.tables import ContentSignalRow, RetroactionCursorRow
 from hma_framework.testing import run_jobs
 from tests.test_actions_support import (
     PDQ,
@@ -166,3 +168,18 @@ def test_signal_types_without_a_fast_index_fall_back(runtime: Runtime) -> None:
     assert run_pass(runtime)["members"] == 0, "the cursor moved past the member"
     [match] = ContentQueries(runtime.store).matches(content_pk=pk)
     assert match["member_id"] == member and match["retroactive"] is True
+
+
+def test_upgrading_starts_automatic_retroaction_after_existing_members(database_url: str) -> None:
+    """Members banked before retroaction existed were matched live: no pass rescans them."""
+    store = Store(database_url)
+    try:
+        migrate.upgrade(store, "0003")
+        Banks(store).create_bank("old")
+        member = Banks(store).add_member("old", NewMember(signals=(("pdq", PDQ),)))
+        migrate.upgrade(store)
+        with store.reading() as session:
+            cursor = session.get(RetroactionCursorRow, "automatic")
+        assert cursor is not None and cursor.position == member
+    finally:
+        store.close()

@@ -37,6 +37,12 @@ def upgrade() -> None:
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("name", name="pk_retroaction_cursor"),
     )
+    # Members banked before this upgrade were matched live against the content of their
+    # time: the first automatic pass starts after them, not with the whole bank history.
+    op.execute(
+        "INSERT INTO retroaction_cursor (name, position, updated_at) "
+        "SELECT 'automatic', COALESCE(MAX(id), 0), CURRENT_TIMESTAMP FROM bank_member"
+    )
     op.create_table(
         "retroaction_scan",
         sa.Column("id", BIG_ID, nullable=False),
