@@ -528,14 +528,20 @@ def mask_password(url: str) -> str:
     return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
 
 
-def _register_groups() -> None:
-    # Command groups live in their own modules (the CLI grows one module per group).
+def _register_command_modules() -> None:
+    """Command groups that live in their own modules (cli.py stays one readable page)."""
     from hma_framework.cli_exchanges import exchanges
+    from hma_framework.cli_retroaction import retroact
+    from hma_framework.cli_stats import stats
+    from hma_framework.cli_submit import submit
 
     cli.add_command(exchanges)
+    cli.add_command(retroact)
+    cli.add_command(submit)
+    cli.add_command(stats)
 
 
-_register_groups()
+_register_command_modules()
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ ENV_PREFIX = "HMA_"
 CONFIG_ENV_VAR = "HMA_CONFIG"
 #: ``HMA_X_FILE=/path`` sets ``HMA_X`` from the file's contents (secrets mounted as files).
 FILE_SUFFIX = "_FILE"
-QUEUE_NAMES = ("hash", "match", "action", "fetch", "maintenance")
+QUEUE_NAMES = ("hash", "match", "action", "fetch", "maintenance", "retroact")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 
@@ -271,6 +271,39 @@ class IndexSettings:
 
 
 @attrs.frozen
+class RetroactionSettings:
+    window_hours: int = attrs.field(
+        default=72,
+        validator=[_at_least(0), _at_most(24 * 366)],
+        metadata=_help(
+            "How long signals of recent content are kept for automatic retroaction: when a "
+            "bank grows, content submitted within this many hours is matched again. 0 turns "
+            "automatic retroaction off (rescans over stored content still work)."
+        ),
+    )
+    segment_entries: int = attrs.field(
+        default=65536,
+        validator=[_at_least(16), _at_most(16 * 1024 * 1024)],
+        metadata=_help(
+            "Entries per segment of the on-disk ring of recent signals; whole segments expire."
+        ),
+    )
+    scan_batch: int = attrs.field(
+        default=65536,
+        validator=[_at_least(16)],
+        metadata=_help("Signals streamed through the new bank signals' index per query batch."),
+    )
+    sweep_interval_seconds: int = attrs.field(
+        default=60,
+        validator=_at_least(1),
+        metadata=_help(
+            "How often the scheduler checks for bank members no retroaction pass has seen "
+            "(additions made by any path are caught even if their trigger was lost)."
+        ),
+    )
+
+
+@attrs.frozen
 class PluginSettings:
     blocked: tuple[str, ...] = attrs.field(
         default=(),
@@ -459,6 +492,7 @@ class Settings:
     web: WebSettings = attrs.field(factory=WebSettings)
     workers: WorkerSettings = attrs.field(factory=WorkerSettings)
     index: IndexSettings = attrs.field(factory=IndexSettings)
+    retroaction: RetroactionSettings = attrs.field(factory=RetroactionSettings)
     fetch: FetchSettings = attrs.field(factory=FetchSettings)
     pipeline: PipelineSettings = attrs.field(factory=PipelineSettings)
     actions: ActionSettings = attrs.field(factory=ActionSettings)

@@ -139,6 +139,8 @@ class SignalTypeRecord:
     when empty it is read from the signal type's own ``get_content_types()``.
     ``default_threshold`` is the match distance for banks that set none (0: exact only);
     ``max_threshold`` the largest a bank may set (default: ``default_threshold``).
+    ``hamming_bits``, when set, says values are hex strings of that many bits compared by
+    Hamming distance: retroaction then compares them with vectorised XOR and popcount.
     """
 
     signal_type: type[SignalType] = attrs.field(validator=_signal_type_class)
@@ -146,6 +148,7 @@ class SignalTypeRecord:
     enabled_by_default: bool = True
     default_threshold: int = 0
     max_threshold: int | None = None
+    hamming_bits: int | None = None
     hasher_factory: Callable[[Settings], MediaHasher] | None = None
     settings: SettingsSection | None = None
 

@@ -38,6 +38,8 @@ EXPECTED_TABLES = {
     "exchange",
     "exchange_checkpoint",
     "api_key",
+    "retroaction_cursor",
+    "retroaction_scan",
 }
 
 

@@ -18,6 +18,7 @@ from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.queues import queue_name
 from hma_framework.pipeline.scheduler import make_scheduler
 from hma_framework.pipeline.worker import run_worker
+from hma_framework.retroaction import automatic
 from hma_framework.runtime import Runtime
 from hma_framework.settings import QUEUE_NAMES, Settings
 
@@ -78,9 +79,11 @@ def test_scheduler_enqueues_periodic_jobs_that_workers_can_read(runtime: Runtime
         reconcile.reconcile,
         delivering.reconcile_deliveries,
         fetching.enqueue_due_fetches,
+        automatic.retroact,
     }
     queue = runtime.queues["maintenance"]
     assert queue.count == 5
+    assert runtime.queues["retroact"].count == 1
     assert maintenance.last_heartbeat_age(runtime) is None
     run_worker(runtime, ["maintenance"], burst=True)
     age = maintenance.last_heartbeat_age(runtime)

@@ -28,6 +28,7 @@ from hma_framework.logging_setup import library_level
 from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.leases import Lease
 from hma_framework.pipeline.queues import queue_name
+from hma_framework.retroaction import automatic
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 
@@ -62,6 +63,11 @@ def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
             fetching.enqueue_due_fetches,
             "maintenance",
             interval_seconds=settings.exchanges.schedule_tick_seconds,
+        ),
+        PeriodicJob(
+            automatic.retroact,
+            "retroact",
+            interval_seconds=settings.retroaction.sweep_interval_seconds,
         ),
         PeriodicJob(
             maintenance.snapshot_indexes,

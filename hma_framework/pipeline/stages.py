@@ -183,6 +183,28 @@ def match_content(content_pk: int) -> str:
 # --- act -----------------------------------------------------------------------------------
 
 
+def enqueue_act_batch(runtime: Runtime, content_pks: list[int], job_id: str) -> None:
+    """One act job for many matched contents (a batch submission): one queue round trip."""
+    intervals = list(runtime.settings.pipeline.retry_intervals_seconds)
+    runtime.queues["action"].enqueue(
+        act_contents,
+        content_pks,
+        job_id=job_id,
+        retry=Retry(max=len(intervals), interval=intervals),
+        result_ttl=300,
+        failure_ttl=7 * 24 * 3600,
+    )
+
+
+def act_contents(content_pks: list[int]) -> dict[str, int]:
+    """The act stage for each content of a batch; counts outcomes. Idempotent like the stage."""
+    counts: dict[str, int] = {}
+    for content_pk in content_pks:
+        outcome = act_content(content_pk)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
 def act_content(content_pk: int) -> str:
     """Hand the matches to the action step, then record that actions were evaluated."""
     runtime = current_runtime()

@@ -23,9 +23,9 @@ _MAX_PARAMETERS = 30_000
 
 class BulkWriter:
     def __init__(self, session: Session) -> None:
-        self._session = session
+        self.session = session
         self.dialect = session.get_bind().dialect
-        self._mark = "?" if self.dialect.name == "sqlite" else "%s"
+        self.mark = "?" if self.dialect.name == "sqlite" else "%s"
 
     def insert_rows(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> list[Any]:
         """``head VALUES (...), (...) tail`` in as few statements as the driver allows.
@@ -37,8 +37,8 @@ class BulkWriter:
             return []
         width = len(rows[0])
         per_statement = max(1, _MAX_PARAMETERS // width)
-        group = "(" + ", ".join([self._mark] * width) + ")"
-        connection = self._session.connection()
+        group = "(" + ", ".join([self.mark] * width) + ")"
+        connection = self.session.connection()
         returned: list[Any] = []
         for start in range(0, len(rows), per_statement):
             batch = rows[start : start + per_statement]
@@ -50,8 +50,8 @@ class BulkWriter:
 
     def fetch_one(self, statement: str, parameters: Sequence[Any]) -> Any:
         """The first row of ``statement`` (``{p}`` marks each parameter), or None."""
-        sql = statement.replace("{p}", self._mark)
-        return self._session.connection().exec_driver_sql(sql, tuple(parameters)).first()
+        sql = statement.replace("{p}", self.mark)
+        return self.session.connection().exec_driver_sql(sql, tuple(parameters)).first()
 
     def timestamp(self, value: dt.datetime) -> Any:
         """A UTC timestamp as this driver stores it (SQLite keeps naive UTC text)."""
@@ -68,7 +68,7 @@ class BulkWriter:
         current maximum, which is safe because the write transaction holds its only lock.
         """
         if self.dialect.name == "postgresql":
-            rows = self._session.execute(
+            rows = self.session.execute(
                 text(
                     "SELECT nextval(pg_get_serial_sequence('bank_member', 'id')) "
                     "FROM generate_series(1, :n)"
@@ -76,13 +76,13 @@ class BulkWriter:
                 {"n": count},
             )
             return [int(r[0]) for r in rows]
-        first = int(self._session.scalar(select(func.max(BankMemberRow.id))) or 0) + 1
+        first = int(self.session.scalar(select(func.max(BankMemberRow.id))) or 0) + 1
         return list(range(first, first + count))
 
     def advance_member_ids(self) -> None:
         """After inserting rows with ids given: move PostgreSQL's sequence past them."""
         if self.dialect.name == "postgresql":
-            self._session.execute(
+            self.session.execute(
                 text(
                     "SELECT setval(pg_get_serial_sequence('bank_member', 'id'), "
                     "GREATEST((SELECT MAX(id) FROM bank_member), 1))"

@@ -45,6 +45,7 @@ def _match_json(match: MatchRow, bank: str, content_id: str) -> dict[str, Any]:
         "matched_at": _iso(match.created_at),
         "superseded": match.superseded_at is not None,
         "superseded_at": _iso(match.superseded_at),
+        "retroactive": match.retroactive,
     }
 
 

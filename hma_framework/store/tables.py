@@ -96,7 +96,8 @@ class ContentRow(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: Indexed for the statistics, which count content per interval of submission.
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     hashed_at: Mapped[dt.datetime | None]
     matched_at: Mapped[dt.datetime | None]
     actioned_at: Mapped[dt.datetime | None]
@@ -114,7 +115,7 @@ class ContentSubmissionRow(Base):
     )
     method: Mapped[str] = mapped_column(String(32))
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 class ContentSignalRow(Base):
@@ -237,10 +238,50 @@ class MatchRow(Base):
     content_signal: Mapped[str] = mapped_column(Text)
     member_signal: Mapped[str] = mapped_column(Text)
     distance: Mapped[int] = mapped_column(Integer)
+    #: Found by retroaction (the content matched again when a bank grew), not on submission;
+    #: ``created_at`` is when it was found.
+    retroactive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     #: Set when a forced resubmission replaced the content this match was found for; a
     #: match found again for the new submission is current again (NULL).
     superseded_at: Mapped[dt.datetime | None]
+
+
+class RetroactionCursorRow(Base):
+    """How far automatic retroaction got: the newest bank member whose signals it scanned."""
+
+    __tablename__ = "retroaction_cursor"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RetroactionScanRow(Base):
+    """A full rescan of stored content signals over a period, against some or all banks.
+
+    ``cursor`` is the last ``content_signal.id`` scanned, so a killed worker resumes there.
+    ``active_key`` holds the bank set while the scan is queued or running and is cleared
+    when it ends: its unique constraint allows one rescan at a time per bank set.
+    """
+
+    __tablename__ = "retroaction_scan"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    banks: Mapped[list[Any]] = mapped_column(default=list)
+    active_key: Mapped[str | None] = mapped_column(String(512), unique=True)
+    since: Mapped[dt.datetime]
+    until: Mapped[dt.datetime]
+    state: Mapped[str] = mapped_column(String(32))
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    scanned: Mapped[int] = mapped_column(BigInteger, default=0)
+    matched: Mapped[int] = mapped_column(BigInteger, default=0)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[dt.datetime | None]
 
 
 class HandlerConfigRow(Base):

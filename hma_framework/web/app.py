@@ -19,7 +19,9 @@ from hma_framework.web import (
     lookup,
     match_opinions,
     metrics,
+    retroaction,
     rules,
+    stats,
     status,
     submit,
     uploads,
@@ -67,6 +69,8 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         metrics.blueprint,
         exchanges.blueprint,
         match_opinions.blueprint,
+        retroaction.blueprint,
+        stats.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():

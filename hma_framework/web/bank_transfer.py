@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from hma_framework.bank_io import import_members, text_lines, validate_only
+from hma_framework.retroaction.automatic import request_retroaction
 from hma_framework.runtime import Runtime
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.web.auth import requires_scope
@@ -68,6 +69,8 @@ def import_ndjson(name: str) -> tuple[Response, int]:
                 ), 400
             body.seek(0)
         report = import_members(runtime.store, runtime.registry, name, text_lines(body), "ndjson")
+    if report.added:
+        request_retroaction(runtime)
     return jsonify(report.as_json()), 200
 
 

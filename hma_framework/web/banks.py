@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
+from hma_framework.retroaction.automatic import request_retroaction
 from hma_framework.runtime import Runtime
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
@@ -154,6 +155,8 @@ def add_members(name: str) -> tuple[Response, int]:
                 raise ApiError(exc.status, str(exc), headers=busy) from exc
             errors.append({"index": index, "message": str(exc)})
     ids = banks.add_members(name, [m for _, m in members]) if members else []
+    if ids:
+        request_retroaction(runtime)
     if not batch:
         queries = BankQueries(runtime.store)
         return jsonify(queries.members(name, member_pk=ids[0])[0]), 201

@@ -19,12 +19,17 @@ from sqlalchemy.orm import Session
 
 from hma_framework import log_context
 from hma_framework.media import MediaStoreUnavailable
-from hma_framework.pipeline.stages import enqueue_stage, find_matches, new_job_id
+from hma_framework.pipeline.stages import (
+    enqueue_act_batch,
+    enqueue_stage,
+    find_matches,
+    new_job_id,
+)
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
 from hma_framework.store.content import ComputedSignal, Submission, SubmitOutcome
-from hma_framework.store.hash_submissions import HashSubmissions
+from hma_framework.store.hash_submissions import HashItem, HashSubmissions
 from hma_framework.store.tables import ContentRow
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
@@ -43,6 +48,8 @@ blueprint = Blueprint("submit", __name__)
 
 CONTENT_TYPES = ("photo", "video")
 UNREADABLE_SUFFIXES = ("/matches", "/actions")
+#: The most items ``/submit/hashes/`` takes in one request.
+MAX_BATCH_ITEMS = 1000
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 
 
@@ -77,13 +84,16 @@ def _accepted(content_id: str) -> Response:
     return jsonify(content_id=content_id, submit_successful=True)
 
 
+def _conflict_message(content_id: str) -> str:
+    return (
+        f"content {content_id!r} was already submitted with different parameters; "
+        "set force_resubmit to process it again"
+    )
+
+
 def _check_outcome(outcome: SubmitOutcome, content_id: str) -> None:
     if outcome is SubmitOutcome.CONFLICT:
-        raise ApiError(
-            409,
-            f"content {content_id!r} was already submitted with different parameters; "
-            "set force_resubmit to process it again",
-        )
+        raise ApiError(409, _conflict_message(content_id))
 
 
 def _stored_media_key(session: Session, content_id: str) -> str | None:
@@ -192,16 +202,10 @@ def _validated_signal(body: dict[str, Any], runtime: Runtime, content_type: str)
     return signal_type, normalized
 
 
-@blueprint.post("/submit/hash/")
-@requires_scope("submit")
-def submit_hash() -> Response:
-    """The high-throughput path: matched here, in the API process, against its own index.
-
-    Content, signal and matches are recorded in one transaction before the response; only
-    matched content goes on to the action queue.
-    """
-    runtime = _runtime()
-    body = json_body()
+def _hash_submission(
+    body: dict[str, Any], runtime: Runtime
+) -> tuple[Submission, ComputedSignal, bool]:
+    """A ``/submit/hash/`` body validated (``ApiError`` says what is wrong)."""
     content_id, content_type, fields, force = _common(body)
     signal_type, value = _validated_signal(body, runtime, content_type)
     url = _validated_url(body, runtime, required=False)
@@ -213,7 +217,20 @@ def submit_hash() -> Response:
         content_url=url,
         parameters={"signal_type": signal_type, "signal_value": value},
     )
-    signal = ComputedSignal(signal_type, value)
+    return submission, ComputedSignal(signal_type, value), force
+
+
+@blueprint.post("/submit/hash/")
+@requires_scope("submit")
+def submit_hash() -> Response:
+    """The high-throughput path: matched here, in the API process, against its own index.
+
+    Content, signal and matches are recorded in one transaction before the response; only
+    matched content goes on to the action queue.
+    """
+    runtime = _runtime()
+    submission, signal, force = _hash_submission(json_body(), runtime)
+    content_id = submission.content_id
     matches = find_matches(runtime, [signal])
     act_job = new_job_id("act")  # written with the new content, before its id is known
     outcome, content_pk = HashSubmissions(runtime.store).record(
@@ -223,6 +240,70 @@ def submit_hash() -> Response:
     if matches and outcome is not SubmitOutcome.UNCHANGED:
         enqueue_stage(runtime, "act", content_pk, act_job)
     return _accepted(content_id)
+
+
+def _item_failure(raw: Any, message: str) -> dict[str, Any]:
+    content_id = raw.get("content_id") if isinstance(raw, dict) else None
+    return {
+        "content_id": content_id if isinstance(content_id, str) else None,
+        "submit_successful": False,
+        "message": message,
+    }
+
+
+@blueprint.post("/submit/hashes/")
+@requires_scope("submit")
+def submit_hashes() -> Response:
+    """Many ``/submit/hash/`` items in one request, answered item by item, in order.
+
+    A successful item's answer also says whether it matched (``"matched"``), which a
+    backfill tool counts without asking again.
+
+    Each item has exactly the single path's semantics (validation, idempotency, a conflict
+    without ``force_resubmit`` fails that item only); valid items are recorded in one
+    transaction before the answer, and every matched item goes to one act job.
+    """
+    runtime = _runtime()
+    items = field(json_body(), "items", list)
+    if not items:
+        raise ApiError(400, "field 'items' must not be empty")
+    if len(items) > MAX_BATCH_ITEMS:
+        raise ApiError(413, f"at most {MAX_BATCH_ITEMS} items per request, not {len(items)}")
+    results: list[dict[str, Any]] = [{} for _ in items]
+    valid: list[tuple[int, HashItem]] = []
+    for position, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            results[position] = _item_failure(raw, "each item must be a JSON object")
+            continue
+        try:
+            submission, signal, force = _hash_submission(raw, runtime)
+        except ApiError as exc:
+            results[position] = _item_failure(raw, exc.message)
+            continue
+        matches = find_matches(runtime, [signal])
+        valid.append((position, HashItem(submission, signal, matches, force)))
+    act_job = new_job_id("act")
+    outcomes = HashSubmissions(runtime.store).record_many(
+        [item for _, item in valid], act_job_id=act_job
+    )
+    to_act: list[int] = []
+    for (position, item), (outcome, content_pk) in zip(valid, outcomes, strict=True):
+        content_id = item.submission.content_id
+        if outcome is SubmitOutcome.CONFLICT:
+            results[position] = _item_failure(
+                {"content_id": content_id}, _conflict_message(content_id)
+            )
+            continue
+        results[position] = {
+            "content_id": content_id,
+            "submit_successful": True,
+            "matched": bool(item.matches),  # recorded before this answer
+        }
+        if item.matches and outcome is not SubmitOutcome.UNCHANGED and content_pk not in to_act:
+            to_act.append(content_pk)
+    if to_act:
+        enqueue_act_batch(runtime, to_act, act_job)
+    return jsonify(results=results)
 
 
 @blueprint.post("/submit/put-url/")

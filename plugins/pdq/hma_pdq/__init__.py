@@ -20,6 +20,7 @@ def hma_signal_types() -> Iterator[SignalTypeRecord]:
         content_types=("photo",),
         default_threshold=PDQ_DEFAULT_THRESHOLD,
         max_threshold=63,  # a quarter of the bits; the index stays exact up to here
+        hamming_bits=256,
         hasher_factory=make_pdq_hasher,
         settings=PDQ_SETTINGS,
     )

@@ -1,0 +1,1 @@
+"""Retroaction: content matched again when banks grow (automatic passes and full rescans)."""

@@ -1,0 +1,27 @@
+"""Points in time as users give them: ISO 8601, or a span back from now (``30d``, ``12h``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+_SPAN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_when(text: str, now: dt.datetime | None = None) -> dt.datetime:
+    """``2026-01-31T12:00:00Z`` (naive means UTC) or ``30d`` meaning thirty days ago.
+
+    Raises ValueError with a message fit for a user.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    span = _SPAN.match(text)
+    if span:
+        return now - dt.timedelta(seconds=int(span[1]) * _UNIT_SECONDS[span[2]])
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither an ISO 8601 time nor a span like 30d, 12h or 90m"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -1,0 +1,185 @@
+"""Automatic retroaction end to end: content submitted first, banked later, acted on once.
+
+Real HTTP on loopback, real Redis and RQ workers, a real webhook receiver; SQLite and (when
+configured) PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import attrs
+import pytest
+from sqlalchemy import update
+
+from hma_framework.registry import Registry
+from hma_framework.retroaction.automatic import request_retroaction, run_pass
+from hma_framework.runtime import Runtime
+from hma_framework.settings import Settings
+from hma_framework.store import migrate
+from hma_framework.store.banks import Banks, NewMember
+from hma_framework.store.content import ComputedSignal, Submission
+from hma_framework.store.content_queries import ContentQueries
+from hma_framework.store.db import Store
+from hma_framework.store.tables import ContentSignalRow, RetroactionCursorRow
+from hma_framework.testing import run_jobs
+from tests.test_actions_support import (
+    PDQ,
+    Api,
+    Receiver,
+    new_secret,
+    quick_retries,
+    registry_with_webhook,
+    rule,
+    submit_hash,
+    webhook_handler,
+)
+
+NEAR_PDQ = PDQ[:-2] + "dd"  # a few bits from PDQ: within the default threshold
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return quick_retries(settings)
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return registry_with_webhook()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def admin(live_server: str, runtime: Runtime) -> Api:
+    return Api(live_server, runtime.api_keys.create("ops", ["admin"]).token)
+
+
+def add_member(admin: Api, bank: str, value: str = PDQ) -> int:
+    body = {"signals": [{"signal_type": "pdq", "signal_value": value}]}
+    member: int = admin.ok("POST", f"/banks/{bank}/members", body)["id"]
+    return member
+
+
+def test_content_banked_after_submission_is_matched_and_acted_on_once(
+    admin: Api, runtime: Runtime, worker_runtime: Runtime, receiver: Receiver
+) -> None:
+    secret = new_secret()
+    webhook_handler(admin, "moderation", receiver.url + "/hooks/{content_id}", [secret])
+    rule(admin, "late-bank", "moderation", [{"label": "bank", "equals": "late"}])
+    admin.ok("POST", "/banks", {"name": "late", "tags": ["csam"]})
+    submit_hash(admin, "early-post", NEAR_PDQ)
+    submit_hash(admin, "unrelated", "0" * 64)
+    run_jobs(worker_runtime)
+    assert admin.ok("GET", "/content/early-post")["status"] == "no_match"
+    assert receiver.received == []
+
+    first = add_member(admin, "late")
+    assert runtime.queues["retroact"].count == 1
+    run_jobs(worker_runtime)
+
+    [got] = receiver.received
+    assert got.path == "/hooks/early-post"
+    body = got.verify(secret)
+    assert body["data"]["rules_fired"] == ["late-bank"]
+    assert body["data"]["matches"][0]["member_id"] == first
+    [match] = admin.ok("GET", "/content/early-post/matches")["matches"]
+    assert match["retroactive"] is True and match["bank"] == "late"
+    assert match["distance"] > 0 and match["matched_at"]
+    assert admin.ok("GET", "/content/early-post")["status"] == "actioned"
+    assert admin.ok("GET", "/content/unrelated/matches")["matches"] == []
+
+    second = add_member(admin, "late")  # the same hash banked again: a new member
+    run_jobs(worker_runtime)
+    matches = admin.ok("GET", "/content/early-post/matches")["matches"]
+    assert {m["member_id"] for m in matches} == {first, second}
+    assert all(m["retroactive"] for m in matches)
+    assert len(receiver.received) == 1, "the action was performed once for the content"
+    [delivery] = admin.ok("GET", "/deliveries")["deliveries"]
+    assert delivery["status"] == "succeeded"
+
+    live = "live-after-banking"
+    runtime.indexes.refresh(force=True)  # the API's index may lag the bank by 250 ms
+    submit_hash(admin, live, PDQ)  # matched live, not retroactively
+    run_jobs(worker_runtime)
+    assert {m["retroactive"] for m in admin.ok("GET", f"/content/{live}/matches")["matches"]} == {
+        False
+    }
+
+
+def test_content_outside_the_window_is_not_matched(
+    admin: Api, runtime: Runtime, worker_runtime: Runtime
+) -> None:
+    admin.ok("POST", "/banks", {"name": "late"})
+    submit_hash(admin, "old-post", PDQ)
+    submit_hash(admin, "new-post", PDQ)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=73)
+    with runtime.store.transaction() as session:
+        session.execute(
+            update(ContentSignalRow)
+            .where(
+                ContentSignalRow.content_pk == ContentQueries(runtime.store).content_pk("old-post")
+            )
+            .values(created_at=old)
+        )
+    add_member(admin, "late")
+    run_jobs(worker_runtime)
+    assert admin.ok("GET", "/content/old-post/matches")["matches"] == []
+    assert len(admin.ok("GET", "/content/new-post/matches")["matches"]) == 1
+
+
+def test_additions_in_a_burst_are_coalesced_and_window_zero_turns_it_off(
+    admin: Api, runtime: Runtime
+) -> None:
+    admin.ok("POST", "/banks", {"name": "b"})
+    for n in range(5):
+        add_member(admin, "b", f"{n:064x}")
+    assert runtime.queues["retroact"].count == 1
+    off = attrs.evolve(
+        runtime, settings=attrs.evolve(
+            runtime.settings,
+            retroaction=attrs.evolve(runtime.settings.retroaction, window_hours=0),
+        )
+    )  # fmt: skip
+    runtime.redis.flushdb()
+    assert request_retroaction(off) is False
+    assert runtime.queues["retroact"].count == 0
+    assert run_pass(off)["skipped"]
+
+
+def test_signal_types_without_a_fast_index_fall_back(runtime: Runtime) -> None:
+    """video_md5 has no vectorised index: its probe is the generic one, found all the same."""
+    md5 = "d41d8cd98f00b204e9800998ecf8427e"
+    content = runtime.content
+    _, pk = content.submit(Submission("clip", "video", "hash"), force=False)
+    content.record_signals(pk, [ComputedSignal("video_md5", md5)])
+    content.record_matches(pk, [])
+    banks = Banks(runtime.store)
+    banks.create_bank("videos")
+    member = banks.add_member("videos", NewMember(signals=(("video_md5", md5),)))
+    report = run_pass(runtime)
+    assert report["matched_content"] == 1 and report["members"] == 1
+    assert run_pass(runtime)["members"] == 0, "the cursor moved past the member"
+    [match] = ContentQueries(runtime.store).matches(content_pk=pk)
+    assert match["member_id"] == member and match["retroactive"] is True
+
+
+def test_upgrading_starts_automatic_retroaction_after_existing_members(database_url: str) -> None:
+    """Members banked before retroaction existed were matched live: no pass rescans them."""
+    store = Store(database_url)
+    try:
+        migrate.upgrade(store, "0003")
+        Banks(store).create_bank("old")
+        member = Banks(store).add_member("old", NewMember(signals=(("pdq", PDQ),)))
+        migrate.upgrade(store)
+        with store.reading() as session:
+            cursor = session.get(RetroactionCursorRow, "automatic")
+        assert cursor is not None and cursor.position == member
+    finally:
+        store.close()
