@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,11 @@ from hma_framework.registry import Registry
 from hma_framework.settings import Settings
 from hma_framework.store.banks import SIGNAL_ADDED, SIGNAL_REMOVED, Banks
 from hma_framework.store.db import Store
+from hma_framework.store.signal_scan import iter_signal_rows
 from hma_framework.store.tables import BankRow, SignalRow
-from hma_framework.types import IndexMatch, SignalIndex
+from hma_framework.types import IndexMatch, IndexRecord, SignalIndex
 
 log = logging.getLogger(__name__)
-
-BUILD_BATCH = 100_000
 
 
 @attrs.frozen
@@ -87,6 +86,8 @@ class IndexManager:
         self._loaded = False
         self._thresholds: list[dict[str, int]] = []
         self._holders = HolderCache(store)
+        #: How each index was filled: "snapshot", or "records" when this process built it.
+        self.loaded_from: dict[str, str] = {}
 
     # --- construction --------------------------------------------------------------------
 
@@ -116,14 +117,39 @@ class IndexManager:
             self._apply_changes()
 
     def _load_one(self, signal_type: str) -> _LiveIndex:
+        """From the host's snapshot; else built from the records by one process per host.
+
+        The process that builds writes a snapshot and then serves from it too, so every
+        process on the host maps the same segment files (their pages are shared).
+        """
         record = self._registry.indexes.get(signal_type)
-        if record is not None and record.loader is not None:
-            loaded = snapshots.load(self.snapshot_root, signal_type, record, self._settings)
+        if record is None or record.loader is None:
+            self.loaded_from[signal_type] = "records"
+            return self._build_from_records(signal_type)
+        loaded = self._load_snapshot(signal_type, record)
+        if loaded is not None:
+            return loaded
+        with snapshots.build_lock(self.snapshot_root, signal_type):
+            loaded = self._load_snapshot(signal_type, record)  # built while we waited?
             if loaded is not None:
-                index, seq = loaded
-                log.info("%s index: snapshot at seq %d, %d entries", signal_type, seq, len(index))
-                return _LiveIndex(index, seq)
-        return self._build_from_records(signal_type)
+                return loaded
+            live = self._build_from_records(signal_type)
+            self.loaded_from[signal_type] = "records"
+            if snapshots.save(self.snapshot_root, signal_type, live.index, live.seq):
+                shared = self._load_snapshot(signal_type, record)
+                if shared is not None:
+                    self.loaded_from[signal_type] = "records"
+                    return shared
+            return live
+
+    def _load_snapshot(self, signal_type: str, record: IndexRecord) -> _LiveIndex | None:
+        loaded = snapshots.load(self.snapshot_root, signal_type, record, self._settings)
+        if loaded is None:
+            return None
+        index, seq = loaded
+        log.info("%s index: snapshot at seq %d, %d entries", signal_type, seq, len(index))
+        self.loaded_from[signal_type] = "snapshot"
+        return _LiveIndex(index, seq)
 
     def _build_from_records(self, signal_type: str) -> _LiveIndex:
         started = time.monotonic()
@@ -131,7 +157,7 @@ class IndexManager:
         # and replaying is idempotent (re-adding replaces, removing twice does nothing).
         seq = self._banks.latest_seq()
         index = self.new_index(signal_type)
-        for batch in self._iter_signals(signal_type):
+        for batch in iter_signal_rows(self._store, signal_type):
             index.add(batch)
         log.info(
             "%s index: built from records, %d entries in %.1fs",
@@ -140,21 +166,6 @@ class IndexManager:
             time.monotonic() - started,
         )
         return _LiveIndex(index, seq)
-
-    def _iter_signals(self, signal_type: str) -> Iterator[list[tuple[int, str]]]:
-        last_pk = 0
-        while True:
-            with self._store.reading() as session:
-                batch = session.execute(
-                    select(SignalRow.id, SignalRow.signal_value)
-                    .where(SignalRow.signal_type == signal_type, SignalRow.id > last_pk)
-                    .order_by(SignalRow.id)
-                    .limit(BUILD_BATCH)
-                ).all()
-            if not batch:
-                return
-            last_pk = batch[-1][0]
-            yield [(pk, value) for pk, value in batch]
 
     # --- freshness -----------------------------------------------------------------------
 

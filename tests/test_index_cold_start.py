@@ -1,0 +1,80 @@
+"""Cold starts: one index build per host, shared by every process, rows read by the driver."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from hma_framework.runtime import Runtime
+from hma_framework.settings import Settings
+from hma_framework.store.banks import Banks, NewMember
+from hma_framework.store.signal_scan import iter_signal_rows
+
+
+def random_pdq(rng: random.Random) -> str:
+    return f"{rng.getrandbits(256):064x}"
+
+
+def read_line(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.readline()
+
+
+def test_signal_rows_come_from_the_driver_in_batches(runtime: Runtime) -> None:
+    banks = Banks(runtime.store)
+    rng = random.Random(1)
+    hashes = [random_pdq(rng) for _ in range(250)]
+    banks.create_bank("a")
+    banks.add_members("a", [NewMember(signals=(("pdq", h),)) for h in hashes])
+    banks.add_member("a", NewMember(signals=(("video_md5", "a" * 32),)))
+    batches = list(iter_signal_rows(runtime.store, "pdq", batch=100))
+    assert [len(b) for b in batches] == [100, 100, 50]
+    rows = [row for batch in batches for row in batch]
+    assert sorted(value for _, value in rows) == sorted(hashes)
+    assert all(isinstance(pk, int) and isinstance(value, str) for pk, value in rows)
+    assert len({pk for pk, _ in rows}) == 250
+    assert [len(b) for b in iter_signal_rows(runtime.store, "video_md5")] == [1]
+    assert list(iter_signal_rows(runtime.store, "nothing_stored")) == []
+
+
+def test_processes_starting_together_build_once_and_share_the_snapshot(
+    runtime: Runtime, settings: Settings
+) -> None:
+    banks = Banks(runtime.store)
+    rng = random.Random(2)
+    hashes = [random_pdq(rng) for _ in range(30_000)]
+    banks.create_bank("a")
+    banks.add_members("a", [NewMember(signals=(("pdq", h),)) for h in hashes])
+    script = Path(__file__).with_name("index_loader.py")
+    arguments = [settings.database_url, settings.redis_url, settings.data_dir, hashes[123]]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script), *arguments],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for process in processes:
+            assert read_line(process).strip() == "ready"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        reports = [read_line(process).split(maxsplit=2) for process in processes]
+        assert sorted(source for source, _, _ in reports) == ["records", "snapshot"]
+        for _, size, matched in reports:
+            assert int(size) == 30_000 and matched.strip() == repr([hashes[123]])
+        for process in processes:
+            # Both serve from the snapshot's files, the builder too: their pages are shared.
+            maps = Path(f"/proc/{process.pid}/maps").read_text()
+            assert "pdq/segment0.codes.npy" in maps
+    finally:
+        for process in processes:
+            if process.stdin is not None:
+                process.stdin.close()
+            process.wait(timeout=60)
