@@ -99,8 +99,9 @@ def _signal_ids(session: Session, signals: Iterable[tuple[str, str]]) -> dict[tu
     now = bulk.timestamp(utcnow())
     for signal_type in sorted({t for t, _ in wanted}):
         values = [v for t, v in wanted if t == signal_type]
-        for chunk_start in range(0, len(values), 900):  # stay under SQLite's variable limit
-            chunk = values[chunk_start : chunk_start + 900]
+        per_call = bulk.rows_per_call
+        for chunk_start in range(0, len(values), per_call):
+            chunk = values[chunk_start : chunk_start + per_call]
             # A no-op update on conflict makes RETURNING give existing rows' ids as well, in
             # the same statement (a separate IN-list lookup is slow on a fresh PostgreSQL
             # table whose statistics lag behind a bulk import).
