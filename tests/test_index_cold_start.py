@@ -7,10 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
+from sqlalchemy import select
+
+from hma_framework.index.manager import IndexManager
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 from hma_framework.store.banks import Banks, NewMember
 from hma_framework.store.signal_scan import iter_signal_rows
+from hma_framework.store.tables import IndexSnapshotChunkRow, IndexSnapshotRow
 
 
 def random_pdq(rng: random.Random) -> str:
@@ -78,3 +83,48 @@ def test_processes_starting_together_build_once_and_share_the_snapshot(
             if process.stdin is not None:
                 process.stdin.close()
             process.wait(timeout=60)
+
+
+def test_a_new_host_starts_from_the_shared_snapshot_then_the_change_log(
+    runtime: Runtime, settings: Settings, tmp_path: Path
+) -> None:
+    banks = Banks(runtime.store)
+    rng = random.Random(4)
+    hashes = [random_pdq(rng) for _ in range(20_000)]
+    banks.create_bank("a")
+    banks.add_members("a", [NewMember(signals=(("pdq", h),)) for h in hashes])
+
+    def host(folder: str) -> IndexManager:
+        shared = attrs.evolve(settings.index, shared_snapshots=True)
+        host_settings = attrs.evolve(settings, data_dir=str(tmp_path / folder), index=shared)
+        return IndexManager(host_settings, runtime.registry, runtime.store, refresh_interval=0)
+
+    first = host("first")
+    assert set(first.save_snapshots()) >= {"pdq", "video_md5"}
+    assert first.loaded_from["pdq"] == "records"
+    with runtime.store.reading() as session:
+        pointer = session.get(IndexSnapshotRow, "pdq")
+        assert pointer is not None and pointer.entries == 20_000
+    assert host("first-again").save_snapshots()  # a newer generation replaces the old one
+    with runtime.store.reading() as session:
+        generations = set(session.scalars(select(IndexSnapshotChunkRow.generation).distinct()))
+        assert generations == {2}  # both signal types' second publication, nothing older
+        pointer = session.get(IndexSnapshotRow, "pdq")
+        assert pointer is not None and pointer.generation == 2
+
+    late = random_pdq(rng)
+    banks.add_member("a", NewMember(signals=(("pdq", late),)))  # after the snapshot
+    joining = host("joining")  # an empty data folder: no build from the records
+    assert [m.stored_signal for m in joining.match("pdq", late)] == [late]
+    assert joining.loaded_from["pdq"] == "shared"
+    assert joining.size("pdq") == 20_001
+    assert [m.stored_signal for m in joining.match("pdq", hashes[7])] == [hashes[7]]
+    assert (tmp_path / "joining" / "index" / "pdq" / "snapshot.json").exists()
+
+    unshared = IndexManager(
+        attrs.evolve(settings, data_dir=str(tmp_path / "unshared")),
+        runtime.registry,
+        runtime.store,
+    )
+    unshared.load()
+    assert unshared.loaded_from["pdq"] == "records"  # the setting is off by default

@@ -20,7 +20,7 @@ import attrs
 from sqlalchemy import select
 from threatexchange.signal_type.signal_base import SimpleSignalType, TrivialSignalTypeIndex
 
-from hma_framework.index import snapshots
+from hma_framework.index import shared_snapshots, snapshots
 from hma_framework.index.holders import HolderCache
 from hma_framework.index.simple import ExactMatchIndex, LinearScanIndex
 from hma_framework.registry import Registry
@@ -133,6 +133,11 @@ class IndexManager:
             loaded = self._load_snapshot(signal_type, record)  # built while we waited?
             if loaded is not None:
                 return loaded
+            if self._settings.index.shared_snapshots and self._fetch_shared(signal_type):
+                loaded = self._load_snapshot(signal_type, record)
+                if loaded is not None:
+                    self.loaded_from[signal_type] = "shared"
+                    return loaded
             live = self._build_from_records(signal_type)
             self.loaded_from[signal_type] = "records"
             if snapshots.save(self.snapshot_root, signal_type, live.index, live.seq):
@@ -141,6 +146,21 @@ class IndexManager:
                     self.loaded_from[signal_type] = "records"
                     return shared
             return live
+
+    def _fetch_shared(self, signal_type: str) -> bool:
+        started = time.monotonic()
+        try:
+            fetched = shared_snapshots.fetch(self._store, signal_type, self.snapshot_root)
+        except Exception:
+            log.exception("could not fetch the shared %s snapshot", signal_type)
+            return False
+        if fetched:
+            log.info(
+                "%s index: shared snapshot fetched in %.1fs",
+                signal_type,
+                time.monotonic() - started,
+            )
+        return fetched
 
     def _load_snapshot(self, signal_type: str, record: IndexRecord) -> _LiveIndex | None:
         loaded = snapshots.load(self.snapshot_root, signal_type, record, self._settings)
@@ -230,6 +250,13 @@ class IndexManager:
             for signal_type, live in self._live.items():
                 if snapshots.save(self.snapshot_root, signal_type, live.index, live.seq):
                     saved[signal_type] = len(live.index)
+        if self._settings.index.shared_snapshots:
+            # Outside the lock: queries go on while the files are copied into the database.
+            with snapshots.build_lock(self.snapshot_root, "publish"):
+                for signal_type in saved:
+                    shared_snapshots.publish(
+                        self._store, signal_type, self.snapshot_root / signal_type
+                    )
         return saved
 
     # --- queries -------------------------------------------------------------------------
