@@ -87,3 +87,39 @@ def test_two_processes_share_the_segment_pages(tmp_path: Path) -> None:
             if child.stdin is not None:
                 child.stdin.close()
             child.wait(timeout=30)
+
+
+def test_a_mapped_snapshot_takes_changes_and_merges_exactly(tmp_path: Path) -> None:
+    rng = np.random.default_rng(13)
+    codes = rng.integers(0, 256, (30_000, 32), dtype=np.uint8)
+    index = PdqIndex()
+    index.add_arrays(np.arange(1, len(codes) + 1), codes)
+    index.save(tmp_path)
+    loaded = PdqIndex.load(tmp_path)
+    (mapped,) = loaded._segments
+    assert not mapped.codes.flags.writeable and not mapped.ids.flags.writeable
+    assert mapped.alive.flags.writeable  # private: removals clear its bits
+    loaded.delta_max, loaded.growth = 64, 10**9  # every full delta merges the mapped segment
+
+    model = dict(zip(range(1, len(codes) + 1), codes, strict=True))
+    for step in range(300):
+        code = rng.integers(0, 256, 32, dtype=np.uint8)
+        entry_id = int(rng.integers(1, 40_000))  # new ids and replacements
+        loaded.add([(entry_id, code.tobytes().hex())])
+        model[entry_id] = code
+        if step % 7 == 0:
+            gone = int(rng.integers(1, 40_000))
+            loaded.remove([gone])
+            model.pop(gone, None)
+    loaded._finish_merge()
+    loaded.query("0" * 64, 0)  # swaps in a merge that finished, starts the next
+    loaded._finish_merge()
+    assert all(s is not mapped for s in loaded._segments)  # rebuilt into private memory
+    ids = np.fromiter(model, dtype=np.int64)
+    stored = np.stack([model[i] for i in ids.tolist()])
+    for probe in (*stored[:5], *stored[-5:]):
+        distances = np.bitwise_count(stored ^ probe).sum(axis=1)
+        expected = sorted((int(d), int(i)) for i, d in zip(ids, distances, strict=True) if d <= 31)
+        found = [(m.distance, m.entry_id) for m in loaded.query(probe.tobytes().hex(), 31)]
+        assert found == expected
+    assert len(loaded) == len(model)
