@@ -128,3 +128,44 @@ def test_a_new_host_starts_from_the_shared_snapshot_then_the_change_log(
     )
     unshared.load()
     assert unshared.loaded_from["pdq"] == "records"  # the setting is off by default
+
+
+def test_a_process_moves_to_the_newest_snapshot_of_its_host(
+    runtime: Runtime, settings: Settings
+) -> None:
+    banks = Banks(runtime.store)
+    rng = random.Random(5)
+    hashes = [random_pdq(rng) for _ in range(20_000)]
+    banks.create_bank("a")
+    member_pks = banks.add_members("a", [NewMember(signals=(("pdq", h),)) for h in hashes])
+    serving = IndexManager(settings, runtime.registry, runtime.store, refresh_interval=0)
+    serving.load()  # builds, writes the host's snapshot, serves from it
+    codes = settings.data_path / "index" / "pdq" / "segment0.codes.npy"
+    assert f"{codes}\n" in Path("/proc/self/maps").read_text()
+
+    later = [random_pdq(rng) for _ in range(3)]
+    for signal in later:
+        banks.add_member("a", NewMember(signals=(("pdq", signal),)))
+    banks.remove_member(member_pks[0])
+    maintenance = IndexManager(settings, runtime.registry, runtime.store)
+    maintenance.save_snapshots()  # replaces the folder the serving process maps
+    # The old files are gone from the folder; the serving process still maps them.
+    assert "segment0.codes.npy (deleted)\n" in Path("/proc/self/maps").read_text()
+    before = serving._live["pdq"].index
+
+    banks.add_member("a", NewMember(signals=(("pdq", late := random_pdq(rng)),)))
+    assert serving.adopt_snapshots(["pdq"]) == ["pdq"]
+    assert serving._live["pdq"].index is not before
+    for signal in (*later, late, hashes[5]):
+        assert [m.stored_signal for m in serving.match("pdq", signal)] == [signal]
+    assert serving.match("pdq", hashes[0]) == []
+    assert serving.size("pdq") == 20_000 + 3 + 1 - 1
+
+    # The refresh tick notices a newer snapshot by itself and adopts it off the query path.
+    maintenance.save_snapshots()
+    current = serving._live["pdq"].index
+    serving.refresh(force=True)
+    assert serving._adopting is not None
+    serving._adopting.join(30)
+    assert serving._live["pdq"].index is not current
+    assert [m.stored_signal for m in serving.match("pdq", late)] == [late]

@@ -86,8 +86,10 @@ class IndexManager:
         self._loaded = False
         self._thresholds: list[dict[str, int]] = []
         self._holders = HolderCache(store)
-        #: How each index was filled: "snapshot", or "records" when this process built it.
+        #: How each index was filled: "snapshot", "shared" (the database's), or "records".
         self.loaded_from: dict[str, str] = {}
+        self._stamps: dict[str, tuple[int, int] | None] = {}  # the snapshot each index is from
+        self._adopting: threading.Thread | None = None
 
     # --- construction --------------------------------------------------------------------
 
@@ -163,12 +165,14 @@ class IndexManager:
         return fetched
 
     def _load_snapshot(self, signal_type: str, record: IndexRecord) -> _LiveIndex | None:
+        loaded_stamp = snapshots.stamp(self.snapshot_root, signal_type)
         loaded = snapshots.load(self.snapshot_root, signal_type, record, self._settings)
         if loaded is None:
             return None
         index, seq = loaded
         log.info("%s index: snapshot at seq %d, %d entries", signal_type, seq, len(index))
         self.loaded_from[signal_type] = "snapshot"
+        self._stamps[signal_type] = loaded_stamp
         return _LiveIndex(index, seq)
 
     def _build_from_records(self, signal_type: str) -> _LiveIndex:
@@ -197,27 +201,94 @@ class IndexManager:
                 return
             if force or time.monotonic() - self._checked_at >= self.refresh_interval:
                 self._apply_changes()
+                self._adopt_newer_snapshots()
 
     def _apply_changes(self) -> None:
         self._load_bank_thresholds()
-        while True:
-            changes = self._banks.signal_changes_after(self._seq)
-            self._checked_at = time.monotonic()
+        self._seq = self._replay(self._live, self._seq)
+        self._checked_at = time.monotonic()
+
+    def _replay(self, lives: dict[str, _LiveIndex], after: int, upto: int | None = None) -> int:
+        """Apply change-log entries past ``after`` (through ``upto``) to ``lives``.
+
+        Returns the last seq applied. An index skips entries at or below its own ``seq``.
+        """
+        while upto is None or after < upto:
+            changes = self._banks.signal_changes_after(after)
+            if upto is not None:
+                changes = [c for c in changes if c.seq <= upto]
             if not changes:
-                return
+                break
             added = [c for c in changes if c.kind == SIGNAL_ADDED]
             values = self._signal_values([c.signal_pk for c in added if c.signal_pk is not None])
             for change in changes:
-                live = self._live.get(change.signal_type or "")
+                live = lives.get(change.signal_type or "")
                 if live is None or change.seq <= live.seq or change.signal_pk is None:
                     continue
                 if change.kind == SIGNAL_ADDED and change.signal_pk in values:
                     live.index.add([(change.signal_pk, values[change.signal_pk])])
                 elif change.kind == SIGNAL_REMOVED:
                     live.index.remove([change.signal_pk])
-            self._seq = changes[-1].seq
-            for live in self._live.values():
-                live.seq = max(live.seq, self._seq)
+            after = changes[-1].seq
+            for live in lives.values():
+                live.seq = max(live.seq, after)
+        return after
+
+    # --- sharing the host's newest snapshot ---------------------------------------------------
+
+    def _adopt_newer_snapshots(self) -> None:
+        """Start adopting snapshots written since each index was loaded (on a thread).
+
+        Merges rebuild segments into this process's private memory; serving from the newest
+        snapshot instead puts the host's processes back on the same mapped pages. Checking is
+        a ``stat`` per signal type; the load and catch-up happen off the query path.
+        """
+        if self._adopting is not None and self._adopting.is_alive():
+            return
+        newer = [
+            signal_type
+            for signal_type, stamp in self._stamps.items()
+            if snapshots.stamp(self.snapshot_root, signal_type) not in (None, stamp)
+        ]
+        if newer:
+            self._adopting = threading.Thread(
+                target=self._adopt_quietly, args=(newer,), name="hma-index-adopt", daemon=True
+            )
+            self._adopting.start()
+
+    def _adopt_quietly(self, signal_types: list[str]) -> None:
+        try:
+            self.adopt_snapshots(signal_types)
+        except Exception:  # the current index keeps serving; the next tick tries again
+            log.exception("could not adopt the newer index snapshots")
+
+    def adopt_snapshots(self, signal_types: list[str]) -> list[str]:
+        """Serve ``signal_types`` from the host's current snapshots; returns those swapped in.
+
+        The snapshot is loaded and caught up from the change log without the lock; only the
+        last few changes and the swap happen under it.
+        """
+        adopted = []
+        for signal_type in signal_types:
+            record = self._registry.indexes.get(signal_type)
+            if record is None or record.loader is None:
+                continue
+            loaded_stamp = snapshots.stamp(self.snapshot_root, signal_type)
+            loaded = snapshots.load(self.snapshot_root, signal_type, record, self._settings)
+            if loaded is None:
+                continue
+            fresh = _LiveIndex(*loaded)
+            len(fresh.index)  # settles bulk-loaded parts now, not in a query
+            self._replay({signal_type: fresh}, fresh.seq)
+            with self._lock:
+                self._apply_changes()
+                self._replay({signal_type: fresh}, fresh.seq, upto=self._seq)
+                fresh.seq = max(fresh.seq, self._seq)
+                self._live[signal_type] = fresh
+                self._stamps[signal_type] = loaded_stamp
+            adopted.append(signal_type)
+            log.info("%s index: now served from the snapshot at seq %d", signal_type, loaded[1])
+        return adopted
 
     def _signal_values(self, signal_pks: list[int]) -> dict[int, str]:
         values: dict[int, str] = {}

@@ -66,6 +66,15 @@ def load(
         return None
 
 
+def stamp(root: Path, signal_type: str) -> tuple[int, int] | None:
+    """What identifies the snapshot on disk now (a new save is a new manifest file)."""
+    try:
+        status = (root / signal_type / MANIFEST).stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
 @contextlib.contextmanager
 def build_lock(root: Path, signal_type: str) -> Iterator[None]:
     """Held while one process on the host builds ``signal_type``'s index from the records.
