@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,15 +48,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=3000)
+    parser.add_argument("--verbose-maps", action="store_true")
+    parser.add_argument("--reuse", help="a data folder an earlier run seeded (its index is reset)")
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="hma-memory-"))
+    folder = Path(args.reuse or tempfile.mkdtemp(prefix="hma-memory-"))
     settings = Settings(data_dir=str(folder))
     store = Store(settings.effective_database_url)
     migrate.upgrade(store)
     started = time.perf_counter()
-    planted = seed(store, args.size, bank="bench", sample=2000)
-    print(f"seeded {args.size:,} PDQ hashes in {time.perf_counter() - started:.1f}s (SQLite)")
+    if args.reuse:
+        shutil.rmtree(folder / "index", ignore_errors=True)
+        planted = [f"{random.Random(i).getrandbits(256):064x}" for i in range(2000)]
+        print(f"reusing {folder} (lookups are misses)")
+    else:
+        planted = seed(store, args.size, bank="bench", sample=2000)
+        print(f"seeded {args.size:,} PDQ hashes in {time.perf_counter() - started:.1f}s (SQLite)")
     token = ApiKeys(store).create("bench", ["read"]).token
     store.close()
 
@@ -116,6 +124,11 @@ def main() -> None:
                 f"MiB, RSS {memory.rss / 2**20:6.1f} MiB, private {memory.uss / 2**20:6.1f} MiB"
             )
         print(f"whole instance: PSS {total / 2**20:.0f} MiB over {len(processes)} processes")
+        if args.verbose_maps:
+            for process in processes:
+                maps = Path(f"/proc/{process.pid}/maps").read_text()
+                mapped = sorted({line.split()[-1] for line in maps.splitlines() if ".npy" in line})
+                print(f"  pid {process.pid} maps {mapped}")
     finally:
         server.terminate()
         server.wait(60)

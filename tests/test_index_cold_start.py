@@ -149,8 +149,11 @@ def test_a_process_moves_to_the_newest_snapshot_of_its_host(
     banks.remove_member(member_pks[0])
     maintenance = IndexManager(settings, runtime.registry, runtime.store)
     maintenance.save_snapshots()  # replaces the folder the serving process maps
-    # The old files are gone from the folder; the serving process still maps them.
-    assert "segment0.codes.npy (deleted)\n" in Path("/proc/self/maps").read_text()
+    # The old files are gone from the folder; the serving process still maps them, and the
+    # process that wrote the new snapshot already serves from it.
+    maps = Path("/proc/self/maps").read_text()
+    assert "segment0.codes.npy (deleted)\n" in maps and f"{codes}\n" in maps
+    assert maintenance.size("pdq") == 20_002
     before = serving._live["pdq"].index
 
     banks.add_member("a", NewMember(signals=(("pdq", late := random_pdq(rng)),)))

@@ -321,6 +321,9 @@ class IndexManager:
             for signal_type, live in self._live.items():
                 if snapshots.save(self.snapshot_root, signal_type, live.index, live.seq):
                     saved[signal_type] = len(live.index)
+        # Serve from what was just written: this process's merged segments go back to pages
+        # every process on the host shares (the others move over on their next refresh).
+        self.adopt_snapshots(list(saved))
         if self._settings.index.shared_snapshots:
             # Outside the lock: queries go on while the files are copied into the database.
             with snapshots.build_lock(self.snapshot_root, "publish"):
