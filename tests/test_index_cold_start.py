@@ -167,8 +167,10 @@ def test_a_process_moves_to_the_newest_snapshot_of_its_host(
     # The refresh tick notices a newer snapshot by itself and adopts it off the query path.
     maintenance.save_snapshots()
     current = serving._live["pdq"].index
+    exact = serving._live["video_md5"].index  # a hash map: reloading it would share nothing
     serving.refresh(force=True)
     assert serving._adopting is not None
     serving._adopting.join(30)
     assert serving._live["pdq"].index is not current
+    assert serving._live["video_md5"].index is exact
     assert [m.stored_signal for m in serving.match("pdq", late)] == [late]

@@ -142,7 +142,12 @@ class IndexManager:
                     return loaded
             live = self._build_from_records(signal_type)
             self.loaded_from[signal_type] = "records"
-            if snapshots.save(self.snapshot_root, signal_type, live.index, live.seq):
+            try:
+                saved = snapshots.save(self.snapshot_root, signal_type, live.index, live.seq)
+            except OSError:
+                log.exception("could not write the %s snapshot; serving the built one", signal_type)
+                return live
+            if saved:
                 shared = self._load_snapshot(signal_type, record)
                 if shared is not None:
                     self.loaded_from[signal_type] = "records"
@@ -248,13 +253,22 @@ class IndexManager:
         newer = [
             signal_type
             for signal_type, stamp in self._stamps.items()
-            if snapshots.stamp(self.snapshot_root, signal_type) not in (None, stamp)
+            if self._maps_snapshot(signal_type)
+            and snapshots.stamp(self.snapshot_root, signal_type) not in (None, stamp)
         ]
         if newer:
             self._adopting = threading.Thread(
                 target=self._adopt_quietly, args=(newer,), name="hma-index-adopt", daemon=True
             )
             self._adopting.start()
+
+    def _maps_snapshot(self, signal_type: str) -> bool:
+        """Whether the index serves from mapped snapshot files (``MAPS_SNAPSHOT = True``).
+
+        Only those gain from moving to a newer snapshot; others would just reload their copy.
+        """
+        live = self._live.get(signal_type)
+        return live is not None and bool(getattr(live.index, "MAPS_SNAPSHOT", False))
 
     def _adopt_quietly(self, signal_types: list[str]) -> None:
         try:
@@ -323,7 +337,7 @@ class IndexManager:
                     saved[signal_type] = len(live.index)
         # Serve from what was just written: this process's merged segments go back to pages
         # every process on the host shares (the others move over on their next refresh).
-        self.adopt_snapshots(list(saved))
+        self.adopt_snapshots([t for t in saved if self._maps_snapshot(t)])
         if self._settings.index.shared_snapshots:
             # Outside the lock: queries go on while the files are copied into the database.
             with snapshots.build_lock(self.snapshot_root, "publish"):

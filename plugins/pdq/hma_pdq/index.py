@@ -87,6 +87,10 @@ class PdqIndex:
     call that filled it, as simple single-threaded tools may prefer.
     """
 
+    #: Loaded segments are memory-mapped snapshot files: the index manager moves this index to
+    #: each newer snapshot of the host, so its processes share one copy of the pages.
+    MAPS_SNAPSHOT = True
+
     def __init__(
         self,
         threads: int = 1,
