@@ -25,7 +25,6 @@ only reads arrays nothing else changes.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import json
 import threading
@@ -54,8 +53,6 @@ DELTA_MAX = 4096
 GROWTH = 8
 #: Queries are searched this many at a time, to bound the candidate arrays of a batch.
 QUERY_BLOCK = 256
-#: Building a segment this large leaves enough freed temporaries to be worth a heap trim.
-TRIM_AFTER = 1 << 16
 
 
 def codes_from_hex(signals: Sequence[str]) -> U8:
@@ -259,8 +256,6 @@ class PdqIndex:
             segments.append(segment)
         self._segments = sorted(segments, key=lambda s: s.live, reverse=True)
         self._frozen = [d for d in self._frozen if id(d) not in taken]
-        if segment is not None and len(segment) >= TRIM_AFTER:
-            _give_back_freed_memory()
         if self._frozen or self._compact_due:
             self._start_merge()
 
@@ -369,17 +364,6 @@ def _per_query(found: list[Found], count: int) -> list[list[IndexMatch]]:
         [IndexMatch(i, d) for i, d in zip(ids[a:b], distances[a:b], strict=True)]
         for a, b in itertools.pairwise(bounds)
     ]
-
-
-def _give_back_freed_memory() -> None:
-    """Return freed heap memory to the system (glibc only; elsewhere a no-op).
-
-    glibc keeps the freed temporaries of a build (tens of MB) in its heap, where they would
-    count as ~20 bytes a hash of resident memory for good.
-    """
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 def _threads(settings: Settings) -> int:
