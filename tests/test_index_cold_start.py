@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 import attrs
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from hma_framework.index.manager import IndexManager
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 from hma_framework.store.banks import Banks, NewMember
 from hma_framework.store.signal_scan import iter_signal_rows
-from hma_framework.store.tables import IndexSnapshotChunkRow, IndexSnapshotRow
+from hma_framework.store.tables import BankChangeRow, IndexSnapshotChunkRow, IndexSnapshotRow
 
 
 def random_pdq(rng: random.Random) -> str:
@@ -174,3 +174,23 @@ def test_a_process_moves_to_the_newest_snapshot_of_its_host(
     assert serving._live["pdq"].index is not current
     assert serving._live["video_md5"].index is exact
     assert [m.stored_signal for m in serving.match("pdq", late)] == [late]
+
+
+def test_the_change_log_is_read_in_seq_ranges_across_gaps(runtime: Runtime) -> None:
+    banks = Banks(runtime.store)
+    rng = random.Random(6)
+    banks.create_bank("a")
+    for _ in range(30):
+        banks.add_member("a", NewMember(signals=(("pdq", random_pdq(rng)),)))
+    with runtime.store.reading() as session:
+        seqs = sorted(session.scalars(select(BankChangeRow.seq)))
+    gone = seqs[5:25]  # a gap much wider than the page size asked for below
+    with runtime.store.transaction() as session:
+        session.execute(delete(BankChangeRow).where(BankChangeRow.seq.in_(gone)))
+    kept = [s for s in seqs if s not in gone]
+    read, after = [], 0
+    while page := banks.signal_changes_after(after, limit=4):
+        assert len(page) <= 4 and [c.seq for c in page] == sorted(c.seq for c in page)
+        read.extend(c.seq for c in page)
+        after = page[-1].seq
+    assert read == kept

@@ -340,17 +340,29 @@ class Banks:
             return int(session.scalar(select(func.max(BankChangeRow.seq))) or 0)
 
     def signal_changes_after(self, seq: int, limit: int = 50_000) -> list[SignalChange]:
-        """Index-relevant changes past ``seq``, oldest first (at most ``limit``)."""
+        """Index-relevant changes past ``seq``, oldest first (at most ``limit``).
+
+        Asked as a bounded range of ``seq``, which every process runs on each refresh tick:
+        an open ``seq > x ORDER BY seq LIMIT n`` made PostgreSQL sort the whole log (a parallel
+        scan, >100 ms at 1M entries) whenever its statistics lagged behind a bulk import. A
+        gap in the sequence wider than the range (rolled-back writers) is skipped over.
+        """
+        change = BankChangeRow
+        columns = select(change.seq, change.kind, change.signal_type, change.signal_pk)
         with self._store.reading() as session:
             rows = session.execute(
-                select(
-                    BankChangeRow.seq,
-                    BankChangeRow.kind,
-                    BankChangeRow.signal_type,
-                    BankChangeRow.signal_pk,
-                )
-                .where(BankChangeRow.seq > seq)
+                columns.where(BankChangeRow.seq > seq, BankChangeRow.seq <= seq + limit)
                 .order_by(BankChangeRow.seq)
-                .limit(limit)
             ).all()
+            if not rows:
+                following = session.scalar(
+                    select(func.min(BankChangeRow.seq)).where(BankChangeRow.seq > seq)
+                )
+                if following is None:
+                    return []
+                rows = session.execute(
+                    columns.where(
+                        BankChangeRow.seq >= following, BankChangeRow.seq < following + limit
+                    ).order_by(BankChangeRow.seq)
+                ).all()
         return [SignalChange(*row) for row in rows]
