@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from hma_framework.runtime import Runtime
+from hma_framework.store import bulk
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks, NewMember
 from hma_framework.store.bulk import COPY_FROM
@@ -63,3 +65,35 @@ def test_large_batches_with_shared_and_existing_signals(runtime: Runtime) -> Non
         assert {s["signal_value"] for s in member["signals"]} == {p, m}
     matched = runtime.indexes.match("pdq", pdq[5])
     assert sorted(x.bank_name for x in matched) == ["first", "second"]
+
+
+def test_large_imports_refresh_postgresql_statistics(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if runtime.store.dialect != "postgresql":
+        pytest.skip("PostgreSQL plans from statistics that ANALYZE refreshes")
+    monkeypatch.setattr(bulk, "ANALYZE_EVERY", 300)
+    banks = Banks(runtime.store)
+    banks.create_bank("a")
+    rng = random.Random(4)
+
+    def estimated_signals() -> float:
+        with runtime.store.reading() as session:
+            return float(
+                session.execute(
+                    text("SELECT reltuples FROM pg_class WHERE oid = 'signal'::regclass")
+                ).scalar_one()
+            )
+
+    before = estimated_signals()
+    banks.add_member("a", NewMember(signals=(("pdq", f"{rng.getrandbits(256):064x}"),)))
+    banks.add_members(
+        "a",
+        [NewMember(signals=(("pdq", f"{rng.getrandbits(256):064x}"),)) for _ in range(250)],
+    )
+    assert estimated_signals() == before  # 251 rows so far: not yet
+    banks.add_members(
+        "a",
+        [NewMember(signals=(("pdq", f"{rng.getrandbits(256):064x}"),)) for _ in range(100)],
+    )
+    assert estimated_signals() == 351  # analyzed: the planner knows the table's size

@@ -17,7 +17,7 @@ import attrs
 from sqlalchemy import Table, delete, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from hma_framework.store.bulk import BulkWriter
+from hma_framework.store.bulk import BulkWriter, refresh_statistics_after
 from hma_framework.store.db import Store
 from hma_framework.store.tables import (
     BankChangeRow,
@@ -296,6 +296,11 @@ class Banks:
 
     def add_members(self, bank_name: str, members: Sequence[NewMember]) -> list[int]:
         """Add members (one transaction); returns their ids in order."""
+        member_pks = self._add_members(bank_name, members)
+        refresh_statistics_after(self._store, len(members))
+        return member_pks
+
+    def _add_members(self, bank_name: str, members: Sequence[NewMember]) -> list[int]:
         with self._store.transaction() as session:
             lock_change_log(session)
             bank_pk = self.bank_id(session, bank_name)
