@@ -97,3 +97,9 @@ def test_large_imports_refresh_postgresql_statistics(
         [NewMember(signals=(("pdq", f"{rng.getrandbits(256):064x}"),)) for _ in range(100)],
     )
     assert estimated_signals() == 351  # analyzed: the planner knows the table's size
+    for expected in (351, 351, 651):  # the next ANALYZE waits for max(300, 351 // 2) more rows
+        banks.add_members(
+            "a",
+            [NewMember(signals=(("pdq", f"{rng.getrandbits(256):064x}"),)) for _ in range(100)],
+        )
+        assert estimated_signals() == expected
