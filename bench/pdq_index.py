@@ -7,10 +7,15 @@ built from hex records. Queries are half near-duplicates of stored hashes (1-31 
 half random misses. Prints the build time, single-query latency (p50/p99) and per-query latency
 in batches at thresholds 31 and 52, recall and exactness against a faiss brute-force scan on a
 sample, resident memory per stored hash (RSS delta around the build), snapshot save and load
-times, and the cost of adding one entry at that size and the time until it matches. Then the
-same workload on python-threatexchange's default ``PDQIndex`` (sizes up to --baseline-max,
-since it keeps ~640 B a hash and builds slowly). ``--chunks 8`` or ``--flat`` show the memory
-and speed trade-off of other layouts. Prints figures; it is not a test.
+times, and the cost of adding one entry at that size and the time until it matches. The loaded
+snapshot is memory-mapped: its file-backed (shared between processes) and private bytes per hash
+are printed after every page was read. Then the latency of queries while a thread adds one
+member per millisecond (``--stream-seconds``), both with background merges and with the old
+inline merges, forcing every full delta to merge into the main segment (the worst case: at
+the default growth factor that happens once per n/8 adds). Then the same workload on
+python-threatexchange's default ``PDQIndex`` (sizes up to --baseline-max, since it keeps
+~640 B a hash and builds slowly). ``--chunks 8`` or ``--flat`` show the memory and speed
+trade-off of other layouts. Prints figures; it is not a test.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -72,6 +78,75 @@ def dataset(size: int, queries: int, seed: int) -> tuple[list[str], np.ndarray, 
         else:
             sample.append(flipped(codes[int(rng.integers(size))], rng).tobytes().hex())
     return records, codes, sample
+
+
+def smaps_rollup() -> dict[str, int]:
+    """This process's ``/proc/self/smaps_rollup`` fields, in bytes (Linux only, else empty)."""
+    path = Path("/proc/self/smaps_rollup")
+    if not path.exists():
+        return {}
+    fields = {}
+    for line in path.read_text().splitlines()[1:]:
+        name, value, *_ = line.split()
+        fields[name.rstrip(":")] = int(value) * 1024
+    return fields
+
+
+def mapped_memory(index: PdqIndex, size: int, before: dict[str, int]) -> str:
+    """File-backed (shareable) and private (anonymous) growth since ``before``, per hash."""
+    after = smaps_rollup()
+    if not after:
+        return "(no smaps_rollup on this system)"
+    anonymous = after["Anonymous"] - before["Anonymous"]
+    file_backed = (after["Rss"] - after["Anonymous"]) - (before["Rss"] - before["Anonymous"])
+    return (
+        f"file-backed (shared by every process that maps the snapshot) {file_backed / size:.1f} "
+        f"B/hash, private {anonymous / size:.1f} B/hash"
+    )
+
+
+def stream_adds(index: PdqIndex, size: int, queries: list[str], seconds: float) -> str:
+    """Query latency while another thread adds one member per millisecond (worst case merges).
+
+    Both threads take one lock around each call, as the ``IndexManager`` does.
+    """
+    lock = threading.Lock()
+    stop = threading.Event()
+    rng = np.random.default_rng(5)
+    fresh = rng.integers(0, 256, size=(int(seconds * 1500) + 10, 32), dtype=np.uint8)
+    added = [0]
+
+    def adder() -> None:
+        next_at = time.perf_counter()
+        while not stop.is_set():
+            next_at += 0.001
+            with lock:
+                row = fresh[added[0]]
+                index.add([(10 * size + added[0], row.tobytes().hex())])
+            added[0] += 1
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+
+    growth, index.growth = index.growth, 10**9  # every frozen delta merges the main segment
+    thread = threading.Thread(target=adder, daemon=True)
+    latencies, merges_seen = [], 0
+    started = time.perf_counter()
+    thread.start()
+    while time.perf_counter() - started < seconds:
+        query = queries[len(latencies) % len(queries)]
+        before = time.perf_counter()
+        with lock:
+            index.query(query, 31)
+            merges_seen += index.merging
+        latencies.append(time.perf_counter() - before)
+        time.sleep(0.0005)
+    stop.set()
+    thread.join()
+    index.growth = growth
+    rate = added[0] / (time.perf_counter() - started)
+    return (
+        f"{len(latencies)} queries, {percentiles(latencies)}, max {max(latencies) * 1e3:.1f} ms; "
+        f"{rate:.0f} adds/s; queries that ran during a merge: {merges_seen}"
+    )
 
 
 def percentiles(seconds: Sequence[float]) -> str:
@@ -175,13 +250,22 @@ def bench_ours(
         load = time.perf_counter() - start
         same = all(loaded.query(q, 31) == index.query(q, 31) for q in queries[:50])
         del loaded
+        mapped_before = smaps_rollup()
         start = time.perf_counter()
         loaded = load_pdq_index(Settings(), folder)
         again = time.perf_counter() - start
+        first = timed(lambda index=loaded: index.query(queries[0], 31))
+        for segment in loaded._segments:  # read every page, as a long-running server would
+            int(segment.codes.sum(dtype=np.uint64)) + int(segment.ids.sum())
+            if segment.mih is not None:
+                int(segment.mih.postings.sum(dtype=np.uint64))
+                int(segment.mih.offsets.sum(dtype=np.uint64))
         print(
-            f"snapshot: save {save:.2f} s, load {load:.2f} s (again: {again:.2f} s), "
-            f"{on_disk / 2**20:.0f} MiB on disk, loaded index answers the same: {same}"
+            f"snapshot: save {save:.2f} s, load {load:.2f} s (again: {again:.2f} s, then first "
+            f"query {first * 1e3:.1f} ms), {on_disk / 2**20:.0f} MiB on disk, loaded index "
+            f"answers the same: {same}"
         )
+        print(f"loaded snapshot, all pages read: {mapped_memory(loaded, size, mapped_before)}")
         del loaded
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -203,6 +287,17 @@ def bench_ours(
         f"max {max(adds) * 1e3:.1f} ms; add until it matches {percentiles(visible)} "
         f"max {max(visible) * 1e3:.1f} ms"
     )
+    if args.stream_seconds > 0:
+        print(
+            "queries while adding 1 member/ms, background merges: "
+            + stream_adds(index, size, queries, args.stream_seconds)
+        )
+        index.background = False
+        print(
+            "  the same with inline merges (before this change): "
+            + stream_adds(index, size, queries, args.stream_seconds)
+        )
+        index.background = True
     return p50
 
 
@@ -232,6 +327,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--recall-sample", type=int, default=200)
     parser.add_argument("--adds", type=int, default=10_000)
+    parser.add_argument("--stream-seconds", type=float, default=15.0, help="0: skip")
     parser.add_argument("--baseline-max", type=int, default=1_000_000)
     parser.add_argument("--chunks", type=int, help="force this many MIH chunks")
     parser.add_argument("--flat", action="store_true", help="no MIH: faiss flat scans only")

@@ -268,6 +268,14 @@ class IndexSettings:
         validator=_at_least(10),
         metadata=_help("How often the scheduler has index snapshots written to the data folder."),
     )
+    shared_snapshots: bool = attrs.field(
+        default=False,
+        metadata=_help(
+            "Also publish each index snapshot to the database, and start a process whose data "
+            "folder has none from it (then the change log): for fleets, where a new host "
+            "would otherwise build every index from the records."
+        ),
+    )
 
 
 @attrs.frozen

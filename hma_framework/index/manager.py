@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +21,18 @@ import attrs
 from sqlalchemy import select
 from threatexchange.signal_type.signal_base import SimpleSignalType, TrivialSignalTypeIndex
 
-from hma_framework.index import snapshots
+from hma_framework.index import shared_snapshots, snapshots
 from hma_framework.index.holders import HolderCache
 from hma_framework.index.simple import ExactMatchIndex, LinearScanIndex
 from hma_framework.registry import Registry
 from hma_framework.settings import Settings
 from hma_framework.store.banks import SIGNAL_ADDED, SIGNAL_REMOVED, Banks
 from hma_framework.store.db import Store
+from hma_framework.store.signal_scan import iter_signal_rows
 from hma_framework.store.tables import BankRow, SignalRow
-from hma_framework.types import IndexMatch, SignalIndex
+from hma_framework.types import IndexMatch, IndexRecord, SignalIndex
 
 log = logging.getLogger(__name__)
-
-BUILD_BATCH = 100_000
 
 
 @attrs.frozen
@@ -89,6 +88,10 @@ class IndexManager:
         self._loaded = False
         self._thresholds: list[dict[str, int]] = []
         self._holders = HolderCache(store)
+        #: How each index was filled: "snapshot", "shared" (the database's), or "records".
+        self.loaded_from: dict[str, str] = {}
+        self._stamps: dict[str, tuple[int, int] | None] = {}  # the snapshot each index is from
+        self._adopting: threading.Thread | None = None
 
     # --- construction --------------------------------------------------------------------
 
@@ -118,14 +121,66 @@ class IndexManager:
             self._apply_changes()
 
     def _load_one(self, signal_type: str) -> _LiveIndex:
+        """From the host's snapshot; else built from the records by one process per host.
+
+        The process that builds writes a snapshot and then serves from it too, so every
+        process on the host maps the same segment files (their pages are shared).
+        """
         record = self._registry.indexes.get(signal_type)
-        if record is not None and record.loader is not None:
-            loaded = snapshots.load(self.snapshot_root, signal_type, record, self._settings)
+        if record is None or record.loader is None:
+            self.loaded_from[signal_type] = "records"
+            return self._build_from_records(signal_type)
+        loaded = self._load_snapshot(signal_type, record)
+        if loaded is not None:
+            return loaded
+        with snapshots.build_lock(self.snapshot_root, signal_type):
+            loaded = self._load_snapshot(signal_type, record)  # built while we waited?
             if loaded is not None:
-                index, seq = loaded
-                log.info("%s index: snapshot at seq %d, %d entries", signal_type, seq, len(index))
-                return _LiveIndex(index, seq)
-        return self._build_from_records(signal_type)
+                return loaded
+            if self._settings.index.shared_snapshots and self._fetch_shared(signal_type):
+                loaded = self._load_snapshot(signal_type, record)
+                if loaded is not None:
+                    self.loaded_from[signal_type] = "shared"
+                    return loaded
+            live = self._build_from_records(signal_type)
+            self.loaded_from[signal_type] = "records"
+            try:
+                saved = snapshots.save(self.snapshot_root, signal_type, live.index, live.seq)
+            except OSError:
+                log.exception("could not write the %s snapshot; serving the built one", signal_type)
+                return live
+            if saved:
+                shared = self._load_snapshot(signal_type, record)
+                if shared is not None:
+                    self.loaded_from[signal_type] = "records"
+                    return shared
+            return live
+
+    def _fetch_shared(self, signal_type: str) -> bool:
+        started = time.monotonic()
+        try:
+            fetched = shared_snapshots.fetch(self._store, signal_type, self.snapshot_root)
+        except Exception:
+            log.exception("could not fetch the shared %s snapshot", signal_type)
+            return False
+        if fetched:
+            log.info(
+                "%s index: shared snapshot fetched in %.1fs",
+                signal_type,
+                time.monotonic() - started,
+            )
+        return fetched
+
+    def _load_snapshot(self, signal_type: str, record: IndexRecord) -> _LiveIndex | None:
+        loaded_stamp = snapshots.stamp(self.snapshot_root, signal_type)
+        loaded = snapshots.load(self.snapshot_root, signal_type, record, self._settings)
+        if loaded is None:
+            return None
+        index, seq = loaded
+        log.info("%s index: snapshot at seq %d, %d entries", signal_type, seq, len(index))
+        self.loaded_from[signal_type] = "snapshot"
+        self._stamps[signal_type] = loaded_stamp
+        return _LiveIndex(index, seq)
 
     def _build_from_records(self, signal_type: str) -> _LiveIndex:
         started = time.monotonic()
@@ -133,7 +188,7 @@ class IndexManager:
         # and replaying is idempotent (re-adding replaces, removing twice does nothing).
         seq = self._banks.latest_seq()
         index = self.new_index(signal_type)
-        for batch in self._iter_signals(signal_type):
+        for batch in iter_signal_rows(self._store, signal_type):
             index.add(batch)
         log.info(
             "%s index: built from records, %d entries in %.1fs",
@@ -142,21 +197,6 @@ class IndexManager:
             time.monotonic() - started,
         )
         return _LiveIndex(index, seq)
-
-    def _iter_signals(self, signal_type: str) -> Iterator[list[tuple[int, str]]]:
-        last_pk = 0
-        while True:
-            with self._store.reading() as session:
-                batch = session.execute(
-                    select(SignalRow.id, SignalRow.signal_value)
-                    .where(SignalRow.signal_type == signal_type, SignalRow.id > last_pk)
-                    .order_by(SignalRow.id)
-                    .limit(BUILD_BATCH)
-                ).all()
-            if not batch:
-                return
-            last_pk = batch[-1][0]
-            yield [(pk, value) for pk, value in batch]
 
     # --- freshness -----------------------------------------------------------------------
 
@@ -168,28 +208,104 @@ class IndexManager:
                 return
             if force or time.monotonic() - self._checked_at >= self.refresh_interval:
                 self._apply_changes()
+                self._adopt_newer_snapshots()
 
     def _apply_changes(self) -> None:
         self._load_bank_thresholds()
-        while True:
-            changes = self._banks.signal_changes_after(self._seq)
-            self._checked_at = time.monotonic()
-            self._refreshed_at = time.time()
+        self._seq = self._replay(self._live, self._seq)
+        self._checked_at = time.monotonic()
+        self._refreshed_at = time.time()
+
+    def _replay(self, lives: dict[str, _LiveIndex], after: int, upto: int | None = None) -> int:
+        """Apply change-log entries past ``after`` (through ``upto``) to ``lives``.
+
+        Returns the last seq applied. An index skips entries at or below its own ``seq``.
+        """
+        while upto is None or after < upto:
+            changes = self._banks.signal_changes_after(after)
+            if upto is not None:
+                changes = [c for c in changes if c.seq <= upto]
             if not changes:
-                return
+                break
             added = [c for c in changes if c.kind == SIGNAL_ADDED]
             values = self._signal_values([c.signal_pk for c in added if c.signal_pk is not None])
             for change in changes:
-                live = self._live.get(change.signal_type or "")
+                live = lives.get(change.signal_type or "")
                 if live is None or change.seq <= live.seq or change.signal_pk is None:
                     continue
                 if change.kind == SIGNAL_ADDED and change.signal_pk in values:
                     live.index.add([(change.signal_pk, values[change.signal_pk])])
                 elif change.kind == SIGNAL_REMOVED:
                     live.index.remove([change.signal_pk])
-            self._seq = changes[-1].seq
-            for live in self._live.values():
-                live.seq = max(live.seq, self._seq)
+            after = changes[-1].seq
+            for live in lives.values():
+                live.seq = max(live.seq, after)
+        return after
+
+    # --- sharing the host's newest snapshot ---------------------------------------------------
+
+    def _adopt_newer_snapshots(self) -> None:
+        """Start adopting snapshots written since each index was loaded (on a thread).
+
+        Merges rebuild segments into this process's private memory; serving from the newest
+        snapshot instead puts the host's processes back on the same mapped pages. Checking is
+        a ``stat`` per signal type; the load and catch-up happen off the query path.
+        """
+        if self._adopting is not None and self._adopting.is_alive():
+            return
+        newer = [
+            signal_type
+            for signal_type, stamp in self._stamps.items()
+            if self._maps_snapshot(signal_type)
+            and snapshots.stamp(self.snapshot_root, signal_type) not in (None, stamp)
+        ]
+        if newer:
+            self._adopting = threading.Thread(
+                target=self._adopt_quietly, args=(newer,), name="hma-index-adopt", daemon=True
+            )
+            self._adopting.start()
+
+    def _maps_snapshot(self, signal_type: str) -> bool:
+        """Whether the index serves from mapped snapshot files (``MAPS_SNAPSHOT = True``).
+
+        Only those gain from moving to a newer snapshot; others would just reload their copy.
+        """
+        live = self._live.get(signal_type)
+        return live is not None and bool(getattr(live.index, "MAPS_SNAPSHOT", False))
+
+    def _adopt_quietly(self, signal_types: list[str]) -> None:
+        try:
+            self.adopt_snapshots(signal_types)
+        except Exception:  # the current index keeps serving; the next tick tries again
+            log.exception("could not adopt the newer index snapshots")
+
+    def adopt_snapshots(self, signal_types: list[str]) -> list[str]:
+        """Serve ``signal_types`` from the host's current snapshots; returns those swapped in.
+
+        The snapshot is loaded and caught up from the change log without the lock; only the
+        last few changes and the swap happen under it.
+        """
+        adopted = []
+        for signal_type in signal_types:
+            record = self._registry.indexes.get(signal_type)
+            if record is None or record.loader is None:
+                continue
+            loaded_stamp = snapshots.stamp(self.snapshot_root, signal_type)
+            loaded = snapshots.load(self.snapshot_root, signal_type, record, self._settings)
+            if loaded is None:
+                continue
+            fresh = _LiveIndex(*loaded)
+            len(fresh.index)  # settles bulk-loaded parts now, not in a query
+            self._replay({signal_type: fresh}, fresh.seq)
+            with self._lock:
+                self._apply_changes()
+                self._replay({signal_type: fresh}, fresh.seq, upto=self._seq)
+                fresh.seq = max(fresh.seq, self._seq)
+                self._live[signal_type] = fresh
+                self._stamps[signal_type] = loaded_stamp
+            adopted.append(signal_type)
+            log.info("%s index: now served from the snapshot at seq %d", signal_type, loaded[1])
+        return adopted
 
     def _signal_values(self, signal_pks: list[int]) -> dict[int, str]:
         values: dict[int, str] = {}
@@ -232,6 +348,16 @@ class IndexManager:
             for signal_type, live in self._live.items():
                 if snapshots.save(self.snapshot_root, signal_type, live.index, live.seq):
                     saved[signal_type] = len(live.index)
+        # Serve from what was just written: this process's merged segments go back to pages
+        # every process on the host shares (the others move over on their next refresh).
+        self.adopt_snapshots([t for t in saved if self._maps_snapshot(t)])
+        if self._settings.index.shared_snapshots:
+            # Outside the lock: queries go on while the files are copied into the database.
+            with snapshots.build_lock(self.snapshot_root, "publish"):
+                for signal_type in saved:
+                    shared_snapshots.publish(
+                        self._store, signal_type, self.snapshot_root / signal_type
+                    )
         return saved
 
     # --- queries -------------------------------------------------------------------------

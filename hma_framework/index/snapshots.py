@@ -7,10 +7,13 @@ sees the old snapshot or the new one, never half of each. The manifest records t
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from hma_framework.settings import Settings
@@ -61,3 +64,28 @@ def load(
     except Exception as exc:
         log.warning("ignoring the %s snapshot in %s: %s", signal_type, folder, exc)
         return None
+
+
+def stamp(root: Path, signal_type: str) -> tuple[int, int] | None:
+    """What identifies the snapshot on disk now (a new save is a new manifest file)."""
+    try:
+        status = (root / signal_type / MANIFEST).stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
+@contextlib.contextmanager
+def build_lock(root: Path, signal_type: str) -> Iterator[None]:
+    """Held while one process on the host builds ``signal_type``'s index from the records.
+
+    The others wait, then load the snapshot the builder wrote: a host builds each index once,
+    not once per process (an advisory ``flock``, released if the builder dies).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f".{signal_type}.build.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -18,7 +18,7 @@ import attrs
 from sqlalchemy import Table, case, delete, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from hma_framework.store.bulk import BulkWriter
+from hma_framework.store.bulk import BulkWriter, refresh_statistics_after
 from hma_framework.store.db import Store
 from hma_framework.store.tables import (
     BankChangeRow,
@@ -102,8 +102,9 @@ def _signal_ids(session: Session, signals: Iterable[tuple[str, str]]) -> dict[tu
     now = bulk.timestamp(utcnow())
     for signal_type in sorted({t for t, _ in wanted}):
         values = [v for t, v in wanted if t == signal_type]
-        for chunk_start in range(0, len(values), 900):  # stay under SQLite's variable limit
-            chunk = values[chunk_start : chunk_start + 900]
+        per_call = bulk.rows_per_call
+        for chunk_start in range(0, len(values), per_call):
+            chunk = values[chunk_start : chunk_start + per_call]
             # A no-op update on conflict makes RETURNING give existing rows' ids as well, in
             # the same statement (a separate IN-list lookup is slow on a fresh PostgreSQL
             # table whose statistics lag behind a bulk import).
@@ -346,6 +347,11 @@ class Banks:
 
     def add_members(self, bank_name: str, members: Sequence[NewMember]) -> list[int]:
         """Add members (one transaction); returns their ids in order."""
+        member_pks = self._add_members(bank_name, members)
+        refresh_statistics_after(self._store, len(members))
+        return member_pks
+
+    def _add_members(self, bank_name: str, members: Sequence[NewMember]) -> list[int]:
         with self._store.transaction() as session:
             lock_change_log(session)
             bank_pk = self.bank_id(session, bank_name)
@@ -390,17 +396,30 @@ class Banks:
             return int(session.scalar(select(func.max(BankChangeRow.seq))) or 0)
 
     def signal_changes_after(self, seq: int, limit: int = 50_000) -> list[SignalChange]:
-        """Index-relevant changes past ``seq``, oldest first (at most ``limit``)."""
+        """Index-relevant changes past ``seq``, oldest first (at most ``limit``).
+
+        Asked as a bounded range of ``seq``, which every process runs on each refresh tick:
+        an open ``seq > x ORDER BY seq LIMIT n`` made PostgreSQL sort the whole log (a parallel
+        scan, >100 ms at 1M entries) whenever its statistics lagged behind a bulk import. A
+        gap in the sequence wider than the range (rolled-back writers) is skipped over.
+        """
+        change = BankChangeRow
+        columns = select(change.seq, change.kind, change.signal_type, change.signal_pk)
         with self._store.reading() as session:
             rows = session.execute(
-                select(
-                    BankChangeRow.seq,
-                    BankChangeRow.kind,
-                    BankChangeRow.signal_type,
-                    BankChangeRow.signal_pk,
+                columns.where(BankChangeRow.seq > seq, BankChangeRow.seq <= seq + limit).order_by(
+                    BankChangeRow.seq
                 )
-                .where(BankChangeRow.seq > seq)
-                .order_by(BankChangeRow.seq)
-                .limit(limit)
             ).all()
+            if not rows:
+                following = session.scalar(
+                    select(func.min(BankChangeRow.seq)).where(BankChangeRow.seq > seq)
+                )
+                if following is None:
+                    return []
+                rows = session.execute(
+                    columns.where(
+                        BankChangeRow.seq >= following, BankChangeRow.seq < following + limit
+                    ).order_by(BankChangeRow.seq)
+                ).all()
         return [SignalChange(*row) for row in rows]

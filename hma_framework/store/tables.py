@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -440,3 +441,37 @@ class ApiKeyRow(Base):
     scopes: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None]
+
+
+# --- shared index snapshots -------------------------------------------------------------------
+
+
+class IndexSnapshotRow(Base):
+    """The newest index snapshot of a signal type shared through the database (for fleets).
+
+    ``files`` lists ``{"name", "size", "chunks"}`` of the snapshot folder; the bytes are in
+    ``IndexSnapshotChunkRow`` rows of the same ``generation``.
+    """
+
+    __tablename__ = "index_snapshot"
+
+    signal_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[list[Any]] = mapped_column(default=list)
+    written_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class IndexSnapshotChunkRow(Base):
+    """A piece of one file of a shared index snapshot (a few MiB, read one at a time)."""
+
+    __tablename__ = "index_snapshot_chunk"
+    __table_args__ = (UniqueConstraint("signal_type", "generation", "name", "chunk"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    signal_type: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(255))
+    chunk: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

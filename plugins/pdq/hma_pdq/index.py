@@ -4,24 +4,30 @@ Layout (a log-structured merge, so no change ever rebuilds the whole index):
 
 - **segments**, oldest and largest first: codes sorted by entry id, each with its own
   multi-index-hashing tables (``index_mih``) or, when small, scanned flat by faiss;
-- the **delta**: up to ``delta_max`` recent single adds, scanned flat on every query;
+- the **delta**: up to ``delta_max`` recent single adds, scanned flat on every query; a full
+  delta is frozen (still scanned flat) and a fresh one takes the adds;
 - **pending** bulk batches (and removals that follow them), not searchable yet: resolved into
   a segment, in order, at the next query. Bulk loads therefore build each segment once.
 
-A full delta becomes a segment, absorbing trailing segments up to ``growth`` times its size, so
-sizes stay geometric: an entry is rebuilt a few times over its life, queries visit a few
-segments. Removing or replacing an entry clears its bit in the segment's ``alive`` bitmap;
-segments that are mostly tombstones are rebuilt. Every query is exact: candidates are verified
-on all 256 bits, and radii where probing costs more than reading fall back to faiss's scan.
+Frozen deltas become a segment, absorbing trailing segments up to ``growth`` times their size,
+so sizes stay geometric: an entry is rebuilt a few times over its life, queries visit a few
+segments. That merge runs on a background thread (``index_merge``) and is swapped in by the
+next call that finds it finished, so no query or add waits for it, however large the rebuilt
+segment. Removing or replacing an entry clears its bit in the segment's ``alive`` bitmap;
+segments that are mostly tombstones are rebuilt the same way. Every query is exact:
+candidates are verified on all 256 bits, and radii where probing costs more than reading fall
+back to faiss's scan. Loaded snapshots memory-map their segments read-only, shared by every
+process on the host.
 
-Not thread-safe: callers serialize access (the ``IndexManager`` holds a lock).
+Not thread-safe: callers serialize access (the ``IndexManager`` holds a lock); the merge thread
+only reads arrays nothing else changes.
 """
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +38,7 @@ import numpy as np
 from hma_framework.settings import load_section
 from hma_framework.types import IndexMatch
 from hma_pdq.index_delta import Delta
+from hma_pdq.index_merge import Merge, pick_inputs
 from hma_pdq.index_mih import CODE_BYTES, I64, U8
 from hma_pdq.index_segment import FLAT_MAX, Found, Segment, choose_layout
 from hma_pdq.pdq_settings import PdqSettings
@@ -46,8 +53,6 @@ DELTA_MAX = 4096
 GROWTH = 8
 #: Queries are searched this many at a time, to bound the candidate arrays of a batch.
 QUERY_BLOCK = 256
-#: Building a segment this large leaves enough freed temporaries to be worth a heap trim.
-TRIM_AFTER = 1 << 16
 
 
 def codes_from_hex(signals: Sequence[str]) -> U8:
@@ -75,7 +80,13 @@ class PdqIndex:
     default, since the matcher runs many queries side by side. ``chunks`` forces the number
     of MIH chunks (default: by segment size) and ``flat_max`` the size under which segments
     are scanned flat: ``flat_max`` above the index size trades speed for ~40 B a hash.
+    ``background`` merges on a thread (the default); without it a full delta is merged in the
+    call that filled it, as simple single-threaded tools may prefer.
     """
+
+    #: Loaded segments are memory-mapped snapshot files: the index manager moves this index to
+    #: each newer snapshot of the host, so its processes share one copy of the pages.
+    MAPS_SNAPSHOT = True
 
     def __init__(
         self,
@@ -85,6 +96,7 @@ class PdqIndex:
         flat_max: int = FLAT_MAX,
         delta_max: int = DELTA_MAX,
         growth: int = GROWTH,
+        background: bool = True,
     ) -> None:
         self.threads = threads
         faiss.omp_set_num_threads(threads)
@@ -92,10 +104,20 @@ class PdqIndex:
         self.flat_max = flat_max
         self.delta_max = delta_max
         self.growth = growth
+        self.background = background
         self._segments: list[Segment] = []
+        self._frozen: list[Delta] = []  # full deltas, scanned flat until a merge absorbs them
         self._delta = Delta(delta_max)
         self._pending: list[tuple[I64, U8 | None]] = []  # (ids, codes or None: removed)
         self._compact_due = False
+        self._merge: Merge | None = None
+        #: Tests set this to hold background merges until it is set: a slow merge on demand.
+        self.merge_gate: threading.Event | None = None
+
+    @property
+    def merging(self) -> bool:
+        """Whether a background merge is running (or finished and not yet swapped in)."""
+        return self._merge is not None
 
     # --- changes -------------------------------------------------------------------------
 
@@ -118,6 +140,7 @@ class PdqIndex:
             raise ValueError(f"expected ids (n,) and codes (n, 32), got {ids.shape} {codes.shape}")
         if not len(ids):
             return
+        self._swap_if_merged()
         self._tombstone(ids)
         if self._pending or len(ids) >= self.delta_max:
             self._pending.append((ids, codes))  # indexed in one go at the next query
@@ -126,19 +149,28 @@ class PdqIndex:
             last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]
             ids, codes = ids[last], codes[last]
         self._delta.append(ids, codes)
-        if self._delta.size > self.delta_max:
-            self._settle()
+        if self._delta.size >= self.delta_max:
+            self._frozen.append(self._delta)
+            self._delta = Delta(self.delta_max)
+            self._start_merge()
 
     def remove(self, entry_ids: Sequence[int]) -> None:
         if not len(entry_ids):
             return
         ids = np.asarray(entry_ids, dtype=np.int64)
+        self._swap_if_merged()
         self._tombstone(ids)
         if self._pending:
             self._pending.append((ids, None))
+        elif self._compact_due:
+            self._start_merge()
 
     def _tombstone(self, ids: I64) -> None:
+        if self._merge is not None:
+            self._merge.note_removed(ids)
         self._delta.remove(ids)
+        for delta in self._frozen:
+            delta.remove(ids)
         for segment in self._segments:
             if segment.remove(ids) and 2 * segment.dead > len(segment):
                 self._compact_due = True
@@ -164,54 +196,95 @@ class PdqIndex:
         return results
 
     def _parts(self) -> list[Segment | Delta]:
-        return [*self._segments, self._delta] if self._delta.live else [*self._segments]
+        deltas = [d for d in (*self._frozen, self._delta) if d.live]
+        return [*self._segments, *deltas]
 
     def __len__(self) -> int:
         self._settle_if_due()
-        return sum(segment.live for segment in self._segments) + self._delta.live
+        deltas = sum(d.live for d in self._frozen) + self._delta.live
+        return sum(segment.live for segment in self._segments) + deltas
 
     @property
     def nbytes(self) -> int:
-        """Bytes held in the index's arrays (pending batches included)."""
+        """Bytes held in the index's arrays (pending batches and mapped segments included)."""
         pending = sum(ids.nbytes + (0 if c is None else c.nbytes) for ids, c in self._pending)
-        return sum(s.nbytes for s in self._segments) + self._delta.nbytes + pending
+        deltas = sum(d.nbytes for d in self._frozen) + self._delta.nbytes
+        return sum(s.nbytes for s in self._segments) + deltas + pending
 
     # --- merging -------------------------------------------------------------------------
 
     def _settle_if_due(self) -> None:
-        if self._pending or self._delta.size > self.delta_max or self._compact_due:
+        self._swap_if_merged()
+        if self._pending:
             self._settle()
+        elif (self._frozen or self._compact_due) and self._merge is None:
+            self._start_merge()
+
+    def _layout(self, size: int) -> tuple[int, int] | None:
+        return choose_layout(size, self.chunks, self.flat_max)
+
+    def _start_merge(self) -> None:
+        """Merge the frozen deltas (and segments ``pick_inputs`` adds) unless one is running."""
+        if self._merge is not None:
+            return  # the swap starts the next one
+        size = sum(d.live for d in self._frozen)
+        merged, _ = pick_inputs(self._segments, size, self.growth)
+        self._compact_due = False
+        if not merged and not self._frozen:
+            return
+        self._merge = Merge(merged, list(self._frozen), self._layout)
+        if self.background:
+            self._merge.start(self.merge_gate)
+        else:
+            self._merge.run_inline()
+            self._swap_if_merged()
+
+    def _swap_if_merged(self) -> None:
+        """Swap a finished merge's segment in for its inputs; start the next merge if due."""
+        merge = self._merge
+        if merge is None or not merge.done:
+            return
+        self._merge = None
+        try:
+            segment = merge.finished_segment()
+        except Exception:
+            return  # logged by the merge; its inputs stay searchable, the next merge retries
+        absorbed = {id(s) for s in merge.segments}
+        taken = {id(d) for d in merge.deltas}
+        segments = [s for s in self._segments if id(s) not in absorbed]
+        if segment is not None:
+            segments.append(segment)
+        self._segments = sorted(segments, key=lambda s: s.live, reverse=True)
+        self._frozen = [d for d in self._frozen if id(d) not in taken]
+        if self._frozen or self._compact_due:
+            self._start_merge()
+
+    def _finish_merge(self) -> None:
+        """Wait for a running merge and swap it in (bulk loads and snapshots need a still index)."""
+        while self._merge is not None:
+            self._merge.wait()
+            merge = self._merge
+            self._swap_if_merged()
+            if self._merge is merge:  # cannot happen: a finished merge is always swapped
+                break
 
     def _settle(self) -> None:
-        """Turn the delta and pending batches into a segment, merging trailing small ones.
+        """Turn the deltas and pending batches into a segment in this call (bulk loads).
 
-        Segments that are mostly tombstones are rebuilt into it too.
+        A bulk batch is not searchable until it is a segment, so this is the one merge a
+        caller waits for: it happens on the first query after a bulk load, not on single adds.
         """
-        parts: list[tuple[I64, U8]] = [self._delta.entries(), *self._resolve_pending()]
-        self._delta.clear()
+        self._finish_merge()
+        batches = self._resolve_pending()
         self._pending = []
+        self._frozen.append(self._delta)
+        self._delta = Delta(self.delta_max)
+        size = sum(d.live for d in self._frozen) + sum(len(ids) for ids, _ in batches)
+        merged, _ = pick_inputs(self._segments, size, self.growth)
         self._compact_due = False
-        parts.extend(s.live_entries() for s in self._segments if 2 * s.dead > len(s))
-        segments = [s for s in self._segments if 2 * s.dead <= len(s)]
-        segments.sort(key=lambda s: s.live, reverse=True)
-        size = sum(len(ids) for ids, _ in parts)
-        while segments and segments[-1].live <= self.growth * size:
-            merged = segments.pop()
-            parts.append(merged.live_entries())
-            size += merged.live
-        parts = [(ids, codes) for ids, codes in parts if len(ids)]
-        if parts:
-            if len(parts) == 1:
-                ids, codes = parts[0]
-            else:
-                ids = np.concatenate([ids for ids, _ in parts])
-                codes = np.concatenate([codes for _, codes in parts])
-            layout = choose_layout(len(ids), self.chunks, self.flat_max)
-            segments.append(Segment.build(ids, codes, layout))
-            del parts, ids, codes
-            if len(segments[-1]) >= TRIM_AFTER:
-                _give_back_freed_memory()
-        self._segments = segments
+        self._merge = Merge(merged, list(self._frozen), self._layout, batches)
+        self._merge.run_inline()
+        self._swap_if_merged()
 
     def _resolve_pending(self) -> list[tuple[I64, U8]]:
         """The pending batches applied in order: the last add or remove of an id wins."""
@@ -236,14 +309,19 @@ class PdqIndex:
 
     def save(self, directory: Path) -> None:
         """Plain ``.npy`` arrays (``np.load(allow_pickle=False)`` reads them), manifest last."""
-        self._settle_if_due()
+        self._swap_if_merged()
+        if self._pending:
+            self._settle()
         directory.mkdir(parents=True, exist_ok=True)
         # No manifest until every array is written: a torn save is no snapshot at all.
         (directory / MANIFEST).unlink(missing_ok=True)
         for stale in [*directory.glob("segment*.npy"), *directory.glob("delta.*.npy")]:
             stale.unlink()
         segments = [s.save(directory, f"segment{i}") for i, s in enumerate(self._segments)]
-        delta_ids, delta_codes = self._delta.entries()
+        # Frozen deltas (a merge may be running: it is not waited for) join the saved delta.
+        deltas = [d.entries() for d in (*self._frozen, self._delta)]
+        delta_ids = np.concatenate([ids for ids, _ in deltas])
+        delta_codes = np.concatenate([codes for _, codes in deltas])
         np.save(directory / "delta.ids.npy", delta_ids, allow_pickle=False)
         np.save(directory / "delta.codes.npy", delta_codes, allow_pickle=False)
         manifest = {"format": FORMAT, "segments": segments, "delta": len(delta_ids)}
@@ -286,17 +364,6 @@ def _per_query(found: list[Found], count: int) -> list[list[IndexMatch]]:
         [IndexMatch(i, d) for i, d in zip(ids[a:b], distances[a:b], strict=True)]
         for a, b in itertools.pairwise(bounds)
     ]
-
-
-def _give_back_freed_memory() -> None:
-    """Return freed heap memory to the system (glibc only; elsewhere a no-op).
-
-    glibc keeps the freed temporaries of a build (tens of MB) in its heap, where they would
-    count as ~20 bytes a hash of resident memory for good.
-    """
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 def _threads(settings: Settings) -> int:

@@ -38,6 +38,9 @@ PROBE_COST_SHARE = 0.25
 #: Queries of a batch are probed together up to about this many candidates.
 CANDIDATES_PER_BLOCK = 1 << 18
 
+#: Rows copied per numpy call when a merge gathers large arrays (see ``live_entries``).
+GATHER_BLOCK = 1 << 18
+
 #: What a search finds, flattened: (query number, entry id, distance) per match.
 Found = tuple[I64, I64, I64]
 
@@ -100,11 +103,26 @@ class Segment:
     def dead(self) -> int:
         return len(self.ids) - self.live
 
-    def live_entries(self) -> tuple[I64, U8]:
-        if self.live == len(self.ids):
+    def live_entries(self, alive: U8 | None = None) -> tuple[I64, U8]:
+        """The live ids and codes, judged by ``alive`` (default: the segment's own bitmap).
+
+        A background merge passes a copy of the bitmap taken when it started, so removals
+        racing with it cannot tear what it reads. Large segments are gathered in blocks,
+        which lets a querying thread take the GIL between them.
+        """
+        alive = self.alive if alive is None else alive
+        if int(np.bitwise_count(alive).sum()) == len(self.ids):
             return self.ids, self.codes
-        keep = self._alive_mask(np.arange(len(self.ids)))
-        return self.ids[keep], self.codes[keep]
+        ids_parts, codes_parts = [], []
+        for start in range(0, len(self.ids), GATHER_BLOCK):
+            stop = min(start + GATHER_BLOCK, len(self.ids))
+            positions = np.arange(start, stop)
+            keep = ((alive[positions >> 3] >> (positions & 7).astype(np.uint8)) & 1).astype(bool)
+            ids_parts.append(self.ids[start:stop][keep])
+            codes_parts.append(self.codes[start:stop][keep])
+        if not ids_parts:
+            return self.ids[:0], self.codes[:0]
+        return np.concatenate(ids_parts), np.concatenate(codes_parts)
 
     def remove(self, ids: I64) -> int:
         """Tombstone the live entries among ``ids`` (unique); returns how many there were."""
@@ -233,12 +251,21 @@ class Segment:
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Segment:
+        """The saved segment, its immutable arrays memory-mapped read-only.
+
+        Every process that loads the same snapshot file shares those pages with the others
+        (and with the page cache): only the small ``alive`` bitmap, which removals change,
+        is a private copy. The mapping outlives the file's removal, so a newer snapshot may
+        replace the folder while processes still use the old one.
+        """
         name = meta["name"]
 
         def read(key: str) -> Any:
-            return np.load(directory / f"{name}.{key}.npy", allow_pickle=False)
+            mapped = np.load(directory / f"{name}.{key}.npy", mmap_mode="r", allow_pickle=False)
+            return mapped.view(np.ndarray)  # plain arrays over the mapping
 
-        ids, codes, alive = read("ids"), read("codes"), read("alive")
+        ids, codes = read("ids"), read("codes")
+        alive = np.array(read("alive"))  # private: removals clear its bits
         entries = int(meta["entries"])
         expected: dict[str, tuple[Any, tuple[int, ...], type[Any]]] = {
             "ids": (ids, (entries,), np.int64),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -297,3 +299,94 @@ def test_load_refuses_a_foreign_or_mismatched_snapshot(tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError):
         load_pdq_index(Settings(), tmp_path)
+
+
+# --- background merges -------------------------------------------------------------------------
+
+
+def test_single_adds_merge_inline_when_asked_to() -> None:
+    rng = np.random.default_rng(9)
+    index = PdqIndex(delta_max=64, growth=1, background=False, flat_max=512)
+    model: dict[int, np.ndarray] = {}
+    for entry_id, code in enumerate(random_codes(rng, 1_000), start=1):
+        index.add([(entry_id, code.tobytes().hex())])
+        model[entry_id] = code
+        assert not index.merging
+    assert len(index._segments) > 1
+    check_queries(index, model, random_codes(rng, 4), radii=(31, 63))
+
+
+def test_queries_and_changes_go_on_while_a_merge_is_held() -> None:
+    """A merge forced to wait on a gate: nothing else waits for it, and it swaps in exactly."""
+    rng = np.random.default_rng(10)
+    centers = random_codes(rng, 4)
+    codes = np.concatenate([random_codes(rng, 40_000), clustered_codes(rng, 2_000, centers)])
+    index = PdqIndex(delta_max=128, growth=10**9)  # every merge rebuilds the main segment too
+    index.add_arrays(np.arange(1, len(codes) + 1), codes)
+    model = dict(zip(range(1, len(codes) + 1), codes, strict=True))
+    assert len(index) == len(model)
+    gate = threading.Event()
+    index.merge_gate = gate
+
+    def add(entry_id: int, code: np.ndarray) -> None:
+        index.add([(entry_id, code.tobytes().hex())])
+        model[entry_id] = code
+
+    for number, code in enumerate(clustered_codes(rng, 128, centers)):
+        add(100_000 + number, code)
+    assert index.merging
+    started = time.perf_counter()
+    # While it is held: adds (a second delta fills and freezes), replacements, removals of
+    # entries the merge is rebuilding, and queries, all answered exactly.
+    for number, code in enumerate(clustered_codes(rng, 300, centers)):
+        add(200_000 + number, code)
+    add(5, centers[1])  # replaces an entry of the segment being merged
+    add(100_003, centers[2])  # replaces an entry of the frozen delta being merged
+    index.remove([7, 100_010, 200_001, 999_999])
+    for gone in (7, 100_010, 200_001):
+        del model[gone]
+    queries = queries_for(rng, np.stack(list(model.values())), centers)
+    check_queries(index, model, queries, radii=(0, 31))
+    assert index.merging and len(index._frozen) >= 3
+    assert time.perf_counter() - started < 30  # generous: the point is it did not block
+
+    gate.set()
+    index._merge.wait()  # type: ignore[union-attr]
+    index.remove([8])
+    del model[8]
+    check_queries(index, model, queries, radii=(0, 31, 52))
+    while index.merging:  # the frozen deltas left behind are merged next
+        index._merge.wait()  # type: ignore[union-attr]
+        index.query("0" * 64, 0)
+    assert not index._frozen and len(index._segments) == 1
+    check_queries(index, model, queries, radii=(31,))
+
+
+@pytest.mark.slow
+def test_no_query_waits_for_a_large_merge() -> None:
+    """A real rebuild of a 600k-entry segment on the background thread, queries timed."""
+    rng = np.random.default_rng(11)
+    codes = random_codes(rng, 600_000)
+    index = PdqIndex(delta_max=64, growth=10**9)
+    index.add_arrays(np.arange(1, len(codes) + 1), codes)
+    assert len(index) == len(codes)
+    signals = to_hex(codes[:2_000])
+    for number, code in enumerate(random_codes(rng, 64)):
+        index.add([(1_000_000 + number, code.tobytes().hex())])
+    assert index.merging
+    started = time.perf_counter()
+    latencies = []
+    while index.merging:
+        signal = signals[len(latencies) % len(signals)]
+        before = time.perf_counter()
+        found = index.query(signal, 31)
+        latencies.append(time.perf_counter() - before)
+        assert found[0].distance == 0
+    merge_seconds = time.perf_counter() - started
+    assert len(index._segments) == 1 and len(index) == 600_064
+    assert merge_seconds > 0.3 and len(latencies) > 100
+    latencies.sort()
+    # A query that waited for the merge would take about as long as the merge (seconds on a
+    # busy machine); the bound leaves room for the CPU contention of a shared test host.
+    assert latencies[len(latencies) // 2] < 0.005
+    assert latencies[-1] < min(0.25, merge_seconds / 4), (latencies[-5:], merge_seconds)
