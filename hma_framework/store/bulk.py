@@ -73,7 +73,7 @@ class BulkWriter:
         if parsed is None:
             raise ValueError(f"not a plain INSERT INTO table (columns) head: {head!r}")
         table, columns = parsed.group(1), parsed.group(2)
-        driver = self._session.connection().connection.driver_connection
+        driver = self.session.connection().connection.driver_connection
         assert driver is not None
         target = table
         if tail:
