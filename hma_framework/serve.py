@@ -204,7 +204,8 @@ def _gunicorn_argv(settings: Settings) -> list[str]:
         "--threads",
         str(settings.web.threads),
         "--worker-class",
-        "gthread",  # keeps client connections alive, unlike "sync"
+        # gthread (keeps connections alive, unlike "sync") reading headers in its event loop
+        "hma_framework.web.gunicorn_worker.HeaderDeadlineWorker",
         "--graceful-timeout",
         "20",
         "--no-control-socket",  # one per host by default; several instances would collide

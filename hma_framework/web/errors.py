@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
+class RequestBodyTimeout(Exception):
+    """The client did not send its request body within ``web.body_timeout_seconds``.
+
+    Not an ``OSError``: werkzeug turns those into a 400 "client disconnected".
+    """
+
+
 class ApiError(Exception):
     """Raise from a view to answer ``{"message": message}`` with ``status``."""
 
@@ -44,6 +51,13 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException) -> tuple[Response, int]:
         status = error.code or 500
         return json_error(status, error.description or error.name)
+
+    @app.errorhandler(RequestBodyTimeout)
+    def _body_timeout(error: RequestBodyTimeout) -> tuple[Response, int]:
+        log.warning("%s %s: %s", request.method, request.path, error)
+        response, status = json_error(408, str(error))
+        response.headers["Connection"] = "close"
+        return response, status
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)
