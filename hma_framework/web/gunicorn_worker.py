@@ -70,13 +70,15 @@ class HeaderDeadlineWorker(ThreadWorker):
 
     # --- the event loop reads headers -----------------------------------------------------
 
-    def _read_headers(self, conn: Any) -> None:
+    def _read_headers(self, conn: Any, *, readable: bool = False) -> None:
         """Wait in the poller (not a thread) until ``conn`` has sent its headers."""
         conn.sock.setblocking(False)
         conn.header_buffer = bytearray()
         conn.header_deadline = time.monotonic() + self.header_timeout
         self.reading_headers.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_header_data, conn))
+        if readable:  # the poller said so already: read now, not after another poll
+            self._on_header_data(conn, None)
 
     def _on_header_data(self, conn: Any, _sock: Any) -> None:
         try:
@@ -132,12 +134,12 @@ class HeaderDeadlineWorker(ThreadWorker):
         """A kept-alive connection's next request: read its headers in the loop too."""
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self._read_headers(conn)
+        self._read_headers(conn, readable=True)
 
     def on_pending_socket_readable(self, conn: Any, client: Any) -> None:
         self.poller.unregister(client)
         self.pending_conns.remove(conn)
-        self._read_headers(conn)
+        self._read_headers(conn, readable=True)
 
     # --- the thread gets complete headers -------------------------------------------------
 
