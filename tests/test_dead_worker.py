@@ -21,6 +21,8 @@ from tests.test_pipeline_recovery import _Handler, media_server, status_of, subm
 
 __all__ = ["media_server"]  # the fixture, used by name
 
+pytestmark = pytest.mark.slow
+
 STUCK_AFTER = 4
 RECONCILE_EVERY = 1.0
 

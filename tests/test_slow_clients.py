@@ -15,6 +15,8 @@ import requests
 
 from hma_framework.runtime import Runtime
 
+pytestmark = pytest.mark.slow
+
 SLOW_CONNECTIONS = 50
 WORKER_CLASS = "hma_framework.web.gunicorn_worker.HeaderDeadlineWorker"
 
