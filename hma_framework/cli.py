@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import click
 
+from hma_framework.data_folder import restrict_umask
 from hma_framework.logging_setup import configure_logging
 from hma_framework.settings import (
     QUEUE_NAMES,
@@ -42,6 +43,52 @@ def _store(ctx: click.Context) -> Any:
     from hma_framework.store.db import Store
 
     return Store(_settings(ctx).effective_database_url)
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return (
+        parsed.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and not os.path.exists(database)
+    )
+
+
+def _ready_store(ctx: click.Context) -> Any:
+    """A store whose schema is current, for commands that read or write records.
+
+    On the embedded default (SQLite in the data folder) the command migrates it, as
+    ``hma serve`` would: a new user's first command just works. A configured database is
+    the operator's to upgrade, so the command stops with what to run instead of a traceback.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from hma_framework.store import migrate
+
+    settings = _settings(ctx)
+    if settings.database_url and _missing_sqlite_file(settings.database_url):
+        # Connecting would leave an empty database file behind: say what to do instead.
+        raise click.ClickException("there is no database yet: run `hma db upgrade` first")
+    store = _store(ctx)
+    try:
+        if not migrate.is_up_to_date(store):
+            if settings.database_url:
+                raise click.ClickException(
+                    "the database schema is not current: run `hma db upgrade` first"
+                )
+            migrate.upgrade(store)
+            click.echo(f"created the database in {settings.data_path}", err=True)
+    except DBAPIError as exc:
+        store.close()
+        url = mask_password(settings.effective_database_url)
+        raise click.ClickException(f"cannot use the database at {url}: {exc.orig}") from exc
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 class _HmaGroup(click.Group):
@@ -102,6 +149,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
     configure_logging(settings.log_level, settings.log_format)
+    restrict_umask()  # the data folder is owner-only whichever command writes there first
     ctx.obj = {"settings": settings}
 
 
@@ -209,6 +257,9 @@ def db_current(ctx: click.Context) -> None:
     """Show the schema revision and whether it is the newest."""
     from hma_framework.store import migrate
 
+    if _missing_sqlite_file(_settings(ctx).effective_database_url):
+        click.echo("empty: there is no database yet (`hma db upgrade` creates it)")
+        return
     store = _store(ctx)
     try:
         current = migrate.current_revision(store)
@@ -242,7 +293,7 @@ def keys_create(ctx: click.Context, name: str, scopes: tuple[str, ...]) -> None:
     """Create a key and print it once: it cannot be shown again."""
     from hma_framework.store.api_keys import ApiKeys
 
-    store = _store(ctx)
+    store = _ready_store(ctx)
     try:
         created = ApiKeys(store).create(name, scopes)
     finally:
@@ -258,7 +309,7 @@ def keys_list(ctx: click.Context, include_revoked: bool) -> None:
     """List keys (ids, names, scopes; never the secrets)."""
     from hma_framework.store.api_keys import ApiKeys
 
-    store = _store(ctx)
+    store = _ready_store(ctx)
     try:
         for key in ApiKeys(store).list(include_revoked=include_revoked):
             revoked = f"  revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
@@ -274,7 +325,7 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke the key with KEY_ID; it stops working at once."""
     from hma_framework.store.api_keys import ApiKeys
 
-    store = _store(ctx)
+    store = _ready_store(ctx)
     try:
         if not ApiKeys(store).revoke(key_id):
             raise click.ClickException(f"no live key with id {key_id!r}")
@@ -296,7 +347,7 @@ def _bank_io_context(ctx: click.Context, bank: str, create: bool = False) -> tup
     from hma_framework.store.bank_queries import BankQueries
     from hma_framework.store.banks import Banks
 
-    store = _store(ctx)
+    store = _ready_store(ctx)
     if BankQueries(store).bank(bank) is None:
         if not create:
             store.close()

@@ -8,7 +8,6 @@ run one part of a fleet against shared Redis and PostgreSQL.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
@@ -23,9 +22,12 @@ from types import FrameType
 import attrs
 import click
 
-from hma_framework.embedded_redis import EmbeddedRedis
+from hma_framework.data_folder import restrict_umask, secure_tree
+from hma_framework.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from hma_framework.metrics import MULTIPROC_ENV
+from hma_framework.process_tools import set_parent_death_signal
 from hma_framework.runtime import build_runtime
+from hma_framework.secret_key import data_folder_key
 from hma_framework.settings import Settings
 from hma_framework.store import migrate
 
@@ -34,6 +36,14 @@ log = logging.getLogger(__name__)
 ROLES = ("all", "api", "worker")
 STOP_TIMEOUT_SECONDS = 30
 RESTART_DELAY_SECONDS = 2.0
+MAX_RESTART_DELAY_SECONDS = 30.0
+#: A process that ran this long before it exited is restarted at once, with no backoff.
+STABLE_AFTER_SECONDS = 60.0
+
+
+def restart_delay(restarts: int) -> float:
+    """Backoff before the ``restarts``-th restart in a row: none for the first, then growing."""
+    return min(RESTART_DELAY_SECONDS * (restarts - 1), MAX_RESTART_DELAY_SECONDS)
 
 
 class ServeError(click.ClickException):
@@ -43,12 +53,7 @@ class ServeError(click.ClickException):
 def _die_with_parent() -> None:
     """Runs in each child before exec: if the supervisor is killed, the child gets SIGTERM."""
     os.setsid()  # keep a terminal's Ctrl-C for the supervisor, which stops children in order
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except OSError:
-        pass  # not Linux: children may outlive a killed supervisor
+    set_parent_death_signal(signal.SIGTERM)
 
 
 @attrs.define
@@ -58,6 +63,42 @@ class Child:
     essential: bool
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    started_at: float = 0.0
+    restart_at: float | None = None
+
+
+@attrs.define
+class RedisWatch:
+    """Restarts the embedded Redis with backoff when it dies; workers and the API reconnect."""
+
+    server: EmbeddedRedis
+    restarts: int = 0
+    started_at: float = attrs.field(factory=time.monotonic)
+    restart_at: float | None = None
+
+    def check(self) -> None:
+        if self.server.running():
+            return
+        now = time.monotonic()
+        if self.restart_at is None:
+            if now - self.started_at > STABLE_AFTER_SECONDS:
+                self.restarts = 0
+            self.restarts += 1
+            self.restart_at = now + restart_delay(self.restarts)
+            log.error(
+                "embedded Redis exited; restarting it in %.0fs (restart %d)",
+                self.restart_at - now,
+                self.restarts,
+            )
+        if now < self.restart_at:
+            return
+        self.restart_at = None
+        self.started_at = now
+        try:
+            self.server.start()
+            log.warning("embedded Redis restarted; queued work is read back from its file")
+        except EmbeddedRedisError as exc:
+            log.error("embedded Redis did not restart: %s", exc)
 
 
 @attrs.define
@@ -65,6 +106,7 @@ class Supervisor:
     env: dict[str, str]
     children: list[Child] = attrs.field(factory=list)
     stopping: bool = False
+    redis: RedisWatch | None = None
 
     def add(self, name: str, argv: list[str], *, essential: bool) -> None:
         self.children.append(Child(name=name, argv=argv, essential=essential))
@@ -73,6 +115,8 @@ class Supervisor:
         child.process = subprocess.Popen(
             child.argv, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
         )
+        child.started_at = time.monotonic()
+        child.restart_at = None
         log.info("started %s (pid %s)", child.name, child.process.pid)
 
     def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
@@ -102,6 +146,10 @@ class Supervisor:
         return exit_code
 
     def _check_children(self) -> int:
+        """Restart what exited, each on its own backoff, without holding up the others."""
+        if self.redis is not None and not self.stopping:
+            self.redis.check()
+        now = time.monotonic()
         for child in self.children:
             assert child.process is not None
             code = child.process.poll()
@@ -110,12 +158,20 @@ class Supervisor:
             if child.essential:
                 log.error("%s exited with %s; stopping everything", child.name, code)
                 return code or 1
-            child.restarts += 1
-            log.warning(
-                "%s exited with %s; restarting it (restart %d)", child.name, code, child.restarts
-            )
-            time.sleep(min(RESTART_DELAY_SECONDS * child.restarts, 30))
-            self._start(child)
+            if child.restart_at is None:
+                if now - child.started_at > STABLE_AFTER_SECONDS:
+                    child.restarts = 0
+                child.restarts += 1
+                child.restart_at = now + restart_delay(child.restarts)
+                log.warning(
+                    "%s exited with %s; restarting it in %.0fs (restart %d)",
+                    child.name,
+                    code,
+                    child.restart_at - now,
+                    child.restarts,
+                )
+            if now >= child.restart_at:
+                self._start(child)
         return 0
 
     def stop_all(self) -> None:
@@ -159,7 +215,8 @@ def _gunicorn_argv(settings: Settings) -> list[str]:
         "--threads",
         str(settings.web.threads),
         "--worker-class",
-        "gthread",  # keeps client connections alive, unlike "sync"
+        # gthread (keeps connections alive, unlike "sync") reading headers in its event loop
+        "hma_framework.web.gunicorn_worker.HeaderDeadlineWorker",
         "--graceful-timeout",
         "20",
         "--no-control-socket",  # one per host by default; several instances would collide
@@ -185,7 +242,12 @@ def ensure_first_admin_key(settings: Settings) -> str | None:
 def serve(settings: Settings, role: str, *, echo: Callable[[str], None] = click.echo) -> int:
     if role not in ROLES:
         raise ServeError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    restrict_umask()
+    changed = secure_tree(settings.data_path)  # owner-only, also what older versions left
+    if changed:
+        log.warning("made %d file(s) in %s owner-only", changed, settings.data_path)
+    if not settings.web.secret_key:
+        data_folder_key(settings.data_path)  # made once here, before any API process races
     env = dict(os.environ)
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
@@ -194,20 +256,27 @@ def serve(settings: Settings, role: str, *, echo: Callable[[str], None] = click.
                 f"--role {role} is a fleet node: set HMA_REDIS_URL to the shared Redis"
             )
         embedded = EmbeddedRedis(settings.data_path)
-        settings = attrs.evolve(settings, redis_url=embedded.start())
+        try:
+            settings = attrs.evolve(settings, redis_url=embedded.start())
+        except EmbeddedRedisError as exc:
+            raise ServeError(str(exc)) from exc
         echo(f"embedded Redis at {settings.redis_url}")
     env["HMA_REDIS_URL"] = settings.redis_url
     env["HMA_DATA_DIR"] = str(settings.data_path.resolve())
     env[MULTIPROC_ENV] = str(_fresh_metrics_dir(settings))
     try:
-        return _run_role(settings, role, env, echo)
+        return _run_role(settings, role, env, echo, embedded)
     finally:
         if embedded is not None:
             embedded.stop()
 
 
 def _run_role(
-    settings: Settings, role: str, env: dict[str, str], echo: Callable[[str], None]
+    settings: Settings,
+    role: str,
+    env: dict[str, str],
+    echo: Callable[[str], None],
+    embedded: EmbeddedRedis | None = None,
 ) -> int:
     runtime = build_runtime(settings)
     try:
@@ -222,7 +291,7 @@ def _run_role(
         if token:
             echo("Created the first admin API key. It is shown only this once; keep it safe:")
             echo(f"  {token}")
-    supervisor = Supervisor(env=env)
+    supervisor = Supervisor(env=env, redis=RedisWatch(embedded) if embedded else None)
     if role in ("all", "api"):
         supervisor.add("api", _gunicorn_argv(settings), essential=True)
         echo(f"API on http://{settings.web.host}:{settings.web.port}")

@@ -163,6 +163,19 @@ class WebSettings:
             "subnet. Everyone else needs a key with the `read` scope."
         ),
     )
+    header_timeout_seconds: int = attrs.field(
+        default=10,
+        validator=_at_least(1),
+        metadata=_help(
+            "A connection must send a request's headers within this time or is closed; "
+            "slow clients wait in the event loop, never in a request thread."
+        ),
+    )
+    body_timeout_seconds: int = attrs.field(
+        default=60,
+        validator=_at_least(1),
+        metadata=_help("Longest time to receive one request body; slower ones get 408."),
+    )
 
 
 @attrs.frozen

@@ -108,3 +108,78 @@ def test_fleet_roles_need_a_shared_redis(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "set HMA_REDIS_URL" in result.stderr
+
+
+def _redis_servers_of(folder: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "redis-server" in cmdline and str(folder) in cmdline:
+            found.append(process)
+    return found
+
+
+def _wait_ready(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/status/ready", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"not ready within {timeout}s")
+
+
+def test_kill_9_redis_loss_and_restart_keep_one_private_redis(tmp_path: Path) -> None:
+    """umask 022, the embedded Redis SIGKILLed, then `hma serve` itself: one Redis, 0600."""
+    from tests.test_data_folder import assert_owner_only
+
+    port = _free_port()
+    env = _clean_env()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def start(name: str) -> subprocess.Popen[str]:
+        with (logs / name).open("w") as log:  # a file: children of a killed serve keep it
+            return subprocess.Popen(
+                [sys.executable, "-m", "hma_framework", "serve", "--port", str(port)],
+                cwd=tmp_path,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                preexec_fn=lambda: os.umask(0o022),
+            )
+
+    process = start("first.log")
+    data = tmp_path / "hma-data"
+    try:
+        _wait_ready(port, timeout=30)
+        [first_redis] = _redis_servers_of(data)
+        first_redis.kill()  # Redis lost: hma serve restarts it
+        deadline = time.monotonic() + 20
+        while [p.pid for p in _redis_servers_of(data)] in ([], [first_redis.pid]):
+            assert time.monotonic() < deadline, "the embedded Redis was not restarted"
+            time.sleep(0.2)
+        _wait_ready(port, timeout=20)
+        process.send_signal(signal.SIGKILL)  # and now hma serve itself, as kill -9 does
+        process.wait(10)
+        second = start("second.log")
+        try:
+            _wait_ready(port, timeout=30)
+            assert len(_redis_servers_of(data)) == 1, "never two redis-servers on one file"
+        finally:
+            second.send_signal(signal.SIGINT)
+            second.wait(60)
+        assert second.returncode == 0, (logs / "second.log").read_text()
+    except BaseException:
+        print((logs / "first.log").read_text())
+        raise
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert not _redis_servers_of(data)
+    assert (data / "secret_key").stat().st_size > 0  # made at start, before any API process
+    assert_owner_only(data)

@@ -17,9 +17,6 @@ import time
 from typing import Any
 
 import attrs
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-from rq.serializers import JSONSerializer
 from sqlalchemy import or_, select
 
 from hma_framework import metrics
@@ -36,6 +33,7 @@ from hma_framework.actions.writeback import (
     write_back,
 )
 from hma_framework.pipeline.context import current_runtime
+from hma_framework.pipeline.liveness import job_in_flight
 from hma_framework.runtime import Runtime
 from hma_framework.store.tables import DeliveryRow, utcnow
 from hma_framework.types import ActionOutcome
@@ -44,7 +42,6 @@ log = logging.getLogger(__name__)
 
 RESULT_TTL = 0  # the records hold the outcome; a kept job result is only more Redis writes
 FAILURE_TTL = 7 * 24 * 3600
-_WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def enqueue_attempt(
@@ -158,34 +155,18 @@ def _next_step(
 # --- reconcile -----------------------------------------------------------------------------------
 
 
-def _job_in_flight(runtime: Runtime, job_id: str | None, now: dt.datetime) -> bool:
-    if not job_id:
-        return False
-    try:
-        job = Job.fetch(job_id, connection=runtime.redis, serializer=JSONSerializer)
-    except NoSuchJobError:
-        return False
-    status = job.get_status(refresh=False)
-    if status in _WAITING:
-        return True
-    if status == JobStatus.STARTED and job.started_at is not None:
-        timeout = job.timeout or runtime.settings.workers.job_timeout_seconds
-        return now - job.started_at.replace(tzinfo=dt.UTC) < dt.timedelta(seconds=timeout + 2)
-    return False
-
-
 def reconcile_deliveries_runtime(runtime: Runtime, limit: int = 1000) -> dict[str, int]:
     """Re-enqueue deliveries due long ago whose job is neither waiting nor running."""
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=runtime.settings.actions.stuck_after_seconds)
-    attempt_limit = dt.timedelta(seconds=runtime.settings.workers.job_timeout_seconds)
     query = (
         select(DeliveryRow.id, DeliveryRow.job_id)
         .where(
             or_(
                 (DeliveryRow.status == records.PENDING) & (DeliveryRow.next_attempt_at < cutoff),
-                (DeliveryRow.status == records.DELIVERING)
-                & (DeliveryRow.updated_at < cutoff - attempt_limit),
+                # An attempt whose worker died is noticed by its heartbeat (job_in_flight),
+                # not after the whole job timeout.
+                (DeliveryRow.status == records.DELIVERING) & (DeliveryRow.updated_at < cutoff),
             )
         )
         .order_by(DeliveryRow.id)
@@ -195,7 +176,7 @@ def reconcile_deliveries_runtime(runtime: Runtime, limit: int = 1000) -> dict[st
         stalled = session.execute(query).all()
     requeued = 0
     for delivery_pk, job_id in stalled:
-        if _job_in_flight(runtime, job_id, now):
+        if job_in_flight(runtime, job_id, now):
             continue
         new_job = records.restart_stalled(runtime.store, delivery_pk, job_id)
         if new_job is not None:

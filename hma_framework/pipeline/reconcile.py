@@ -1,9 +1,10 @@
 """Reconcile: re-enqueue content that stopped moving, expire uploads that never came.
 
 The database says which stage content is in and which job carries it. Content that has not
-changed for ``pipeline.stuck_after_seconds`` and whose job is not waiting in a queue (Redis
-lost it, or the worker running it was killed) gets a fresh job for its stage. Stages are
-idempotent, so a job that turns out to be merely slow costs a no-op, never a double result.
+changed for ``pipeline.stuck_after_seconds`` and whose job is neither waiting in a queue nor
+running on a live worker (Redis lost it, or the worker was killed: its heartbeat is gone) gets
+a fresh job for its stage. Stages are idempotent, so a job that turns out to be merely slow
+costs a no-op, never a double result.
 """
 
 from __future__ import annotations
@@ -11,42 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-from rq.serializers import JSONSerializer
-
 from hma_framework.pipeline.context import current_runtime
+from hma_framework.pipeline.liveness import job_in_flight
 from hma_framework.pipeline.media_sweep import sweep_media
 from hma_framework.pipeline.stages import advance
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
-from hma_framework.store.tables import ContentRow
 
 log = logging.getLogger(__name__)
 
 NEXT_STAGE = {records.SUBMITTED: "hash", records.HASHED: "match", records.MATCHED: "act"}
-WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-#: A live worker ends a job (or its timeout does) and records that within moments; a job
-#: still "started" this long after its timeout ran out belongs to a worker that died.
-STARTED_GRACE_SECONDS = 2
-
-
-def _job_in_flight(runtime: Runtime, row: ContentRow, now: dt.datetime) -> bool:
-    if not row.job_id:
-        return False
-    try:
-        job = Job.fetch(row.job_id, connection=runtime.redis, serializer=JSONSerializer)
-    except NoSuchJobError:
-        return False
-    status = job.get_status(refresh=False)
-    if status in WAITING:
-        return True
-    if status == JobStatus.STARTED:
-        timeout = job.timeout or runtime.settings.workers.job_timeout_seconds
-        started = job.started_at.replace(tzinfo=dt.UTC) if job.started_at else None
-        limit = dt.timedelta(seconds=timeout + STARTED_GRACE_SECONDS)
-        return started is not None and now - started < limit
-    return False
 
 
 def _claim_arrived_uploads(runtime: Runtime, cutoff: dt.datetime) -> int:
@@ -74,7 +49,7 @@ def reconcile_runtime(runtime: Runtime) -> dict[str, int]:
     requeued = 0
     for row in runtime.content.stalled(cutoff):
         stage = NEXT_STAGE.get(row.status)
-        if stage is None or _job_in_flight(runtime, row, now):
+        if stage is None or job_in_flight(runtime, row.job_id, now):
             continue
         log.warning(
             "content %s stuck in %s since %s; re-enqueueing %s",

@@ -3,13 +3,21 @@
 The worker is an ``rq.SimpleWorker``: it does not fork per job, so per-process state (the
 database pool, the index a match worker keeps warm) is built once and reused. Jobs reach it
 through :func:`hma_framework.pipeline.context.current_runtime`.
+
+A heartbeat thread tells reconcile this process is alive (see ``liveness``). When Redis goes
+away, RQ's loop gives up; rather than exit and be restarted in a tight loop by ``hma serve``,
+the worker waits for Redis with backoff and starts serving again.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Sequence
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
@@ -18,9 +26,15 @@ from rq.serializers import JSONSerializer
 from hma_framework import log_context
 from hma_framework.logging_setup import library_level
 from hma_framework.pipeline.context import set_current_runtime
+from hma_framework.pipeline.liveness import WorkerHeartbeat, heartbeat_interval
+from hma_framework.process_tools import forks_die_with_parent
 from hma_framework.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+#: Waits between attempts to reach a lost Redis: doubling from the first to the last.
+REDIS_BACKOFF_FIRST_SECONDS = 0.5
+REDIS_BACKOFF_MAX_SECONDS = 10.0
 
 
 class HmaWorker(SimpleWorker):
@@ -52,19 +66,67 @@ def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None)
     )
 
 
+def _wait_for_redis(runtime: Runtime, stop: threading.Event) -> bool:
+    """Back off until Redis answers; False if a stop signal came first."""
+    wait = REDIS_BACKOFF_FIRST_SECONDS
+    previous = {
+        signum: signal.signal(signum, lambda *_args: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        while not stop.wait(wait):
+            try:
+                runtime.redis.ping()
+                return True
+            except (RedisConnectionError, RedisTimeoutError):
+                wait = min(wait * 2, REDIS_BACKOFF_MAX_SECONDS)
+        return False
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_worker(
     runtime: Runtime, roles: Sequence[str], *, burst: bool = False, name: str | None = None
 ) -> bool:
     """Serve ``roles`` until stopped (or, with ``burst``, until the queues are empty)."""
     runtime.roles = tuple(roles)
     set_current_runtime(runtime)
-    worker = make_worker(runtime, roles, name=name)
-    log.info("worker %s serving queues %s", worker.name, ", ".join(roles))
+    forks_die_with_parent()  # RQ's scheduler process must not outlive a killed worker
+    heartbeat = WorkerHeartbeat(runtime.redis, heartbeat_interval(runtime.settings))
+    stop = threading.Event()
+    worked = False
     try:
-        return worker.work(
-            burst=burst,
-            with_scheduler=True,
-            logging_level=library_level(runtime.settings.log_level),
-        )
+        while True:
+            worker = make_worker(runtime, roles, name=name)
+            heartbeat.track(worker.name)
+            log.info("worker %s serving queues %s", worker.name, ", ".join(roles))
+            try:
+                worked = (
+                    worker.work(
+                        burst=burst,
+                        with_scheduler=True,
+                        logging_level=library_level(runtime.settings.log_level),
+                    )
+                    or worked
+                )
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                log.warning("worker %s lost Redis: %s", worker.name, exc)
+            else:
+                if burst or worker._stop_requested or _redis_answers(runtime):
+                    return worked
+                log.warning("worker %s stopped serving: Redis is unreachable", worker.name)
+            if burst or not _wait_for_redis(runtime, stop):
+                return worked
+            log.info("Redis answers again; restarting the worker")
     finally:
+        heartbeat.stop()
         set_current_runtime(None)
+
+
+def _redis_answers(runtime: Runtime) -> bool:
+    try:
+        runtime.redis.ping()
+    except (RedisConnectionError, RedisTimeoutError):
+        return False
+    return True

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client is told to wait when a backing service is down: about one restart with
+#: backoff of the embedded Redis, or a database failover.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
+
+class RequestBodyTimeout(Exception):
+    """The client did not send its request body within ``web.body_timeout_seconds``.
+
+    Not an ``OSError``: werkzeug turns those into a 400 "client disconnected".
+    """
 
 
 class ApiError(Exception):
@@ -41,7 +55,40 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         return json_error(status, error.description or error.name)
 
+    @app.errorhandler(RequestBodyTimeout)
+    def _body_timeout(error: RequestBodyTimeout) -> tuple[Response, int]:
+        log.warning("%s %s: %s", request.method, request.path, error)
+        response, status = json_error(408, str(error))
+        response.headers["Connection"] = "close"
+        return response, status
+
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def _queue_down(error: Exception) -> tuple[Response, int]:
+        # Submissions record the content before they enqueue its job, and reconcile
+        # re-enqueues what Redis never received: the client learns that, and when to retry.
+        log.warning("Redis unavailable during %s %s: %s", request.method, request.path, error)
+        return _unavailable(
+            "the job queue is unavailable; anything this request recorded is kept and will "
+            "be processed when the queue is back. Retry later."
+        )
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(error: DBAPIError) -> tuple[Response, int]:
+        # OperationalError: the server went away, refused us, or a lock timed out; an
+        # invalidated connection: it dropped mid-statement. Both pass; the rest is a bug.
+        if not (isinstance(error, OperationalError) or error.connection_invalidated):
+            return _unexpected(error)
+        log.warning("database unavailable during %s %s: %s", request.method, request.path, error)
+        return _unavailable("the database is unavailable; retry later.")
+
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:
         log.exception("unhandled error: %s", error)
         return json_error(500, "internal error; the server log has the details")
+
+
+def _unavailable(message: str) -> tuple[Response, int]:
+    response, status = json_error(503, message)
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+    return response, status

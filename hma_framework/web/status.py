@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -11,6 +12,7 @@ from hma_framework.runtime import Runtime
 from hma_framework.store import migrate
 from hma_framework.web.auth import public, requires_scope
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("status", __name__)
 
 
@@ -26,12 +28,26 @@ def liveness() -> Response:
     return jsonify(status="ok")
 
 
-def _check(name: str, check: Any) -> tuple[bool, str]:
+#: What a caller may learn about a failing check; the log has the exception.
+PUBLIC_REASONS = {
+    "database": "unreachable (the server log says why)",
+    "schema": "not at the newest migration; run `hma db upgrade`",
+    "redis": "unreachable (the server log says why)",
+}
+
+
+def _check(name: str, check: Any) -> bool:
+    """Run one check; the reason it failed goes to the log, never to the (public) caller.
+
+    Exception text names resolved addresses, socket paths and user names: useful to the
+    operator, and to an attacker mapping the deployment.
+    """
     try:
         check()
     except Exception as exc:
-        return False, f"{name}: {type(exc).__name__}: {exc}"
-    return True, ""
+        log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
+        return False
+    return True
 
 
 @blueprint.get("/status/ready")
@@ -41,16 +57,16 @@ def readiness() -> tuple[Response, int]:
 
     def schema_is_current() -> None:
         if not migrate.is_up_to_date(runtime.store):
-            raise RuntimeError("schema is not at the newest migration; run `hma db upgrade`")
+            raise RuntimeError("schema is not at the newest migration")
 
     checks = {
         "database": _check("database", runtime.store.ping),
         "schema": _check("schema", schema_is_current),
         "redis": _check("redis", runtime.redis.ping),
     }
-    failures = [message for ok, message in checks.values() if not ok]
-    body: dict[str, Any] = {"checks": {name: ok for name, (ok, _) in checks.items()}}
-    if checks["redis"][0]:
+    failures = [f"{name}: {PUBLIC_REASONS[name]}" for name, ok in checks.items() if not ok]
+    body: dict[str, Any] = {"checks": checks}
+    if checks["redis"]:
         body["scheduler_heartbeat_age_seconds"] = last_heartbeat_age(runtime)
     if failures:
         body["message"] = "not ready: " + "; ".join(failures)

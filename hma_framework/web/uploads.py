@@ -9,16 +9,13 @@ works. Tokens are credentials, so the logs show them redacted (see ``log_redacti
 
 from __future__ import annotations
 
-import os
-import secrets
-from pathlib import Path
-
 from flask import Blueprint, Response, current_app, jsonify, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from hma_framework.media import MediaStoreUnavailable, MediaTooLargeError
 from hma_framework.pipeline.stages import advance
 from hma_framework.runtime import Runtime
+from hma_framework.secret_key import signing_key
 from hma_framework.store import content as records
 from hma_framework.web.auth import public
 from hma_framework.web.errors import ApiError
@@ -28,16 +25,8 @@ _SALT = "hma-upload-url"
 
 
 def secret_key(runtime: Runtime) -> str:
-    """The configured key, or one generated once into the data folder (owner-only)."""
-    if runtime.settings.web.secret_key:
-        return runtime.settings.web.secret_key
-    path: Path = runtime.settings.data_path / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as key_file:
-            key_file.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    """The configured key, or the one generated once into the data folder (owner-only)."""
+    return signing_key(runtime.settings)
 
 
 def _serializer(runtime: Runtime) -> URLSafeTimedSerializer:

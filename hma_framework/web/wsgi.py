@@ -6,6 +6,7 @@ import threading
 
 from flask import Flask
 
+from hma_framework.data_folder import restrict_umask
 from hma_framework.logging_setup import configure_logging
 from hma_framework.runtime import build_runtime
 from hma_framework.settings import load_settings
@@ -13,6 +14,7 @@ from hma_framework.web.app import create_app
 
 
 def create_wsgi_app() -> Flask:
+    restrict_umask()  # also when an operator runs gunicorn themselves
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     runtime = build_runtime(settings)

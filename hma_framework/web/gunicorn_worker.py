@@ -1,0 +1,218 @@
+"""The API's gunicorn worker: gthread, but a slow client cannot hold a request thread.
+
+gunicorn's ``gthread`` worker hands a connection to a thread as soon as its first byte
+arrives; the thread then blocks until the request's headers are complete. Ten clients that
+send a header line a second took every thread, and ``/status`` stopped answering. Here the
+worker's event loop reads headers itself, without blocking, and gives a connection to a
+thread only once its headers are all there; a connection that has not sent them within
+``web.header_timeout_seconds`` is closed. Body reads in the thread are bounded by
+``web.body_timeout_seconds`` in total (a trickling body times out and the request gets 408).
+
+gunicorn's own error pages (HTML 400/414/431) are JSON ``{"message": ...}`` here, like every
+other answer of the API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import selectors
+import socket
+import time
+from collections import deque
+from functools import partial
+from typing import Any
+
+from gunicorn import http, util
+from gunicorn.workers.gthread import ThreadWorker
+
+from hma_framework.settings import load_settings
+from hma_framework.web.errors import RequestBodyTimeout
+
+#: Enough for the limits gunicorn enforces on a request line and headers (it answers 431).
+MAX_HEADER_BUFFER = 128 * 1024
+_END_OF_HEADERS = b"\r\n\r\n"
+
+
+class DeadlineSocket:
+    """Reads from ``sock`` until ``deadline`` (monotonic) at the latest; writes untouched."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self.deadline = deadline
+
+    def recv(self, size: int) -> bytes:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestBodyTimeout("the request body was not received in time")
+        self._sock.settimeout(remaining)
+        try:
+            return self._sock.recv(size)
+        except TimeoutError as exc:
+            raise RequestBodyTimeout("the request body was not received in time") from exc
+        finally:
+            self._sock.settimeout(None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class HeaderDeadlineWorker(ThreadWorker):
+    """See the module docstring."""
+
+    def init_process(self) -> None:
+        settings = load_settings()
+        self.header_timeout = float(settings.web.header_timeout_seconds)
+        self.body_timeout = float(settings.web.body_timeout_seconds)
+        self.reading_headers: deque[Any] = deque()
+        super().init_process()
+
+    # --- the event loop reads headers -----------------------------------------------------
+
+    def _read_headers(self, conn: Any, *, readable: bool = False) -> None:
+        """Wait in the poller (not a thread) until ``conn`` has sent its headers."""
+        conn.sock.setblocking(False)
+        conn.header_buffer = bytearray()
+        conn.header_deadline = time.monotonic() + self.header_timeout
+        self.reading_headers.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_header_data, conn))
+        if readable:  # the poller said so already: read now, not after another poll
+            self._on_header_data(conn, None)
+
+    def _on_header_data(self, conn: Any, _sock: Any) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away before sending a request
+            self._forget(conn)
+            self.nr_conns -= 1
+            conn.close()
+            return
+        conn.header_buffer += data
+        buffered = conn.header_buffer
+        if _END_OF_HEADERS in buffered or len(buffered) > MAX_HEADER_BUFFER:
+            self._forget(conn)
+            conn.data_ready = True
+            self.enqueue_req(conn)  # the parser answers 431 for oversized headers
+
+    def _forget(self, conn: Any) -> None:
+        self.reading_headers.remove(conn)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        super().murder_keepalived(force)
+        now = time.monotonic()
+        for conn in [c for c in self.reading_headers if force or c.header_deadline <= now]:
+            self._forget(conn)
+            self.nr_conns -= 1
+            if not force and conn.header_buffer:
+                self._answer(conn.sock, 408, "Request Timeout", "headers not received in time")
+            conn.close()
+
+    def accept(self, listener: Any) -> None:
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        from gunicorn.workers.gthread import TConn
+
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        if self.cfg.is_ssl:
+            self.enqueue_req(conn)  # TLS needs its handshake in a thread, as gthread does
+        else:
+            self._read_headers(conn)
+
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        """A kept-alive connection's next request: read its headers in the loop too."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._read_headers(conn, readable=True)
+
+    def on_pending_socket_readable(self, conn: Any, client: Any) -> None:
+        self.poller.unregister(client)
+        self.pending_conns.remove(conn)
+        self._read_headers(conn, readable=True)
+
+    # --- the thread gets complete headers -------------------------------------------------
+
+    def handle(self, conn: Any) -> Any:
+        buffered = getattr(conn, "header_buffer", None)
+        if buffered is not None:
+            conn.header_buffer = None
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(bytes(buffered))
+        if conn.parser is not None and not conn.is_http2:
+            deadline = time.monotonic() + self.body_timeout
+            unreader = conn.parser.unreader
+            if isinstance(unreader.sock, DeadlineSocket):
+                unreader.sock.deadline = deadline
+            else:
+                unreader.sock = DeadlineSocket(unreader.sock, deadline)
+        return super().handle(conn)
+
+    # --- JSON errors ------------------------------------------------------------------------
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        status, reason, message = _client_error(exc)
+        if status is None:
+            self.log.exception("Error handling request")
+            status, reason, message = 500, "Internal Server Error", "internal error"
+        else:
+            self.log.warning("Invalid request from %s: %s", (addr or ("",))[0], exc)
+        self._answer(client, status, reason, message)
+
+    def _answer(self, sock: Any, status: int, reason: str, message: str) -> None:
+        body = json.dumps({"message": message}).encode()
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1")
+        try:
+            util.write_nonblock(sock, head + body)
+        except Exception:
+            self.log.debug("Failed to send error message.")
+
+
+def _client_error(exc: BaseException) -> tuple[int | None, str, str]:
+    """Status, reason and a message for a request gunicorn could not parse (None: not a client
+    error)."""
+    errors = http.errors
+    if isinstance(exc, RequestBodyTimeout):
+        return 408, "Request Timeout", "the request body was not received in time"
+    if isinstance(exc, errors.LimitRequestLine):
+        return 414, "URI Too Long", "the request line is too long"
+    if isinstance(exc, errors.LimitRequestHeaders):
+        return 431, "Request Header Fields Too Large", "the request headers are too large"
+    if isinstance(exc, errors.UnsupportedTransferCoding):
+        return 501, "Not Implemented", "unsupported transfer coding"
+    client_errors = tuple(
+        getattr(errors, name)
+        for name in (
+            "InvalidRequestLine",
+            "InvalidRequestMethod",
+            "InvalidHTTPVersion",
+            "InvalidHeader",
+            "InvalidHeaderName",
+            "InvalidProxyLine",
+            "InvalidSchemeHeaders",
+            "ObsoleteFolding",
+            "InvalidChunkSize",
+            "ChunkMissingTerminator",
+            "InvalidChunkExtension",
+        )
+        if hasattr(errors, name)
+    )
+    if isinstance(exc, client_errors):
+        return 400, "Bad Request", f"malformed request: {type(exc).__name__}"
+    if isinstance(exc, getattr(errors, "ExpectationFailed", ())):
+        return 417, "Expectation Failed", "unsupported Expect header"
+    return None, "", ""

@@ -1,0 +1,179 @@
+"""Slow clients cannot exhaust the API, and gunicorn's own errors are JSON too."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from hma_framework.runtime import Runtime
+
+pytestmark = pytest.mark.slow
+
+SLOW_CONNECTIONS = 50
+WORKER_CLASS = "hma_framework.web.gunicorn_worker.HeaderDeadlineWorker"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def api(runtime: Runtime) -> Iterator[str]:
+    """The real API under gunicorn: one process, two threads, a 3 s header deadline."""
+    port = _free_port()
+    settings = runtime.settings
+    env = {
+        **os.environ,
+        "HMA_DATABASE_URL": settings.database_url,
+        "HMA_REDIS_URL": settings.redis_url,
+        "HMA_DATA_DIR": settings.data_dir,
+        "HMA_WEB_HEADER_TIMEOUT_SECONDS": "3",
+        "HMA_WEB_BODY_TIMEOUT_SECONDS": "3",
+        "HMA_LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+            "--worker-class",
+            WORKER_CLASS,
+            "--no-control-socket",
+            "hma_framework.web.wsgi:create_wsgi_app()",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(base + "/status", timeout=1)
+            break
+        except requests.RequestException:
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+    yield base
+    server.terminate()
+    server.wait(30)
+
+
+def _slow_client(port: int, stop: threading.Event, closed: list[float]) -> None:
+    """Send a request's headers one line a second, for as long as the server lets us."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(0.2)
+        started = time.monotonic()
+        try:
+            sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")
+            number = 0
+            while not stop.is_set():
+                try:
+                    if sock.recv(4096) == b"":
+                        break  # the server closed us
+                except TimeoutError:
+                    pass
+                if time.monotonic() - started > number + 1:
+                    number += 1
+                    sock.sendall(f"X-Slow-{number}: {number}\r\n".encode())
+        except OSError:
+            pass
+        closed.append(time.monotonic() - started)
+
+
+def test_fifty_slow_header_clients_do_not_stop_normal_requests(api: str) -> None:
+    port = int(api.rsplit(":", 1)[1])
+    stop = threading.Event()
+    closed: list[float] = []
+    clients = [
+        threading.Thread(target=_slow_client, args=(port, stop, closed), daemon=True)
+        for _ in range(SLOW_CONNECTIONS)
+    ]
+    for client in clients:
+        client.start()
+    try:
+        time.sleep(1.5)  # every slow client is connected and dribbling headers
+        latencies = []
+        for _ in range(20):
+            started = time.monotonic()
+            response = requests.get(api + "/status", timeout=2)
+            latencies.append(time.monotonic() - started)
+            assert response.status_code == 200
+        print(f"normal /status under {SLOW_CONNECTIONS} slow clients: worst {max(latencies):.3f}s")
+        deadline = time.monotonic() + 10
+        while len(closed) < SLOW_CONNECTIONS and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(closed) == SLOW_CONNECTIONS, "slow clients are cut off at the header deadline"
+        assert max(closed) < 3 + 3, closed  # the 3 s deadline, checked about once a second
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(5)
+
+
+def _raw(port: int, request: bytes) -> tuple[int, bytes, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head, body
+
+
+def test_gunicorns_own_errors_are_json(api: str) -> None:
+    port = int(api.rsplit(":", 1)[1])
+    cases = {
+        414: b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        431: b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % n for n in range(200)) + b"\r\n",
+        400: b"NOT A REQUEST\r\n\r\n",
+    }
+    for expected, request in cases.items():
+        status, head, body = _raw(port, request)
+        assert status == expected, (head, body)
+        assert b"application/json" in head
+        assert requests.models.complexjson.loads(body)["message"]
+
+
+def test_a_trickling_body_times_out_with_408(api: str, runtime: Runtime) -> None:
+    port = int(api.rsplit(":", 1)[1])
+    token = runtime.api_keys.create("trickler", ["submit"]).token
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /submit/hash/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: 100000\r\n\r\n{"
+        )
+        started = time.monotonic()
+        answer = b""
+        try:
+            while time.monotonic() - started < 8:
+                sock.sendall(b" ")
+                time.sleep(0.5)
+        except OSError:
+            pass
+        sock.settimeout(5)
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    elapsed = time.monotonic() - started
+    assert answer.split()[1] == b"408", answer[:300]
+    assert b'"message"' in answer
+    assert elapsed < 8, "the body deadline cut the upload off"
