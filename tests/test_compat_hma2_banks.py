@@ -73,8 +73,13 @@ def test_bank_routes_answer_hma2_shapes(api: Api, client: Any, tokens: Tokens) -
     renamed = api("PUT", "/c/bank/TEST_BANK", json={"name": "RENAMED"})
     assert renamed.get_json() == {"name": "RENAMED", "matching_enabled_ratio": 0.25}
     assert api("GET", "/c/bank/TEST_BANK").status_code == 404
-    clash = api("PUT", "/c/bank/RENAMED", json={"name": "RUBY"})
+    clash = api("PUT", "/c/bank/RENAMED", json={"name": "RUBY", "enabled_ratio": 0.9})
     assert clash.status_code == 403 and clash.get_json() == {"message": "Bank name already exists"}
+    invalid = api("PUT", "/c/bank/RENAMED", json={"name": "1_invalid", "enabled_ratio": 0.9})
+    assert invalid.status_code == 400
+    assert invalid.get_json() == {"message": "Bank names must be UPPER_WITH_UNDERSCORE"}
+    # A refused update changed nothing.
+    assert api("GET", "/c/bank/RENAMED").get_json()["matching_enabled_ratio"] == 0.25
     assert api("PUT", "/c/bank/NOPE", json={"enabled": True}).get_json() == {
         "message": "Bank not found"
     }

@@ -72,6 +72,12 @@ def test_serve_from_an_empty_folder(tmp_path: Path) -> None:
             time.sleep(0.2)
             ready = requests.get(f"http://127.0.0.1:{port}/status/ready", timeout=5)
         assert ready.status_code == 200, ready.text
+        # HMA 2.0's plain-text check, from the gunicorn processes `hma serve` runs.
+        status = requests.get(f"http://127.0.0.1:{port}/status", timeout=10)
+        while status.text != "I-AM-ALIVE" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = requests.get(f"http://127.0.0.1:{port}/status", timeout=10)
+        assert (status.status_code, status.text) == (200, "I-AM-ALIVE")
     finally:
         output = _stop(process)
     assert process.returncode == 0, output

@@ -83,18 +83,19 @@ def create_bank() -> tuple[Response, int]:
 @blueprint.put("/c/bank/<bank_name>")
 @compat_view("admin")
 def update_bank(bank_name: str) -> Response:
+    """Everything is checked before anything changes, so a refused rename changes nothing."""
     bank_or_404(bank_name, "Bank not found")
     banks = Banks(runtime().store)
     new_name = param("name")
     ratio = _ratio_from_request()
-    if ratio is not None:
-        banks.update_bank(bank_name, matching_enabled_ratio=ratio)
     if new_name is not None and new_name != bank_name:
         try:
             banks.rename_bank(bank_name, _checked_name(new_name))
         except IntegrityError:
             raise ApiError(403, "Bank name already exists") from None
         bank_name = new_name
+    if ratio is not None:
+        banks.update_bank(bank_name, matching_enabled_ratio=ratio)
     return jsonify(bank_view(bank_or_404(bank_name)))
 
 
