@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -19,7 +20,49 @@ def test_health_checks_need_no_key(client: Any) -> None:
     assert client.get("/health").get_json() == {"status": "ok"}
     ready = client.get("/status/ready")
     assert ready.status_code == 200, ready.get_json()
-    assert ready.get_json()["checks"] == {"database": True, "schema": True, "redis": True}
+    assert ready.get_json()["checks"] == {
+        "database": True,
+        "schema": True,
+        "redis": True,
+        "index": True,
+    }
+    assert ready.get_json()["index"] == {
+        "loaded": True,
+        "seq": 0,
+        "latest_seq": 0,
+        "lag": 0,
+        "refreshed_seconds_ago": ready.get_json()["index"]["refreshed_seconds_ago"],
+    }
+
+
+def test_readiness_is_503_while_this_process_loads_its_index(runtime: Runtime) -> None:
+    client = create_app(runtime).test_client()
+    with runtime.indexes._lock:  # a load that has not finished (a large index, say)
+        loading = client.get("/status/ready")
+    assert loading.status_code == 503, loading.get_json()
+    assert loading.get_json()["checks"]["index"] is False
+    assert loading.get_json()["message"] == "not ready: index: still loading in this process"
+    deadline = time.monotonic() + 30
+    while (ready := client.get("/status/ready")).status_code != 200:
+        assert time.monotonic() < deadline, ready.get_json()
+        time.sleep(0.05)
+    assert ready.get_json()["index"]["loaded"] is True
+
+
+def test_readiness_shows_how_far_the_index_lags_the_change_log(
+    runtime: Runtime, client: Any
+) -> None:
+    from hma_framework.store.banks import Banks, NewMember
+
+    assert client.get("/status/ready").status_code == 200  # loaded at seq 0
+    banks = Banks(runtime.store)
+    banks.create_bank("lagging")
+    banks.add_members("lagging", [NewMember(signals=(("pdq", "f" * 64),))])
+    state = client.get("/status/ready").get_json()["index"]
+    assert state["latest_seq"] >= 1
+    assert state["lag"] == state["latest_seq"] - state["seq"] >= 1  # readiness reads, no refresh
+    runtime.indexes.refresh(force=True)  # what the next lookup does
+    assert client.get("/status/ready").get_json()["index"]["lag"] == 0
 
 
 def test_missing_key_is_401(client: Any) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from hma_framework.index.warmup import index_state, wait_until_loaded
 from hma_framework.pipeline.maintenance import last_heartbeat_age
 from hma_framework.runtime import Runtime
 from hma_framework.store import migrate
@@ -33,7 +34,12 @@ PUBLIC_REASONS = {
     "database": "unreachable (the server log says why)",
     "schema": "not at the newest migration; run `hma db upgrade`",
     "redis": "unreachable (the server log says why)",
+    "index": "still loading in this process",
 }
+
+#: How long a readiness probe waits for a first index load it started (small indexes load
+#: within it, so a fresh instance is ready on its first probe; large ones answer 503 until done).
+INDEX_WAIT_SECONDS = 1.0
 
 
 def _check(name: str, check: Any) -> bool:
@@ -64,8 +70,12 @@ def readiness() -> tuple[Response, int]:
         "schema": _check("schema", schema_is_current),
         "redis": _check("redis", runtime.redis.ping),
     }
-    failures = [f"{name}: {PUBLIC_REASONS[name]}" for name, ok in checks.items() if not ok]
     body: dict[str, Any] = {"checks": checks}
+    if checks["database"] and checks["schema"]:
+        # The indexes read the records: only worth loading (and reporting) when those answer.
+        checks["index"] = wait_until_loaded(runtime, INDEX_WAIT_SECONDS)
+        body["index"] = _index_state(runtime)
+    failures = [f"{name}: {PUBLIC_REASONS[name]}" for name, ok in checks.items() if not ok]
     if checks["redis"]:
         body["scheduler_heartbeat_age_seconds"] = last_heartbeat_age(runtime)
     if failures:
@@ -73,6 +83,14 @@ def readiness() -> tuple[Response, int]:
         return jsonify(body), 503
     body["status"] = "ready"
     return jsonify(body), 200
+
+
+def _index_state(runtime: Runtime) -> dict[str, Any]:
+    try:
+        return index_state(runtime)
+    except Exception as exc:  # the records went away between the check and now
+        log.warning("reading the index state failed: %s: %s", type(exc).__name__, exc)
+        return {"loaded": runtime.indexes.loaded}
 
 
 @blueprint.get("/plugins")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 from flask import Flask
 
 from hma_framework.data_folder import restrict_umask
+from hma_framework.index.warmup import load_in_background
 from hma_framework.logging_setup import configure_logging
 from hma_framework.runtime import build_runtime
 from hma_framework.settings import load_settings
@@ -19,5 +18,5 @@ def create_wsgi_app() -> Flask:
     configure_logging(settings.log_level, settings.log_format)
     runtime = build_runtime(settings)
     # Warm the indexes in the background; a query that arrives first waits for them.
-    threading.Thread(target=runtime.indexes.refresh, name="index-warmup", daemon=True).start()
+    load_in_background(runtime)
     return create_app(runtime)

@@ -8,10 +8,10 @@ lookup applies the change log first), so "stale" means the change log cannot be 
 from __future__ import annotations
 
 import logging
-import threading
 
 from flask import Blueprint, Response, current_app
 
+from hma_framework.index.warmup import wait_until_loaded
 from hma_framework.runtime import Runtime
 from hma_framework.web.auth import public
 
@@ -22,40 +22,18 @@ ALIVE = "I-AM-ALIVE"
 STALE = "INDEX-STALE"
 NOT_LOADED = "INDEX-NOT-LOADED"
 FIRST_LOAD_WAIT_SECONDS = 2.0
-_loading_lock = threading.Lock()
 
 
 def _text(body: str, status: int) -> Response:
     return Response(body, status=status, mimetype="text/plain")
 
 
-def _load_in_background(runtime: Runtime) -> threading.Thread:
-    """Start filling the indexes once per process; a probe never waits for a large index."""
-    with _loading_lock:
-        thread: threading.Thread | None = runtime.__dict__.get("_hma2_index_loader")
-        if thread is None:
-
-            def load() -> None:
-                try:
-                    runtime.indexes.refresh()
-                except Exception:
-                    log.exception("loading the indexes failed")
-                    runtime.__dict__.pop("_hma2_index_loader", None)  # let a later probe retry
-
-            thread = threading.Thread(target=load, name="hma2-index-load", daemon=True)
-            runtime.__dict__["_hma2_index_loader"] = thread
-            thread.start()
-    return thread
-
-
 @blueprint.get("/status")
 @public
 def status() -> Response:
     runtime: Runtime = current_app.extensions["hma"]
-    if not runtime.indexes.loaded:
-        _load_in_background(runtime).join(FIRST_LOAD_WAIT_SECONDS)
-        if not runtime.indexes.loaded:
-            return _text(NOT_LOADED, 503)
+    if not wait_until_loaded(runtime, FIRST_LOAD_WAIT_SECONDS):
+        return _text(NOT_LOADED, 503)
     try:
         runtime.indexes.refresh()
     except Exception as exc:
