@@ -53,7 +53,7 @@ def compute_signals(
     Each hasher's result comes first, then (with ``alternates``) the other readings it gives
     of the same media, such as the stored pixels of an EXIF-rotated photo.
     """
-    signal_types = runtime.registry.signal_types_for(content_type)
+    signal_types = [r for r in runtime.registry.signal_types_for(content_type) if r.hashes_media]
     if not signal_types:
         raise PermanentMediaError(f"no installed signal type hashes {content_type} content")
     computed = []

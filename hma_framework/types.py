@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 import attrs
 from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPI
-from threatexchange.signal_type.signal_base import SignalType
+from threatexchange.signal_type.signal_base import FileHasher, SignalType
 
 if TYPE_CHECKING:
     import flask
@@ -165,6 +165,11 @@ class SignalTypeRecord:
     @property
     def threshold_limit(self) -> int:
         return self.default_threshold if self.max_threshold is None else self.max_threshold
+
+    @property
+    def hashes_media(self) -> bool:
+        """Whether it can be computed from a media file (text and URL signal types cannot)."""
+        return self.hasher_factory is not None or issubclass(self.signal_type, FileHasher)
 
     def make_hasher(self, settings: Settings) -> MediaHasher:
         """The configured hasher, or one over the signal type's own ``hash_from_file``."""

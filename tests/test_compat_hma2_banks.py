@@ -201,7 +201,9 @@ def test_add_content_by_upload_with_metadata_and_note(api: Api) -> None:
         ({}, "Neither `url` nor multipart file upload was received"),
         ({"photo": (io.BytesIO(photo), "a.jpg"), "note": "x" * 256}, "note must be at most 255"),
         ({"photo": (io.BytesIO(photo), "a.jpg"), "metadata": "[1]"}, "metadata should be a json"),
-        ({"text": (io.BytesIO(b"hi"), "a.txt")}, "no such content_type: 'text'"),
+        ({"audio": (io.BytesIO(b"hi"), "a.mp3")}, "no such content_type: 'audio'"),
+        # Text is a content type (ThreatExchange's text signals), but no file hashes to it.
+        ({"text": (io.BytesIO(b"hi"), "a.txt")}, "no installed signal type hashes text"),
     ]:
         response = api(
             "POST", "/c/bank/UPLOADS/content", data=data, content_type="multipart/form-data"
@@ -236,9 +238,10 @@ def test_type_listings(api: Api, runtime: Runtime) -> None:
     signal_types = api("GET", "/c/signal_type").get_json()
     assert {"name": "pdq", "enabled_ratio": 1.0} in signal_types
     assert {s["name"] for s in signal_types} == set(runtime.registry.signal_types)
+    installed = {ct for r in runtime.registry.signal_types.values() for ct in r.applies_to()}
+    assert {"photo", "video", "text", "url"} <= installed
     assert api("GET", "/c/content_type").get_json() == [
-        {"name": "photo", "enabled": True},
-        {"name": "video", "enabled": True},
+        {"name": name, "enabled": True} for name in sorted(installed)
     ]
 
 
