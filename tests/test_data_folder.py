@@ -60,6 +60,7 @@ def test_secure_tree_tightens_what_an_older_version_left(tmp_path: Path) -> None
     os.chmod(data, 0o755)
     os.chmod(data / "media", 0o755)
     os.chmod(data / "media" / "abc", 0o644)
+    os.chmod(data / "hma.sqlite3", 0o644)  # whatever this process's umask is by now
     assert secure_tree(data) == 3  # the media folder, the media file, the old database
     assert_owner_only(data)
     assert modes_under(data)["media/abc"] == 0o600

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import attrs
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from hma_framework.registry import Registry
 from hma_framework.retroaction.automatic import request_retroaction, run_pass
@@ -174,9 +174,25 @@ def test_upgrading_starts_automatic_retroaction_after_existing_members(database_
     """Members banked before retroaction existed were matched live: no pass rescans them."""
     store = Store(database_url)
     try:
-        migrate.upgrade(store, "0003")
-        Banks(store).create_bank("old")
-        member = Banks(store).add_member("old", NewMember(signals=(("pdq", PDQ),)))
+        migrate.upgrade(store, "0005")  # the revision before retroaction's
+        # Rows as that schema had them (the models describe the newest schema).
+        with store.transaction() as session:
+            session.execute(
+                text(
+                    "INSERT INTO bank (id, name, description, tags, enabled, thresholds, "
+                    "created_at, updated_at) VALUES (7, 'old', '', '[]', :yes, '{}', :now, :now)"
+                ),
+                {"yes": True, "now": dt.datetime.now(dt.UTC)},
+            )
+            session.execute(
+                text(
+                    "INSERT INTO bank_member (id, bank_pk, notes, tags, exchange_metadata, "
+                    "enabled, created_at, updated_at) "
+                    "VALUES (41, 7, '', '[]', '{}', :yes, :now, :now)"
+                ),
+                {"yes": True, "now": dt.datetime.now(dt.UTC)},
+            )
+        member = 41
         migrate.upgrade(store)
         with store.reading() as session:
             cursor = session.get(RetroactionCursorRow, "automatic")

@@ -77,7 +77,7 @@ def test_two_scheduler_processes_enqueue_each_periodic_job_once(
         while runtime.redis.get(LEADER_KEY) is None and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(3)  # both schedulers have looped at least once by now
-        queued = runtime.queues["maintenance"].get_jobs()
+        queued = [job for queue in runtime.queues.all() for job in queue.get_jobs()]
         names = sorted(job.func_name for job in queued)
         # Every periodic job is due at start; one leader enqueued each exactly once.
         expected = {f"{job.func.__module__}.{job.func.__name__}" for job in periodic_jobs(settings)}
