@@ -19,14 +19,21 @@ MAX_BUCKETS = 24 * 92
 _SPAN = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
 
 
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+
 def _time(name: str, default: dt.datetime) -> dt.datetime:
     raw = request.args.get(name)
     if not raw:
         return default
     try:
-        return parse_when(raw)
-    except ValueError as exc:
+        value = parse_when(raw)
+    except (ValueError, OverflowError) as exc:
         raise ApiError(400, f"{name}: {exc}") from exc
+    if not EARLIEST <= value <= LATEST:  # arithmetic on the edge of the calendar overflows
+        raise ApiError(400, f"{name} must be between {EARLIEST.year} and {LATEST.year}")
+    return value
 
 
 @blueprint.get("/stats")
