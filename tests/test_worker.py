@@ -94,3 +94,14 @@ def test_worker_help_lists_queues(tmp_path: Path) -> None:
     ).stdout
     for role in QUEUE_NAMES:
         assert role in out
+
+
+def test_a_burst_worker_exits_promptly(runtime: Runtime) -> None:
+    """RQ's 60 s command-channel poll once held every run_jobs for up to a minute."""
+    import time
+
+    for _ in range(3):
+        started = time.monotonic()
+        run_worker(runtime, QUEUE_NAMES, burst=True)
+        elapsed = time.monotonic() - started
+        assert elapsed < 10, f"an idle burst worker took {elapsed:.1f} s to exit"

@@ -19,8 +19,29 @@ from hma_framework.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+class HmaWorker(SimpleWorker):
+    """RQ's ``SimpleWorker`` with a command listener that stops within a second.
+
+    RQ polls its pubsub command channel with a 60 s wait, and redis-py's
+    ``PubSubWorkerThread.stop()`` waits for that poll to end: a burst worker (every test's
+    ``run_jobs``) or a stopping worker often sat a full minute before exiting.
+    """
+
+    PUBSUB_POLL_SECONDS = 1
+
+    def subscribe(self) -> None:
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=self.PUBSUB_POLL_SECONDS,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
+
+
 def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None) -> SimpleWorker:
-    return SimpleWorker(
+    return HmaWorker(
         runtime.queues.select(roles),
         connection=runtime.redis,
         serializer=JSONSerializer,
