@@ -10,24 +10,10 @@ from typing import Any
 
 import requests
 
-from hma_framework.pipeline.context import set_current_runtime
 from hma_framework.pipeline.media_sweep import SWEPT_MARKER, safe_age_seconds, sweep_media
 from hma_framework.pipeline.reconcile import reconcile_runtime
-from hma_framework.pipeline.worker import make_worker
 from hma_framework.runtime import Runtime
-from hma_framework.settings import QUEUE_NAMES
-from hma_framework.testing import Tokens, make_photo
-
-
-def run_jobs_without_scheduler(runtime: Runtime) -> None:
-    """A real RQ worker in burst mode, without RQ's scheduler (whose lock can stall a burst
-    worker's exit for a minute); these tests schedule no retries."""
-    runtime.roles = tuple(QUEUE_NAMES)
-    set_current_runtime(runtime)
-    try:
-        make_worker(runtime, QUEUE_NAMES).work(burst=True, with_scheduler=False)
-    finally:
-        set_current_runtime(None)
+from hma_framework.testing import Tokens, make_photo, run_jobs
 
 
 def _media_files(runtime: Runtime) -> set[str]:
@@ -59,9 +45,8 @@ def test_forced_resubmission_of_bytes_deletes_the_queued_media(
     after = _media_files(runtime)
     assert len(after) == 1 and not after & before, "the superseded file is gone"
 
-    run_jobs_without_scheduler(
-        worker_runtime
-    )  # both jobs run: the old one hashes the new media or skips
+    # Both jobs run: the old one hashes the new media or skips.
+    run_jobs(worker_runtime)
     record = client.get("/content/m-1", headers=Tokens.header(tokens.read)).json
     assert record["status"] == "no_match", record
     reference = tmp_path / "second.jpg"

@@ -14,27 +14,13 @@ from typing import Any
 import attrs
 import requests
 
-from hma_framework.pipeline.context import set_current_runtime
-from hma_framework.pipeline.worker import make_worker
 from hma_framework.runtime import Runtime
 from hma_framework.serve import _gunicorn_argv
-from hma_framework.settings import QUEUE_NAMES
 from hma_framework.store.content import AWAITING_UPLOAD, Submission
-from hma_framework.testing import Tokens, make_photo
+from hma_framework.testing import Tokens, make_photo, run_jobs
 from hma_framework.web.log_redaction import RedactingFilter, redact
 
 PUT_URL = {"content_id": "u-1", "content_type": "photo", "file_type": "image/jpeg"}
-
-
-def run_jobs_without_scheduler(runtime: Runtime) -> None:
-    """A real RQ worker in burst mode, without RQ's scheduler (whose lock can stall a burst
-    worker's exit for a minute); these tests schedule no retries."""
-    runtime.roles = tuple(QUEUE_NAMES)
-    set_current_runtime(runtime)
-    try:
-        make_worker(runtime, QUEUE_NAMES).work(burst=True, with_scheduler=False)
-    finally:
-        set_current_runtime(None)
 
 
 def _put_url(base: str, token: str, **extra: Any) -> str:
@@ -61,7 +47,7 @@ def test_an_old_upload_url_is_refused_after_a_forced_resubmission(
     accepted = requests.put(new, data=make_photo(seed=2), timeout=10)
     assert accepted.status_code == 200, accepted.text
     assert requests.put(old, data=make_photo(seed=1), timeout=10).status_code == 409
-    run_jobs_without_scheduler(worker_runtime)
+    run_jobs(worker_runtime)
     record = requests.get(
         f"{live_server}/content/u-1", headers=Tokens.header(tokens.read), timeout=10
     ).json()
