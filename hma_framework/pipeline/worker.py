@@ -15,10 +15,12 @@ import logging
 import signal
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
+from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 
 from hma_framework.pipeline.context import set_current_runtime
@@ -33,8 +35,24 @@ REDIS_BACKOFF_FIRST_SECONDS = 0.5
 REDIS_BACKOFF_MAX_SECONDS = 10.0
 
 
+class HmaWorker(SimpleWorker):
+    """RQ's in-process worker, stoppable while Redis is unreachable.
+
+    RQ's stop handler asks Redis whether the worker is busy; with Redis gone that raised
+    inside the handler, the stop was lost, and the worker retried Redis forever: a killed
+    ``hma serve`` left such workers behind.
+    """
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        try:
+            super().request_stop(signum, frame)
+        except (RedisConnectionError, RedisTimeoutError):
+            self._stop_requested = True
+            raise StopRequested() from None
+
+
 def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None) -> SimpleWorker:
-    return SimpleWorker(
+    return HmaWorker(
         runtime.queues.select(roles),
         connection=runtime.redis,
         serializer=JSONSerializer,
@@ -83,8 +101,12 @@ def run_worker(
                 ) or worked
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 log.warning("worker %s lost Redis: %s", worker.name, exc)
+                if _stop_was_requested(worker):
+                    return worked
+            except StopRequested:
+                return worked
             else:
-                if burst or worker._stop_requested or _redis_answers(runtime):
+                if burst or _stop_was_requested(worker) or _redis_answers(runtime):
                     return worked
                 log.warning("worker %s stopped serving: Redis is unreachable", worker.name)
             if burst or not _wait_for_redis(runtime, stop):
@@ -93,6 +115,12 @@ def run_worker(
     finally:
         heartbeat.stop()
         set_current_runtime(None)
+
+
+def _stop_was_requested(worker: SimpleWorker) -> bool:
+    """Whether SIGTERM/SIGINT reached the worker: RQ notes the time before it asks Redis
+    anything, so this holds even when Redis vanished with the signal (a killed serve)."""
+    return bool(worker._stop_requested or worker._shutdown_requested_date is not None)
 
 
 def _redis_answers(runtime: Runtime) -> bool:
