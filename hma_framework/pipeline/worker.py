@@ -44,11 +44,21 @@ class HmaWorker(SimpleWorker):
     """
 
     def request_stop(self, signum: Any, frame: Any) -> None:
+        _stop_signalled.set()  # first: whatever RQ does next may fail with Redis gone
         try:
             super().request_stop(signum, frame)
         except (RedisConnectionError, RedisTimeoutError):
             self._stop_requested = True
             raise StopRequested() from None
+
+
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        _stop_signalled.set()
+        super().request_force_stop(signum, frame)
+
+
+#: Set by any stop signal this process receives, whichever worker object's handler took it.
+_stop_signalled = threading.Event()
 
 
 def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None) -> SimpleWorker:
@@ -63,6 +73,8 @@ def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None)
 def _wait_for_redis(runtime: Runtime, stop: threading.Event) -> bool:
     """Back off until Redis answers; False if a stop signal came first."""
     wait = REDIS_BACKOFF_FIRST_SECONDS
+    if stop.is_set():
+        return False
     previous = {
         signum: signal.signal(signum, lambda *_args: stop.set())
         for signum in (signal.SIGINT, signal.SIGTERM)
@@ -88,10 +100,11 @@ def run_worker(
     set_current_runtime(runtime)
     forks_die_with_parent()  # RQ's scheduler process must not outlive a killed worker
     heartbeat = WorkerHeartbeat(runtime.redis, heartbeat_interval(runtime.settings))
-    stop = threading.Event()
+    stop = _stop_signalled
+    stop.clear()
     worked = False
     try:
-        while True:
+        while not stop.is_set():
             worker = make_worker(runtime, roles, name=name)
             heartbeat.track(worker.name)
             log.info("worker %s serving queues %s", worker.name, ", ".join(roles))
@@ -112,6 +125,7 @@ def run_worker(
             if burst or not _wait_for_redis(runtime, stop):
                 return worked
             log.info("Redis answers again; restarting the worker")
+        return worked
     finally:
         heartbeat.stop()
         set_current_runtime(None)
@@ -120,7 +134,11 @@ def run_worker(
 def _stop_was_requested(worker: SimpleWorker) -> bool:
     """Whether SIGTERM/SIGINT reached the worker: RQ notes the time before it asks Redis
     anything, so this holds even when Redis vanished with the signal (a killed serve)."""
-    return bool(worker._stop_requested or worker._shutdown_requested_date is not None)
+    return bool(
+        _stop_signalled.is_set()
+        or worker._stop_requested
+        or worker._shutdown_requested_date is not None
+    )
 
 
 def _redis_answers(runtime: Runtime) -> bool:
