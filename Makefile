@@ -24,6 +24,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Three pytest-xdist workers: most tests wait on Redis, databases and child processes, so three
+# keep two cores busy. Each worker gets its own Redis database (see hma_framework/testing.py).
+PYTEST_ARGS ?= -n 3
+
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

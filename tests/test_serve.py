@@ -125,6 +125,18 @@ def _redis_servers_of(folder: Path) -> list[psutil.Process]:
     return found
 
 
+def _processes_of(folder: Path) -> list[int]:
+    """Processes whose environment names ``folder`` as their data folder."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("HMA_DATA_DIR") == str(folder):
+                found.append(process.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
 def _wait_ready(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -187,5 +199,9 @@ def test_kill_9_redis_loss_and_restart_keep_one_private_redis(tmp_path: Path) ->
             process.kill()
             process.wait(10)
     assert not _redis_servers_of(data)
+    deadline = time.monotonic() + 20  # the killed serve's children stop too
+    while _processes_of(data) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_of(data), "a killed serve left processes behind"
     assert (data / "secret_key").stat().st_size > 0  # made at start, before any API process
     assert_owner_only(data)

@@ -15,10 +15,12 @@ import logging
 import signal
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -38,11 +40,14 @@ REDIS_BACKOFF_MAX_SECONDS = 10.0
 
 
 class HmaWorker(SimpleWorker):
-    """RQ's in-process worker, with each job's ids bound for its log lines.
+    """RQ's in-process worker: ids bound per job, a quick command listener, stoppable offline.
 
-    It also listens for RQ's commands with a 1 s poll instead of RQ's 60 s: a worker that
-    stops before its listener thread has seen the subscription otherwise waits out the whole
-    poll, so a burst worker (tests, ``hma worker --burst``) sometimes took a minute to exit.
+    Each job runs with the request and content ids it carries bound for its log lines. RQ's
+    commands are polled every second instead of every 60 s: a worker that stops before its
+    listener thread has seen the subscription otherwise waits out the whole poll (a burst
+    worker sometimes took a minute to exit). And RQ's stop handler asks Redis whether the
+    worker is busy; with Redis gone that raised inside the handler, the stop was lost, and the
+    worker retried Redis forever: a killed ``hma serve`` left such workers behind.
     """
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
@@ -55,6 +60,22 @@ class HmaWorker(SimpleWorker):
         self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
             sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler
         )
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        _stop_signalled.set()  # first: whatever RQ does next may fail with Redis gone
+        try:
+            super().request_stop(signum, frame)
+        except (RedisConnectionError, RedisTimeoutError):
+            self._stop_requested = True
+            raise StopRequested() from None
+
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        _stop_signalled.set()
+        super().request_force_stop(signum, frame)
+
+
+#: Set by any stop signal this process receives, whichever worker object's handler took it.
+_stop_signalled = threading.Event()
 
 
 def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None) -> SimpleWorker:
@@ -69,6 +90,8 @@ def make_worker(runtime: Runtime, roles: Sequence[str], name: str | None = None)
 def _wait_for_redis(runtime: Runtime, stop: threading.Event) -> bool:
     """Back off until Redis answers; False if a stop signal came first."""
     wait = REDIS_BACKOFF_FIRST_SECONDS
+    if stop.is_set():
+        return False
     previous = {
         signum: signal.signal(signum, lambda *_args: stop.set())
         for signum in (signal.SIGINT, signal.SIGTERM)
@@ -94,10 +117,11 @@ def run_worker(
     set_current_runtime(runtime)
     forks_die_with_parent()  # RQ's scheduler process must not outlive a killed worker
     heartbeat = WorkerHeartbeat(runtime.redis, heartbeat_interval(runtime.settings))
-    stop = threading.Event()
+    stop = _stop_signalled
+    stop.clear()
     worked = False
     try:
-        while True:
+        while not stop.is_set():
             worker = make_worker(runtime, roles, name=name)
             heartbeat.track(worker.name)
             log.info("worker %s serving queues %s", worker.name, ", ".join(roles))
@@ -112,16 +136,31 @@ def run_worker(
                 )
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 log.warning("worker %s lost Redis: %s", worker.name, exc)
+                if _stop_was_requested(worker):
+                    return worked
+            except StopRequested:
+                return worked
             else:
-                if burst or worker._stop_requested or _redis_answers(runtime):
+                if burst or _stop_was_requested(worker) or _redis_answers(runtime):
                     return worked
                 log.warning("worker %s stopped serving: Redis is unreachable", worker.name)
             if burst or not _wait_for_redis(runtime, stop):
                 return worked
             log.info("Redis answers again; restarting the worker")
+        return worked
     finally:
         heartbeat.stop()
         set_current_runtime(None)
+
+
+def _stop_was_requested(worker: SimpleWorker) -> bool:
+    """Whether SIGTERM/SIGINT reached the worker: RQ notes the time before it asks Redis
+    anything, so this holds even when Redis vanished with the signal (a killed serve)."""
+    return bool(
+        _stop_signalled.is_set()
+        or worker._stop_requested
+        or worker._shutdown_requested_date is not None
+    )
 
 
 def _redis_answers(runtime: Runtime) -> bool:
