@@ -258,7 +258,8 @@ def db_current(ctx: click.Context) -> None:
     from hma_framework.store import migrate
 
     if _missing_sqlite_file(_settings(ctx).effective_database_url):
-        click.echo("empty: there is no database yet (`hma db upgrade` creates it)")
+        head = migrate.head_revision()
+        click.echo(f"empty: behind (newest is {head}); no database yet, `hma db upgrade` makes it")
         return
     store = _store(ctx)
     try:
