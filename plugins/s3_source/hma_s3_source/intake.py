@@ -154,7 +154,11 @@ def record_submission(runtime: Runtime, submission: Submission, sequencer: str =
         if outcome is SubmitOutcome.CONFLICT:  # a new version of the object: process it again
             outcome, content_pk = runtime.content.submit(submission, force=True, session=session)
         if outcome is not SubmitOutcome.UNCHANGED and sequencer:
-            _remember_sequencer(_pending_submission(session, content_pk), sequencer)
+            newest = _pending_submission(session, content_pk) or _latest_submission(
+                runtime, session, content_pk
+            )
+            if newest is not None:
+                _remember_sequencer(newest, sequencer)
         row = session.get_one(ContentRow, content_pk)
         if outcome is not SubmitOutcome.UNCHANGED or _hash_job_lost(runtime, row):
             job_id = new_job_id("hash", content_pk)
@@ -178,13 +182,14 @@ def _latest_submission(
     return None if pk is None else session.get(ContentSubmissionRow, pk)
 
 
-def _pending_submission(session: Session, content_pk: int) -> ContentSubmissionRow:
+def _pending_submission(session: Session, content_pk: int) -> ContentSubmissionRow | None:
     """The submission record ``submit`` just added, not yet written: found in the session
-    rather than queried, so the sequencer goes out with its INSERT (no extra statement)."""
+    rather than queried, so the sequencer goes out with its INSERT (no extra statement).
+    None if ``submit`` already flushed it (the caller then queries)."""
     for pending in session.new:
         if isinstance(pending, ContentSubmissionRow) and pending.content_pk == content_pk:
             return pending
-    raise RuntimeError(f"no new submission record for content {content_pk}")
+    return None
 
 
 def _remember_sequencer(submission: ContentSubmissionRow, sequencer: str) -> None:
