@@ -35,7 +35,7 @@ def _runtime(ctx: click.Context) -> Any:
 
     try:
         return build_runtime(_settings(ctx))
-    except RuntimeConfigError as exc:
+    except (RuntimeConfigError, SettingsError) as exc:  # SettingsError: a plugin's section
         raise click.ClickException(str(exc)) from exc
 
 
@@ -539,7 +539,8 @@ def settings_command(ctx: click.Context, markdown: bool) -> None:
     if markdown:
         click.echo(settings_markdown_table())
         for section in sections:
-            click.echo(f"\n`[{section.name}]` (plugin settings):\n")
+            also = "".join(f", or `[{alias}]`" for alias in section.aliases)
+            click.echo(f"\n`[{section.name}]`{also} (plugin settings):\n")
             click.echo(settings_markdown_table(section.cls, (section.name,)))
         return
     settings = _settings(ctx)
@@ -555,7 +556,10 @@ def settings_command(ctx: click.Context, markdown: bool) -> None:
             value = mask_password(str(value))
         click.echo(f"{field.env_var}={value}")
     for section in sections:
-        loaded = load_section(settings, section.name, section.cls)
+        try:
+            loaded = load_section(settings, section.name, section.cls, section.aliases)
+        except SettingsError as exc:  # a plugin's bad setting: say which, not a traceback
+            raise click.ClickException(str(exc)) from exc
         for field in iter_setting_fields(section.cls, (section.name,)):
             value = getattr(loaded, field.path[-1])
             if field.path[-1].endswith(SECRET_SUFFIXES) and value:

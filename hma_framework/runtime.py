@@ -143,7 +143,7 @@ def build_runtime(settings: Settings, *, registry: Registry | None = None) -> Ru
         )
     registry = registry if registry is not None else make_registry(settings)
     for section in registry.settings_sections():
-        load_section(settings, section.name, section.cls)  # a bad plugin setting fails now
+        load_section(settings, section.name, section.cls, section.aliases)  # fails now if bad
     store = Store(settings.effective_database_url)
     redis = connect_redis(settings.redis_url)
     queues = Queues(redis, default_timeout=settings.workers.job_timeout_seconds)

@@ -12,7 +12,7 @@ import json
 import os
 import tomllib
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -774,12 +774,20 @@ def load_settings(
     return attrs.evolve(settings, plugin_tables=plugin_tables, plugin_environ=plugin_environ)
 
 
-def load_section(settings: Settings, name: str, cls: type[T]) -> T:
+def load_section(
+    settings: Settings, name: str, cls: type[T], aliases: Sequence[str] = ()
+) -> T:
     """A plugin's settings: the ``[name]`` TOML table overlaid with ``HMA_<NAME>_*`` variables.
 
-    ``cls`` is the plugin's attrs class; errors name the key exactly as core settings do.
+    ``cls`` is the plugin's attrs class; errors name the key exactly as core settings do. The
+    table may instead be given under one of ``aliases``; giving it twice is an error, as the
+    two tables could only be merged by guessing which one was meant.
     """
-    table = settings.plugin_tables.get(name, {})
+    given = [n for n in (name, *aliases) if n in settings.plugin_tables]
+    if len(given) > 1:
+        tables = " and ".join(f"[{n}]" for n in given)
+        raise SettingsError(f"{tables} configure the same settings: keep only one of them")
+    table = settings.plugin_tables.get(given[0], {}) if given else {}
     tree: dict[str, Any] = dict(table) if isinstance(table, dict) else {}
     _overlay_environ(tree, cls, settings.plugin_environ, (name,))
     return _structure(tree, cls, (name,))

@@ -56,11 +56,14 @@ class SettingsSection:
 
     ``cls`` is an attrs class with defaults for every field; read it with
     ``hma_framework.settings.load_section(settings, name, cls)``. Declaring it on a record lets
-    ``hma settings`` document and validate it at startup.
+    ``hma settings`` document and validate it at startup. ``aliases`` are other TOML table
+    names accepted for the same section (the variables stay ``HMA_<NAME>_*``), for a plugin
+    whose documented table name differs from its short variable prefix.
     """
 
     name: str = attrs.field(validator=_lower_snake_case)
     cls: type[Any]
+    aliases: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
 
 
 # --- signal types ---------------------------------------------------------------------------

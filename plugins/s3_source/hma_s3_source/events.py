@@ -8,6 +8,7 @@ configured. Keys arrive form-encoded (``+`` for spaces, ``%2F``...) and are deco
 from __future__ import annotations
 
 import json
+import string
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -29,6 +30,25 @@ class ObjectCreated:
     size: int | None
     etag: str
     version_id: str = ""
+    #: S3's per-key event order (hex, upper case); empty when the sender gave none.
+    sequencer: str = ""
+
+
+def sequencer_order(first: str, second: str) -> int:
+    """-1, 0 or 1 as event ``first`` happened before, with or after ``second`` (same key).
+
+    The S3 docs: sequencers may differ in length; right-pad the shorter with zeros, then
+    compare the hex strings lexicographically. (Older revisions of the page said left-pad;
+    S3 itself emits equal lengths per key, where both readings agree.)
+    """
+    width = max(len(first), len(second))
+    a, b = first.upper().ljust(width, "0"), second.upper().ljust(width, "0")
+    return (a > b) - (a < b)
+
+
+def _sequencer(value: Any) -> str:
+    text = str(value or "").strip()
+    return text.upper() if text and all(c in string.hexdigits for c in text) else ""
 
 
 def parse_document(text: str | bytes) -> list[ObjectCreated]:
@@ -75,4 +95,5 @@ def _object_created(record: Any) -> ObjectCreated | None:
         size=int(size) if isinstance(size, int | str) and str(size).isdigit() else None,
         etag=str(obj.get("eTag") or obj.get("etag") or "").strip('"'),
         version_id=str(obj.get("versionId") or ""),
+        sequencer=_sequencer(obj.get("sequencer")),
     )

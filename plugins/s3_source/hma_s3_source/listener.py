@@ -62,8 +62,13 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, request_stop)
 
 
-def poll_queue(runtime: Runtime, s3: S3Settings, queue_url: str, stop: threading.Event) -> None:
-    sqs = client(s3, "sqs", read_timeout=s3.wait_seconds + 10)
+def poll_queue(
+    runtime: Runtime, s3: S3Settings, queue_url: str, stop: threading.Event, sqs: Any = None
+) -> None:
+    """Receive, record, then delete each batch with one ``DeleteMessageBatch`` call: a boto3
+    call costs the listener more CPU than recording an object, so one per message showed."""
+    if sqs is None:
+        sqs = client(s3, "sqs", read_timeout=s3.wait_seconds + 10)
     while not stop.is_set():
         try:
             answer = sqs.receive_message(
@@ -75,39 +80,55 @@ def poll_queue(runtime: Runtime, s3: S3Settings, queue_url: str, stop: threading
             log.exception("receiving from %s failed; retrying", queue_url)
             stop.wait(ERROR_BACKOFF_SECONDS)
             continue
+        recorded = []
+        failed = False
         for message in answer.get("Messages", []):
-            if not handle_message(runtime, s3, sqs, queue_url, message):
-                stop.wait(ERROR_BACKOFF_SECONDS)
+            if not handle_message(runtime, s3, message):
+                failed = True
                 break  # the rest of the batch comes back after its visibility timeout
+            recorded.append(message)
+        delete_messages(sqs, queue_url, recorded)
+        if failed:
+            stop.wait(ERROR_BACKOFF_SECONDS)
 
 
-def handle_message(
-    runtime: Runtime, s3: S3Settings, sqs: Any, queue_url: str, message: dict[str, Any]
-) -> bool:
-    """Record one message's objects, then delete it; False if it must be delivered again."""
+def handle_message(runtime: Runtime, s3: S3Settings, message: dict[str, Any]) -> bool:
+    """Record one message's objects; False if it must be delivered again (not deleted)."""
     try:
         events = parse_document(message.get("Body", ""))
     except EventFormatError as exc:
         log.error("deleting SQS message %s: not an S3 event (%s)", message.get("MessageId"), exc)
-        events = []
-    else:
-        try:
-            tally = record_events(runtime, s3, events)
-        except Exception:
-            log.exception(
-                "recording SQS message %s failed; it will be redelivered", message.get("MessageId")
-            )
-            return False
-        log.info(
-            "SQS message %s: %d recorded, %d already known, %d skipped",
-            message.get("MessageId"),
-            tally.recorded,
-            tally.unchanged,
-            tally.skipped,
-        )
+        return True
     try:
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        tally = record_events(runtime, s3, events)
     except Exception:
-        # Recorded already: the redelivery will be an unchanged resubmission.
-        log.exception("deleting SQS message %s failed", message.get("MessageId"))
+        log.exception(
+            "recording SQS message %s failed; it will be redelivered", message.get("MessageId")
+        )
+        return False
+    log.info(
+        "SQS message %s: %d recorded, %d already known, %d skipped",
+        message.get("MessageId"),
+        tally.recorded,
+        tally.unchanged,
+        tally.skipped,
+    )
     return True
+
+
+def delete_messages(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    """Delete recorded messages (at most 10, a receive's batch) in one call. A message whose
+    deletion fails is redelivered and then an unchanged resubmission: logged, not retried."""
+    if not messages:
+        return
+    entries = [
+        {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"]}
+        for number, message in enumerate(messages)
+    ]
+    try:
+        answer = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    except Exception:
+        log.exception("deleting %d SQS message(s) failed", len(entries))
+        return
+    for failure in answer.get("Failed", []):
+        log.error("deleting SQS message %s failed: %s", failure.get("Id"), failure.get("Message"))

@@ -1,8 +1,9 @@
 """The ``[s3]`` settings section (``HMA_S3_*`` variables) of the S3 plugin.
 
-Named ``s3`` rather than after the plugin so the variables are the short ``HMA_S3_*`` ones.
-Bucket subscriptions are a list of tables: ``[[s3.buckets]]`` in the TOML file, or JSON in
-``HMA_S3_BUCKETS``.
+Named ``s3`` rather than after the plugin so the variables are the short ``HMA_S3_*`` ones; the
+TOML file may also call the table after the plugin, ``[s3_source]`` (``[[s3_source.buckets]]``),
+but not both. Bucket subscriptions are a list of tables: ``[[s3.buckets]]`` in the TOML file,
+or JSON in ``HMA_S3_BUCKETS``.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class S3Settings:
     buckets: tuple[BucketSubscription, ...] = attrs.field(
         default=(),
         metadata={
-            "help": "Bucket subscriptions, `[[s3.buckets]]` tables or a JSON list: "
+            "help": "Bucket subscriptions, `[[s3.buckets]]` (or `[[s3_source.buckets]]`) "
+            "tables or a JSON list: "
             '`[{"bucket": "uploads", "prefix": "photos/", "suffix": ".jpg", '
             '"content_type": "photo", "content_id": "{bucket}/{key}", '
             '"additional_fields": []}]`. Content type by extension when omitted.'
@@ -117,6 +119,14 @@ class S3Settings:
             "must match."
         },
     )
+    sns_max_age_seconds: int = attrs.field(
+        default=3600,
+        metadata={
+            "help": "Refuse an SNS message (on `POST /sources/s3/events`) whose Timestamp is "
+            "more than this many seconds old or ahead, so a captured signed message cannot be "
+            "replayed later. SNS's HTTP retries of one message must end within it."
+        },
+    )
     sns_endpoint_url: str = attrs.field(
         default="",
         metadata={
@@ -138,6 +148,11 @@ class S3Settings:
         default="hma-media/", metadata={"help": "Key prefix of media in the media bucket."}
     )
 
+    @sns_max_age_seconds.validator
+    def _check_age(self, attribute: attrs.Attribute[Any], value: int) -> None:
+        if value < 1:
+            raise FieldValueError(attribute.name, f"must be at least 1, got {value}")
+
     @wait_seconds.validator
     def _check_wait(self, attribute: attrs.Attribute[Any], value: int) -> None:
         if not 0 <= value <= 20:
@@ -145,8 +160,9 @@ class S3Settings:
 
 
 SECTION_NAME = "s3"
-S3_SETTINGS = SettingsSection(SECTION_NAME, S3Settings)
+SECTION_ALIASES = ("s3_source",)
+S3_SETTINGS = SettingsSection(SECTION_NAME, S3Settings, SECTION_ALIASES)
 
 
 def s3_settings(settings: Settings) -> S3Settings:
-    return load_section(settings, SECTION_NAME, S3Settings)
+    return load_section(settings, SECTION_NAME, S3Settings, SECTION_ALIASES)

@@ -3,7 +3,9 @@
 SNS signs a fixed list of the message's fields (which list depends on the message type) with
 the key of a certificate it serves from its own hosts; the certificate's URL must therefore
 match ``s3.sns_url_pattern`` (https SNS hosts by default) before it is fetched, and so must a
-``SubscribeURL`` before it is visited. ``s3.sns_endpoint_url`` (tests only) fetches both from
+``SubscribeURL`` before it is visited. A signature never expires, so the signed ``Timestamp``
+must also be within ``s3.sns_max_age_seconds`` of now: a captured message cannot be replayed
+later. ``s3.sns_endpoint_url`` (tests only) fetches both from
 another base URL: a test SNS server that signs with its own certificates.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import re
 import threading
 from typing import Any
@@ -68,6 +71,7 @@ class SnsVerifier:
     def __init__(self, s3: S3Settings) -> None:
         self._pattern = re.compile(s3.sns_url_pattern)
         self._endpoint = s3.sns_endpoint_url.rstrip("/")
+        self._max_age = dt.timedelta(seconds=s3.sns_max_age_seconds)
         self._keys: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -86,6 +90,7 @@ class SnsVerifier:
         except (binascii.Error, ValueError) as exc:
             raise SnsRejected("the SNS signature is not base64") from exc
         data = string_to_sign(message)
+        self._check_age(str(message["Timestamp"]))  # signed (string_to_sign requires it)
         key = self._public_key(str(message.get("SigningCertURL", "")))
         if not isinstance(key, rsa.RSAPublicKey):
             raise SnsRejected("the SNS signing certificate does not hold an RSA key")
@@ -93,6 +98,21 @@ class SnsVerifier:
             key.verify(signature, data, padding.PKCS1v15(), algorithm())
         except InvalidSignature as exc:
             raise SnsRejected("the SNS signature does not match the message") from exc
+
+    def _check_age(self, timestamp: str) -> None:
+        """Refuse a message sent longer ago than the bound, or as far ahead (a wrong clock)."""
+        try:
+            sent = dt.datetime.fromisoformat(timestamp)
+        except ValueError as exc:
+            raise SnsRejected(f"the SNS Timestamp {timestamp!r} is not ISO 8601") from exc
+        if sent.tzinfo is None:
+            raise SnsRejected(f"the SNS Timestamp {timestamp!r} has no time zone")
+        age = dt.datetime.now(dt.UTC) - sent
+        if abs(age) > self._max_age:
+            raise SnsRejected(
+                f"the SNS message was sent at {timestamp}, more than "
+                f"{int(self._max_age.total_seconds())} s from now: refused as a replay"
+            )
 
     def confirm_subscription(self, message: dict[str, Any]) -> None:
         """Visit the (verified) message's SubscribeURL, which confirms the subscription."""

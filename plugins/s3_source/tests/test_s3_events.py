@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -118,6 +119,7 @@ def test_a_new_etag_is_a_different_submission_the_same_one_is_not() -> None:
         ({"HMA_S3_BUCKETS": '[{"bucket": "b", "content_id": "{user}"}]'}, "content_id"),
         ({"HMA_S3_BUCKETS": '[{"bucket": "b", "content_type": "audio"}]'}, "content_type"),
         ({"HMA_S3_WAIT_SECONDS": "30"}, "HMA_S3_WAIT_SECONDS"),
+        ({"HMA_S3_SNS_MAX_AGE_SECONDS": "0"}, "HMA_S3_SNS_MAX_AGE_SECONDS"),
     ],
 )
 def test_bad_s3_settings_name_the_key(environ: dict[str, str], complaint: str) -> None:
@@ -132,3 +134,66 @@ def test_bucket_subscriptions_read_from_toml_tables(tmp_path: Any) -> None:
     )
     s3 = s3_settings(load_settings({}, config_file=str(config)))
     assert [(b.bucket, b.prefix) for b in s3.buckets] == [("uploads", "p/"), ("b2", "")]
+
+
+def test_the_table_may_be_named_after_the_plugin(tmp_path: Any) -> None:
+    """The issue's `[[s3_source.buckets]]` form configures the same section as `[s3]`, and the
+    variables stay `HMA_S3_*` (they still override the file)."""
+    config = tmp_path / "hma.toml"
+    config.write_text(
+        '[s3_source]\nregion = "eu-west-1"\n\n'
+        '[[s3_source.buckets]]\nbucket = "uploads"\nsuffix = ".jpg"\n'
+    )
+    s3 = s3_settings(load_settings({"HMA_S3_REGION": "eu-west-2"}, config_file=str(config)))
+    assert [(b.bucket, b.suffix) for b in s3.buckets] == [("uploads", ".jpg")]
+    assert s3.region == "eu-west-2"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[s3_source.buckets]]\nbucket = "b"\ncontent_type = "audio"\n')
+    with pytest.raises(SettingsError, match="content_type"):
+        s3_settings(load_settings({}, config_file=str(bad)))
+
+
+def test_both_table_names_at_once_are_refused(tmp_path: Any) -> None:
+    config = tmp_path / "hma.toml"
+    config.write_text('[s3]\nregion = "eu-west-1"\n\n[[s3_source.buckets]]\nbucket = "u"\n')
+    with pytest.raises(SettingsError, match=r"\[s3\] and \[s3_source\].*only one"):
+        s3_settings(load_settings({}, config_file=str(config)))
+
+
+def test_hma_settings_shows_and_checks_the_plugin_named_table(tmp_path: Any) -> None:
+    """`hma settings` (and startup) read `[s3_source]` too, and refuse both names at once."""
+    from click.testing import CliRunner
+
+    from hma_framework.cli import cli
+
+    config = tmp_path / "hma.toml"
+    config.write_text('[s3_source]\nregion = "ap-south-1"\n')
+    shown = CliRunner().invoke(cli, ["settings"], env={"HMA_CONFIG": str(config)})
+    assert shown.exit_code == 0, shown.output
+    assert "HMA_S3_REGION=ap-south-1" in shown.output
+    config.write_text('[s3_source]\nregion = "ap-south-1"\n[s3]\nregion = "us-east-2"\n')
+    both = CliRunner().invoke(cli, ["settings"], env={"HMA_CONFIG": str(config)})
+    assert both.exit_code != 0 and "only one" in both.output
+
+
+def test_the_sns_age_bound_is_a_setting() -> None:
+    """Checked before any certificate is fetched: the URL below is never visited."""
+    from hma_s3_source.sns import SnsRejected, SnsVerifier
+
+    s3 = s3_settings(load_settings({"HMA_S3_SNS_MAX_AGE_SECONDS": "60"}))
+    assert s3.sns_max_age_seconds == 60
+    sent = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    message = {
+        "Type": "Notification",
+        "MessageId": "m",
+        "TopicArn": "arn:aws:sns:us-east-1:1:t",
+        "Message": "{}",
+        "Timestamp": sent.isoformat(),
+        "SignatureVersion": "2",
+        "Signature": "c2ln",
+        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/never-fetched.pem",
+    }
+    with pytest.raises(SnsRejected, match="replay"):
+        SnsVerifier(s3).verify(message)
+    with pytest.raises(SnsRejected, match="ISO 8601"):
+        SnsVerifier(s3).verify(dict(message, Timestamp="yesterday"))

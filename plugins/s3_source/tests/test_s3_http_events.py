@@ -177,7 +177,11 @@ def test_minio_style_posts_with_the_bearer_token_are_recorded(
     assert bad.status_code == 400 and "message" in bad.json()
 
 
-def signed_confirmation(key: rsa.RSAPrivateKey, version: str) -> dict[str, Any]:
+def signed_confirmation(
+    key: rsa.RSAPrivateKey, version: str, *, age: dt.timedelta = dt.timedelta(0)
+) -> dict[str, Any]:
+    """A confirmation signed by ``key``, sent ``age`` ago."""
+    sent = dt.datetime.now(dt.UTC) - age
     message = {
         "Type": "SubscriptionConfirmation",
         "MessageId": "m-1",
@@ -185,7 +189,7 @@ def signed_confirmation(key: rsa.RSAPrivateKey, version: str) -> dict[str, Any]:
         "TopicArn": "arn:aws:sns:us-east-1:123456789012:uploads",
         "Message": "You have chosen to subscribe to the topic.",
         "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=tok",
-        "Timestamp": "2026-01-01T00:00:00.000Z",
+        "Timestamp": sent.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "SignatureVersion": version,
         "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-t.pem",
     }
@@ -230,3 +234,25 @@ def test_the_subscription_confirmation_handshake(
         events_url(live_server), data=json.dumps(forged), headers=headers, timeout=10
     )
     assert refused.status_code == 403 and len(sns_host.confirmations) == 1
+
+
+def test_a_signed_message_older_than_the_bound_is_refused_as_a_replay(
+    live_server: str, sns_host: SnsHost
+) -> None:
+    """A signature never expires: a captured message replayed hours later is refused, while
+    one sent minutes ago (SNS retries) still passes."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    sns_host.certificates["/SimpleNotificationService-t.pem"] = self_signed_pem(key)
+    headers = {"x-amz-sns-message-type": "SubscriptionConfirmation"}
+
+    def post(message: dict[str, Any]) -> requests.Response:
+        return requests.post(
+            events_url(live_server), data=json.dumps(message), headers=headers, timeout=10
+        )
+
+    for age in (dt.timedelta(hours=2), -dt.timedelta(hours=2)):
+        refused = post(signed_confirmation(key, "2", age=age))
+        assert refused.status_code == 403 and "replay" in refused.json()["message"]
+    assert sns_host.confirmations == []
+    assert post(signed_confirmation(key, "2", age=dt.timedelta(minutes=10))).status_code == 200
+    assert len(sns_host.confirmations) == 1

@@ -230,3 +230,34 @@ def test_events_wrapped_in_sns_envelopes_arrive_through_sqs(
     run_jobs(worker_runtime)
     row = content(runtime, f"{bucket}/photos/fan out.jpg")
     assert row is not None and row.status == "no_match"
+
+
+def test_a_received_batch_is_deleted_with_one_call(
+    runtime: Runtime, aws: Aws, bucket: str, queue: str
+) -> None:
+    """Messages are deleted once recorded, a batch per call rather than a call per message
+    (each boto3 call costs the listener more CPU than recording an object)."""
+    from collections import Counter
+
+    from hma_s3_source.listener import poll_queue
+    from hma_s3_source.objects import client
+    from hma_s3_source.s3_settings import s3_settings
+
+    total = 12
+    for number in range(total):
+        aws.s3.put_object(Bucket=bucket, Key=f"photos/b{number}.jpg", Body=b"jpeg-ish")
+    s3 = s3_settings(runtime.settings)
+    sqs = client(s3, "sqs")
+    calls: Counter[str] = Counter()
+    sqs.meta.events.register("before-call.sqs", lambda model, **_: calls.update([model.name]))
+    stop = threading.Event()
+    thread = threading.Thread(target=poll_queue, args=(runtime, s3, queue, stop, sqs))
+    thread.start()
+    try:
+        wait_until(lambda: count(runtime, ContentRow) == total and aws.messages_left(queue) == 0)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert count(runtime, ContentSubmissionRow) == total
+    assert calls["DeleteMessage"] == 0
+    assert 1 <= calls["DeleteMessageBatch"] < total
