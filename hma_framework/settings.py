@@ -774,9 +774,7 @@ def load_settings(
     return attrs.evolve(settings, plugin_tables=plugin_tables, plugin_environ=plugin_environ)
 
 
-def load_section(
-    settings: Settings, name: str, cls: type[T], aliases: Sequence[str] = ()
-) -> T:
+def load_section(settings: Settings, name: str, cls: type[T], aliases: Sequence[str] = ()) -> T:
     """A plugin's settings: the ``[name]`` TOML table overlaid with ``HMA_<NAME>_*`` variables.
 
     ``cls`` is the plugin's attrs class; errors name the key exactly as core settings do. The
