@@ -91,8 +91,9 @@ class BankQueries:
         tag: str | None = None,
         enabled: bool | None = None,
         member_pk: int | None = None,
+        signal_value: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Members in id order; ``after_id`` is the cursor."""
+        """Members in id order; ``after_id`` is the cursor; ``signal_value`` finds a hash."""
         query = (
             select(BankMemberRow)
             .join(BankRow, BankRow.id == BankMemberRow.bank_pk)
@@ -112,6 +113,13 @@ class BankQueries:
                 .where(SignalRow.signal_type == signal_type)
             )
             query = query.where(BankMemberRow.id.in_(holders))
+        if signal_value is not None:
+            holding = (
+                select(MemberSignalRow.member_pk)
+                .join(SignalRow, SignalRow.id == MemberSignalRow.signal_pk)
+                .where(SignalRow.signal_value == signal_value)
+            )
+            query = query.where(BankMemberRow.id.in_(holding))
         with self._store.reading() as session:
             rows: list[BankMemberRow] = []
             # Tags live in a JSON list; filter them here so both databases behave alike.
