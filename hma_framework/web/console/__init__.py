@@ -13,7 +13,13 @@ from flask import Flask, request
 from werkzeug.wrappers import Response
 
 from hma_framework.web.auth import CONSOLE_AUTH
-from hma_framework.web.console import pages_banks, pages_lookup, pages_records, pages_session
+from hma_framework.web.console import (
+    pages_actions,
+    pages_banks,
+    pages_lookup,
+    pages_records,
+    pages_session,
+)
 from hma_framework.web.console.common import blueprint, check_session
 
 CSP = (
@@ -22,7 +28,15 @@ CSP = (
 )
 PREFIX = "/ui"
 
-__all__ = ["CSP", "install", "pages_banks", "pages_lookup", "pages_records", "pages_session"]
+__all__ = [
+    "CSP",
+    "install",
+    "pages_actions",
+    "pages_banks",
+    "pages_lookup",
+    "pages_records",
+    "pages_session",
+]
 
 
 def _secure_headers(response: Response) -> Response:
