@@ -18,6 +18,7 @@ import requests
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 from hma_framework.testing import Tokens, make_photo, run_jobs
+from tests.test_actions_support import Receiver, new_secret
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "console"
@@ -72,7 +73,16 @@ def veil_filter(page: Any) -> str:
     return str(page.eval_on_selector("img.veiled", "img => getComputedStyle(img).filter"))
 
 
-def test_the_analyst_journey(page: Any, live_server: str, runtime: Runtime, tokens: Tokens) -> None:
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def test_the_analyst_journey(
+    page: Any, live_server: str, runtime: Runtime, tokens: Tokens, receiver: Receiver
+) -> None:
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
 
@@ -102,6 +112,22 @@ def test_the_analyst_journey(page: Any, live_server: str, runtime: Runtime, toke
     page.get_by_role("link", name="Banks").click()
     shot(page, "03-banks")
 
+    # A webhook handler (its secret typed once, never shown) and a rule for every match.
+    page.get_by_role("link", name="Rules and handlers").click()
+    page.get_by_label("Name").fill("hook")
+    page.get_by_label("Type").select_option("webhook")
+    page.get_by_label("Config (JSON object)").fill(f'{{"url": "{receiver.url}/{{content_id}}"}}')
+    secret = new_secret()
+    page.get_by_label("Secret fields").fill(f'{{"signing_secrets": ["{secret}"]}}')
+    page.get_by_role("button", name="Create handler").click()
+    page.get_by_label("Rule (JSON").fill(
+        '{"name": "every-match", "must_have": [], "action": {"handler": "hook"}}'
+    )
+    page.get_by_role("button", name="Create rule").click()
+    assert page.locator("tr.rule").count() == 1 and page.locator("tr.handler").count() == 1
+    assert secret not in page.content()
+    shot(page, "03b-rules-and-handlers")
+
     # The same photo arrives through the API and a real worker matches it.
     import base64
 
@@ -127,6 +153,15 @@ def test_the_analyst_journey(page: Any, live_server: str, runtime: Runtime, toke
     assert page.inner_text('[data-count="matches-day"]') == "1"
     assert page.inner_text('[data-count="submissions-day"]') == "1"
     shot(page, "05-overview")
+
+    # The webhook was delivered, and the Deliveries page says so.
+    assert len(receiver.received) == 1 and receiver.received[0].path == "/journey-1"
+    page.get_by_role("link", name="Deliveries").click()
+    delivered = page.locator("tr.delivery.succeeded")
+    assert delivered.count() == 1 and "journey-1" in delivered.first.inner_text()
+    delivered.first.get_by_role("link").first.click()
+    assert page.locator("tr.attempt").count() == 1 and "200" in page.inner_text("tr.attempt")
+    shot(page, "05b-delivery")
 
     # Content: the retained photo is veiled until its own checkbox is ticked.
     page.goto(f"{live_server}/ui/content?content_id=journey-1")
