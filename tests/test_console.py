@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from typing import Any
 
 import attrs
@@ -306,3 +307,17 @@ def test_overview_and_matches_show_the_records(
     assert "No matches." in client.get("/ui/matches?period=day&bank=nope").text
     missing = client.get("/ui/content?content_id=nothing-here")
     assert missing.status_code == 404 and "No content with id" in missing.text
+
+
+def test_idle_sessions_expire_and_each_request_renews_the_idle_time(
+    client: Any, runtime: Runtime, tokens: Tokens
+) -> None:
+    sign_in(client, tokens.read)
+    (name,) = runtime.redis.keys("hma:console:session:*")
+    idle = runtime.settings.console.session_idle_minutes * 60
+    runtime.redis.expire(name, 5)  # as if the analyst had been away for most of the idle time
+    assert client.get("/ui/banks").status_code == 200
+    assert runtime.redis.ttl(name) > idle - 5  # the request pushed the expiry back
+    runtime.redis.pexpire(name, 1)  # the idle time runs out
+    time.sleep(0.05)
+    assert client.get("/ui/banks").status_code == 302
