@@ -321,3 +321,36 @@ def test_idle_sessions_expire_and_each_request_renews_the_idle_time(
     runtime.redis.pexpire(name, 1)  # the idle time runs out
     time.sleep(0.05)
     assert client.get("/ui/banks").status_code == 302
+
+
+def test_lookup_by_url_fetches_under_the_apis_rules(
+    client: Any, runtime: Runtime, tokens: Tokens
+) -> None:
+    from hma_framework.media_hashing import bytes_file, compute_signals
+    from tests.http_fixtures import loopback_server, serve_bytes
+
+    photo = make_photo(seed=8)
+    with bytes_file(runtime, photo) as path:
+        (signal,) = compute_signals(runtime, "photo", path, alternates=False)
+    banks = Banks(runtime.store)
+    banks.create_bank("b1")
+    banks.add_member("b1", NewMember(signals=((signal.signal_type, signal.value),)))
+    sign_in(client, tokens.read)
+    token = page_token(client, "/ui/lookup")
+    with loopback_server() as server:
+        url = server.add("/p.jpg", serve_bytes(photo, content_type="image/jpeg"))
+        found = client.post("/ui/lookup", data={"csrf_token": token, "content_url": url})
+        assert found.status_code == 200, found.text
+        assert found.text.count('class="match"') == 1 and signal.value in found.text
+        missing = client.post(
+            "/ui/lookup", data={"csrf_token": token, "content_url": server.url("/gone.jpg")}
+        )
+        assert missing.status_code in (400, 502) and "Cannot look up that URL" in missing.text
+    private = client.post(
+        "/ui/lookup", data={"csrf_token": token, "content_url": "http://10.1.2.3/x.jpg"}
+    )
+    assert private.status_code == 400 and "Cannot look up that URL" in private.text
+    secret = client.post(
+        "/ui/lookup", data={"csrf_token": token, "content_url": "http://u:pw@example.org/x"}
+    )
+    assert secret.status_code == 400 and "pw" not in secret.text

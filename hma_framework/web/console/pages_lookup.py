@@ -1,4 +1,4 @@
-"""Lookup: paste a hash or upload an image; see its signals and every match.
+"""Lookup: paste a hash or a URL, or upload an image; see its signals and every match.
 
 It hashes and matches exactly as ``/lookup`` does (``compute_signals`` then the indexes) and
 writes nothing. The uploaded image is never shown back.
@@ -16,7 +16,8 @@ from hma_framework.media_hashing import bytes_file, compute_signals
 from hma_framework.registry import InvalidSignalError
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, page, runtime
-from hma_framework.web.lookup import match_json
+from hma_framework.web.errors import ApiError
+from hma_framework.web.lookup import match_json, media_signals
 
 
 def _form(status: int = 200, **context: Any) -> Response:
@@ -41,7 +42,14 @@ def lookup_submit() -> Response:
     rt = runtime()
     upload = request.files.get("file")
     readings: list[tuple[str, str, str, Any, bool]] = []  # type, variant, value, quality, ok
-    if upload is not None and upload.filename:
+    url = request.form.get("content_url", "").strip()
+    if url:
+        try:
+            computed = media_signals(rt, {"content_url": url}, "photo")
+        except ApiError as exc:
+            return _form(exc.status, message=f"Cannot look up that URL: {exc.message}")
+        readings = [(s.signal_type, s.variant, s.value, s.quality, s.quality_ok) for s in computed]
+    elif upload is not None and upload.filename:
         media = upload.read()
         if not media:
             return _form(400, message="The file is empty.")
