@@ -152,6 +152,7 @@ def test_the_analyst_journey(
     page.get_by_role("link", name="Overview").click()
     assert page.inner_text('[data-count="matches-day"]') == "1"
     assert page.inner_text('[data-count="submissions-day"]') == "1"
+    assert page.inner_text("tr.bank-matches").split() == ["journey", "1", "1"]
     shot(page, "05-overview")
 
     # The webhook was delivered, and the Deliveries page says so.

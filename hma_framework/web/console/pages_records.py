@@ -35,6 +35,7 @@ def overview() -> Response:
     return page(
         "overview.html",
         counts=queries.counts(),
+        per_bank=queries.matches_per_bank(),
         depths=depths,
         failed_contents=queries.failed_contents(),
         failing_deliveries=queries.failing_deliveries(),
