@@ -37,11 +37,13 @@ class BankQueries:
         self._store = store
 
     def banks(self, name: str | None = None) -> list[dict[str, Any]]:
-        counts = (
-            select(BankMemberRow.bank_pk, func.count().label("members"))
-            .group_by(BankMemberRow.bank_pk)
-            .subquery()
-        )
+        counted = select(BankMemberRow.bank_pk, func.count().label("members"))
+        if name is not None:
+            # One bank: count its members only, not every bank's (a full scan at 1M members).
+            counted = counted.where(
+                BankMemberRow.bank_pk.in_(select(BankRow.id).where(BankRow.name == name))
+            )
+        counts = counted.group_by(BankMemberRow.bank_pk).subquery()
         query = (
             select(BankRow, func.coalesce(counts.c.members, 0), ExchangeRow.name)
             .outerjoin(counts, counts.c.bank_pk == BankRow.id)

@@ -95,7 +95,8 @@ class ContentRow(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: Indexed for the console's Overview, which counts submissions by time window.
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     hashed_at: Mapped[dt.datetime | None]
     matched_at: Mapped[dt.datetime | None]
     actioned_at: Mapped[dt.datetime | None]
