@@ -79,6 +79,8 @@ def test_sign_in_keeps_only_a_random_id_in_a_strict_cookie(
     cookie = next(c for c in answer.headers.getlist("Set-Cookie") if c.startswith(COOKIE_NAME))
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/ui" in cookie
     assert "Secure" not in cookie  # plain HTTP here; see the TLS test
+    # No cookie timer: the server's idle expiry (renewed per request) alone ends the session.
+    assert "Max-Age" not in cookie and "Expires" not in cookie
     session_id = cookie.split(";")[0].split("=", 1)[1]
     assert tokens.admin not in cookie and session_id not in tokens.admin
     stored = [runtime.redis.hgetall(k) for k in runtime.redis.keys("hma:console:session:*")]

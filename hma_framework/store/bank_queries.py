@@ -95,7 +95,11 @@ class BankQueries:
         member_pk: int | None = None,
         signal_value: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Members in id order; ``after_id`` is the cursor; ``signal_value`` finds a hash."""
+        """Members in id order; ``after_id`` is the cursor.
+
+        ``signal_value`` finds the members holding a hash; give ``signal_type`` with it, or
+        the value alone is looked up without the index.
+        """
         query = (
             select(BankMemberRow)
             .join(BankRow, BankRow.id == BankMemberRow.bank_pk)
@@ -108,20 +112,16 @@ class BankQueries:
             query = query.where(BankMemberRow.id == member_pk)
         if enabled is not None:
             query = query.where(BankMemberRow.enabled.is_(enabled))
-        if signal_type is not None:
-            holders = (
-                select(MemberSignalRow.member_pk)
-                .join(SignalRow, SignalRow.id == MemberSignalRow.signal_pk)
-                .where(SignalRow.signal_type == signal_type)
+        if signal_type is not None or signal_value is not None:
+            holders = select(MemberSignalRow.member_pk).join(
+                SignalRow, SignalRow.id == MemberSignalRow.signal_pk
             )
+            if signal_type is not None:
+                holders = holders.where(SignalRow.signal_type == signal_type)
+            if signal_value is not None:
+                # With the type too, this is one probe of the (type, value) unique index.
+                holders = holders.where(SignalRow.signal_value == signal_value)
             query = query.where(BankMemberRow.id.in_(holders))
-        if signal_value is not None:
-            holding = (
-                select(MemberSignalRow.member_pk)
-                .join(SignalRow, SignalRow.id == MemberSignalRow.signal_pk)
-                .where(SignalRow.signal_value == signal_value)
-            )
-            query = query.where(BankMemberRow.id.in_(holding))
         with self._store.reading() as session:
             rows: list[BankMemberRow] = []
             # Tags live in a JSON list; filter them here so both databases behave alike.

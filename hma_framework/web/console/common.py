@@ -39,11 +39,12 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
     """Render ``template`` with what the layout needs: the key, its scopes, the CSRF token."""
     key: ApiKey | None = g.get("hma_api_key")
     session: ConsoleSession | None = g.get("hma_console_session")
+    given_token = context.pop("csrf_token", "")  # the sign-in form's, before any session
     html = render_template(
         f"console/{template}",
         key=key,
         can_admin=key is not None and key.allows("admin"),
-        csrf_token=session.csrf_token if session else context.pop("csrf_token", ""),
+        csrf_token=session.csrf_token if session else given_token,
         media_previews=runtime().settings.console.media_previews,
         **context,
     )

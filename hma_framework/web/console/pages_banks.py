@@ -12,6 +12,7 @@ from flask import redirect, request, url_for
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
+from hma_framework.registry import InvalidSignalError
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
 from hma_framework.web.auth import console_scope
@@ -65,7 +66,17 @@ def _search(name: str, query: str, after: int | None) -> list[dict[str, Any]]:
         return queries.members(name, member_pk=int(query))
     if query.startswith("tag:"):
         return queries.members(name, after_id=after, limit=PAGE_SIZE, tag=query[4:].strip())
-    return queries.members(name, after_id=after, limit=PAGE_SIZE, signal_value=query.lower())
+    found: list[dict[str, Any]] = []
+    registry = runtime().registry
+    for signal_type in sorted(registry.signal_types):  # the types this text is a valid hash of
+        try:
+            value = registry.normalize_signal(signal_type, query)
+        except InvalidSignalError:
+            continue
+        found += queries.members(
+            name, after_id=after, limit=PAGE_SIZE, signal_type=signal_type, signal_value=value
+        )
+    return found[:PAGE_SIZE]
 
 
 @blueprint.get("/banks/<name>")

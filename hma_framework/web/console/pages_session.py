@@ -29,7 +29,7 @@ STATIC = Path(__file__).parent / "static"
 LOGIN_COOKIE = "hma_console_login"
 
 
-def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
+def _cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
     response.set_cookie(
         name,
         value,
@@ -80,8 +80,9 @@ def login_submit() -> Response:
         return error_page(403, "The console needs an API key with the 'read' scope.")
     session = sessions().create(key.key_id)
     answer = redirect(target, code=303)
-    idle = runtime().settings.console.session_idle_minutes * 60
-    _cookie(answer, COOKIE_NAME, session.session_id, idle)
+    # A browser-session cookie: the server's record carries the idle expiry, renewed on each
+    # request, so an analyst at work is never cut off by a cookie timer set at sign-in.
+    _cookie(answer, COOKIE_NAME, session.session_id, None)
     answer.delete_cookie(LOGIN_COOKIE, path="/ui")
     return answer
 
