@@ -161,6 +161,7 @@ def test_deliveries_put_the_given_up_first_and_redeliver(
     delivery_id = int(given_up.split('href="/ui/deliveries/')[1].split('"')[0])
     detail = client.get(f"/ui/deliveries/{delivery_id}").text
     assert detail.count('class="attempt"') == 4 and ">500<" in detail
+    assert f'href="/ui/deliveries/{delivery_id}"' in client.get("/ui/").text  # on the Overview
     receiver.script = [(200, {})]
     again = client.post(
         f"/ui/deliveries/{delivery_id}/redeliver", data={"csrf_token": page_token(client)}
