@@ -472,6 +472,24 @@ class ExchangeSettings:
 
 
 @attrs.frozen
+class ConsoleSettings:
+    session_idle_minutes: int = attrs.field(
+        default=30,
+        validator=[_at_least(1), _at_most(7 * 24 * 60)],
+        metadata=_help(
+            "Minutes without a request after which a console session ends (sign in again)."
+        ),
+    )
+    media_previews: bool = attrs.field(
+        default=True,
+        metadata=_help(
+            "Show retained media in the console (blurred and greyscale until one item is "
+            "clicked). `false`: never show media at all."
+        ),
+    )
+
+
+@attrs.frozen
 class Settings:
     data_dir: str = attrs.field(
         default="./hma-data",
@@ -520,6 +538,7 @@ class Settings:
     plugins: PluginSettings = attrs.field(factory=PluginSettings)
     compat_hma2: Hma2CompatSettings = attrs.field(factory=Hma2CompatSettings)
     exchanges: ExchangeSettings = attrs.field(factory=ExchangeSettings)
+    console: ConsoleSettings = attrs.field(factory=ConsoleSettings)
     # Raw material for plugin sections (``[pdq]`` tables, ``HMA_PDQ_*`` variables), read by
     # :func:`load_section` with the plugin's own attrs class.
     plugin_tables: Mapping[str, Any] = attrs.field(

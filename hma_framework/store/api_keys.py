@@ -101,6 +101,14 @@ class ApiKeys:
                 return None
             return _to_key(row)
 
+    def live(self, key_id: str) -> ApiKey | None:
+        """The key with this public id if it is not revoked (console sessions hold only ids)."""
+        with self._store.reading() as session:
+            row = session.scalars(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id)).one_or_none()
+            if row is None or row.revoked_at is not None:
+                return None
+            return _to_key(row)
+
     def list(self, include_revoked: bool = False) -> list[ApiKey]:
         with self._store.reading() as session:
             query = select(ApiKeyRow).order_by(ApiKeyRow.id)

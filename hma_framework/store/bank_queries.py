@@ -37,11 +37,13 @@ class BankQueries:
         self._store = store
 
     def banks(self, name: str | None = None) -> list[dict[str, Any]]:
-        counts = (
-            select(BankMemberRow.bank_pk, func.count().label("members"))
-            .group_by(BankMemberRow.bank_pk)
-            .subquery()
-        )
+        counted = select(BankMemberRow.bank_pk, func.count().label("members"))
+        if name is not None:
+            # One bank: count its members only, not every bank's (a full scan at 1M members).
+            counted = counted.where(
+                BankMemberRow.bank_pk.in_(select(BankRow.id).where(BankRow.name == name))
+            )
+        counts = counted.group_by(BankMemberRow.bank_pk).subquery()
         query = (
             select(BankRow, func.coalesce(counts.c.members, 0), ExchangeRow.name)
             .outerjoin(counts, counts.c.bank_pk == BankRow.id)
@@ -91,8 +93,13 @@ class BankQueries:
         tag: str | None = None,
         enabled: bool | None = None,
         member_pk: int | None = None,
+        signal_value: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Members in id order; ``after_id`` is the cursor."""
+        """Members in id order; ``after_id`` is the cursor.
+
+        ``signal_value`` finds the members holding a hash; give ``signal_type`` with it, or
+        the value alone is looked up without the index.
+        """
         query = (
             select(BankMemberRow)
             .join(BankRow, BankRow.id == BankMemberRow.bank_pk)
@@ -105,12 +112,15 @@ class BankQueries:
             query = query.where(BankMemberRow.id == member_pk)
         if enabled is not None:
             query = query.where(BankMemberRow.enabled.is_(enabled))
-        if signal_type is not None:
-            holders = (
-                select(MemberSignalRow.member_pk)
-                .join(SignalRow, SignalRow.id == MemberSignalRow.signal_pk)
-                .where(SignalRow.signal_type == signal_type)
+        if signal_type is not None or signal_value is not None:
+            holders = select(MemberSignalRow.member_pk).join(
+                SignalRow, SignalRow.id == MemberSignalRow.signal_pk
             )
+            if signal_type is not None:
+                holders = holders.where(SignalRow.signal_type == signal_type)
+            if signal_value is not None:
+                # With the type too, this is one probe of the (type, value) unique index.
+                holders = holders.where(SignalRow.signal_value == signal_value)
             query = query.where(BankMemberRow.id.in_(holders))
         with self._store.reading() as session:
             rows: list[BankMemberRow] = []

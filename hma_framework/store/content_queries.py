@@ -109,6 +109,14 @@ class ContentQueries:
                 "match_count": match_count,
             }
 
+    def media_key(self, content_id: str) -> str | None:
+        """Where the content's retained media is, if any (``pipeline.retain_media``)."""
+        with self._store.reading() as session:
+            key: str | None = session.scalar(
+                select(ContentRow.media_key).where(ContentRow.content_id == content_id)
+            )
+            return key or None
+
     def content_pk(self, content_id: str) -> int | None:
         with self._store.reading() as session:
             return session.scalar(select(ContentRow.id).where(ContentRow.content_id == content_id))

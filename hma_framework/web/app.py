@@ -82,6 +82,9 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         from hma_framework.web import compat_hma2
 
         compat_hma2.install(app)
+    from hma_framework.web import console
+
+    console.install(app)
     register_error_handlers(app)
     app.before_request(refuse_nul_characters)
     install_auth(app)

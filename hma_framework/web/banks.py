@@ -22,6 +22,11 @@ blueprint = Blueprint("banks", __name__)
 _BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
+def valid_bank_name(name: str) -> bool:
+    """The API's and the console's rule for bank names."""
+    return bool(_BANK_NAME.match(name))
+
+
 def _runtime() -> Runtime:
     runtime: Runtime = current_app.extensions["hma"]
     return runtime
@@ -59,7 +64,7 @@ def create_bank() -> tuple[Response, int]:
     runtime = _runtime()
     body = json_body()
     name = field(body, "name", str)
-    if not _BANK_NAME.match(name):
+    if not valid_bank_name(name):
         raise ApiError(400, "name must be 1-128 letters, digits, '_', '.' or '-'")
     try:
         Banks(runtime.store).create_bank(

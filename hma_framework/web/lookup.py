@@ -83,7 +83,12 @@ def lookup_hash() -> Response:
     return jsonify(signal_type=signal_type, signal=value, matches=[match_json(m) for m in matches])
 
 
-def _media_signals(runtime: Runtime, body: dict[str, Any], content_type: str) -> list[Any]:
+def media_signals(runtime: Runtime, body: dict[str, Any], content_type: str) -> list[Any]:
+    """Hash ``content_url`` or ``content_bytes`` of ``body``; errors are ``ApiError``s.
+
+    Shared by ``POST /lookup`` and the console's Lookup page, so both fetch under the same
+    slots and address rules and refuse the same things with the same messages.
+    """
     try:
         if "content_url" in body:
             url = field(body, "content_url", str)
@@ -141,7 +146,7 @@ def lookup_media() -> Response:
     elif "content_url" not in body and "content_bytes" not in body:
         raise ApiError(400, "lookup needs content_url or content_bytes")
     else:
-        signals = _media_signals(runtime, body, content_type)
+        signals = media_signals(runtime, body, content_type)
     matches = []
     for signal in signals:
         if signal.quality_ok:

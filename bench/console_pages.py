@@ -1,0 +1,162 @@
+"""Console page times at N bank members and N contents (each with a match).
+
+    .venv/bin/python bench/console_pages.py --size 100000 --redis-url redis://127.0.0.1:6379/10
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--rounds 20]
+
+Seeds one bank with ``--size`` random PDQ members (the bulk import path) and ``--size``
+contents spread over 60 days, a tenth of them matched, then times each console page through
+the Flask app in process (the WSGI stack without sockets; the session check included) and
+prints the median and the worst of ``--rounds`` requests per page. On PostgreSQL it uses a
+schema of its own, dropped at the end. Prints figures; it is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from index_freshness import seed
+from sqlalchemy import insert, select, text
+
+from hma_framework.registry import make_registry
+from hma_framework.runtime import build_runtime
+from hma_framework.settings import Settings
+from hma_framework.store import migrate
+from hma_framework.store.tables import BankMemberRow, BankRow, ContentRow, MatchRow
+from hma_framework.testing import postgres_schema
+from hma_framework.web.app import create_app
+
+BATCH = 10_000
+
+
+def seed_contents(runtime, size: int) -> None:  # type: ignore[no-untyped-def]
+    now = dt.datetime.now(dt.UTC)
+    with runtime.store.reading() as session:
+        bank_pk = session.scalar(select(BankRow.id))
+        member_pks = list(session.scalars(select(BankMemberRow.id).limit(1000)))
+    for start in range(0, size, BATCH):
+        count = min(BATCH, size - start)
+        rows = [
+            {
+                "content_id": f"c-{start + i}",
+                "content_type": "photo",
+                "submission_method": "hash",
+                "status": "failed" if (start + i) % 997 == 0 else "actioned",
+                "submitted_at": now - dt.timedelta(minutes=(start + i) % (60 * 24 * 60)),
+                "additional_fields": [],
+            }
+            for i in range(count)
+        ]
+        with runtime.store.transaction() as session:
+            session.execute(insert(ContentRow), rows)
+            pks = list(
+                session.scalars(
+                    select(ContentRow.id).where(
+                        ContentRow.content_id.in_([r["content_id"] for r in rows[::10]])
+                    )
+                )
+            )
+            session.execute(
+                insert(MatchRow),
+                [
+                    {
+                        "content_pk": pk,
+                        "bank_pk": bank_pk,
+                        "member_pk": member_pks[n % len(member_pks)],
+                        "signal_type": "pdq",
+                        "content_signal": "0" * 64,
+                        "member_signal": "0" * 64,
+                        "distance": 3,
+                        "created_at": now - dt.timedelta(minutes=n),
+                    }
+                    for n, pk in enumerate(pks)
+                ],
+            )
+
+
+def time_pages(runtime, rounds: int, profile: str = "") -> None:  # type: ignore[no-untyped-def]
+    client = create_app(runtime).test_client()
+    token = runtime.api_keys.create("bench", ["admin"]).token
+    form = client.get("/ui/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    assert client.post("/ui/login", data={"csrf_token": csrf, "api_key": token}).status_code == 303
+    member = "c-500"
+    pages = [
+        "/ui/",
+        "/ui/banks",
+        "/ui/banks/seeded",
+        "/ui/banks/seeded?q=tag:none",
+        "/ui/banks/seeded?q=" + "ab" * 32,
+        "/ui/banks/seeded?after=50000",
+        "/ui/matches",
+        "/ui/matches?bank=seeded&period=day",
+        f"/ui/content?content_id={member}",
+        "/ui/deliveries",
+    ]
+    print(f"{'page':45} {'median ms':>10} {'max ms':>8}")
+    for path in pages:
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            answer = client.get(path)
+            times.append((time.perf_counter() - started) * 1000)
+            assert answer.status_code in (200, 404), (path, answer.status_code)
+        print(f"{path:45} {statistics.median(times):10.1f} {max(times):8.1f}")
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(client.get, profile)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--profile", default="", help="a page to profile once, e.g. /ui/")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.database_url:
+            with postgres_schema(args.database_url) as url:
+                run(Settings(data_dir=tmp, database_url=url, redis_url=args.redis_url), args)
+        else:
+            run(Settings(data_dir=tmp, redis_url=args.redis_url), args)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> None:
+    runtime = build_runtime(settings, registry=make_registry(settings, strict=True))
+    try:
+        migrate.upgrade(runtime.store)
+        started = time.perf_counter()
+        seed(runtime.store, args.size)
+        seed_contents(runtime, args.size)
+        if args.database_url:
+            # What autovacuum would have done by the time anyone opens the console: without
+            # planner statistics PostgreSQL plans the fresh tables as if they were empty.
+            with runtime.store.engine.connect() as connection:
+                connection.execute(text("ANALYZE"))
+                connection.commit()
+        where = "PostgreSQL" if args.database_url else "SQLite"
+        print(
+            f"{where}: seeded {args.size} members and {args.size} contents "
+            f"in {time.perf_counter() - started:.0f} s"
+        )
+        time_pages(runtime, args.rounds, args.profile)
+    finally:
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()
