@@ -63,6 +63,11 @@ def test_api_routes_answer_hma2_shapes(api: Api, fake: FakeThreatExchange) -> No
     missing = api("GET", "/c/exchanges/api/nope")
     assert missing.status_code == 400
     assert missing.get_json() == {"message": "no such Exchange API 'nope'"}
+    cleared_none = api("POST", "/c/exchanges/api/local_file", json={"credential_json": {}})
+    assert cleared_none.status_code == 200
+    refused = api("POST", "/c/exchanges/api/local_file", json={"credential_json": {"a": "b"}})
+    assert refused.status_code == 400
+    assert refused.get_json() == {"message": "credentials: local_file takes no credentials"}
 
     # No exchange of the API yet: nowhere to keep API credentials, said as a 409.
     early = api(

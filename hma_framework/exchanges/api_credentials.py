@@ -54,7 +54,8 @@ def has_credentials(exchanges: Exchanges, api: str) -> bool:
 
 
 def set_api_credentials(exchanges: Exchanges, api: str, credentials: Any) -> int:
-    """Give every exchange of ``api`` these credentials; answers how many changed.
+    """Give every exchange of ``api`` exactly these credentials (``{}`` clears them, as in
+    HMA 2.0, where the API lets its client go without); answers how many changed.
 
     Checked against the API's credential class first, so a bad field changes nothing.
     With no exchange of the API there is nowhere to keep them: a conflict that says to
@@ -62,6 +63,8 @@ def set_api_credentials(exchanges: Exchanges, api: str, credentials: Any) -> int
     """
     record = exchanges.record(api)
     if record.credential_class() is None:
+        if not credentials:
+            return 0  # "clear" on an API without credentials: nothing to do
         raise ExchangeInputError(f"credentials: {api} takes no credentials")
     checked = exchanges.check_credentials(record, credentials)
     rows = _rows(exchanges, api)
