@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -189,8 +190,18 @@ def test_create_refuses_what_hma2_refuses(api: Api, fake: FakeThreatExchange) ->
     assert api("GET", "/c/exchanges").get_json() == []
 
 
+@pytest.fixture
+def host_not_in_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A host zone far from UTC, so a stored time read as local time shows up as hours off."""
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 def test_exchange_routes_answer_hma2_shapes(
-    api: Api, runtime: Runtime, fake: FakeThreatExchange
+    api: Api, runtime: Runtime, fake: FakeThreatExchange, host_not_in_utc: None
 ) -> None:
     for i in range(3):
         fake.add(Indicator(f"{i:x}" + PDQ[1:], last_updated=1_700_000_000 + i))
@@ -257,6 +268,7 @@ def test_exchange_routes_answer_hma2_shapes(
         after["last_fetch_time"] > 0 and after["last_fetch_complete_ts"] >= after["last_fetch_time"]
     )
     assert after["checkpoint_time"] == after["checkpoint_ts"] == 1_700_000_002
+    assert abs(after["last_fetch_complete_ts"] - time.time()) < 120  # UTC, not host time
     assert after["fetched_items"] == 3 and after["up_to_date"] is True
 
     # Coop's per-exchange credentials: set, then cleared (the TE client needs one: a 400).

@@ -245,7 +245,13 @@ def set_exchange_credentials(name: str) -> Response:
 
 
 def _timestamp(iso: str | None) -> int | None:
-    return None if iso is None else int(dt.datetime.fromisoformat(iso).timestamp())
+    """Unix seconds; a time stored without a zone (SQLite) is UTC, not the host's zone."""
+    if iso is None:
+        return None
+    when = dt.datetime.fromisoformat(iso)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp())
 
 
 @blueprint.get("/c/exchange/<name>/status")
