@@ -8,6 +8,7 @@ reads. A change that would break one of those clients fails here.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import secrets
@@ -18,7 +19,8 @@ import attrs
 import pytest
 
 from hma_framework.runtime import Runtime
-from hma_framework.testing import Tokens, make_photo
+from hma_framework.testing import Tokens, make_photo, run_jobs
+from tests.fakes.threatexchange import TOKEN, FakeThreatExchange, Indicator, fake_threatexchange
 from tests.http_fixtures import loopback_server, serve_bytes
 
 
@@ -148,6 +150,59 @@ class CoopClient:
         assert reply.ok, reply
         matches = reply.json()
         return [b for b in bank_ids if matches.get(b) and len(matches[b]) > 0]
+
+    # --- exchanges (getExchangeApis, getExchangeApiSchema, createExchange, ...) ------------
+
+    def exchange_apis(self) -> list[dict[str, Any]]:
+        reply = self.http("GET", "//c/exchanges/apis")
+        assert reply.ok, reply
+        infos = []
+        for name in reply.json():
+            config = self.http("GET", "//c/exchanges/api/" + urllib.parse.quote(name, safe=""))
+            supports = config.json()["supports_authentification"] if config.ok else False
+            infos.append({"name": name, "supports_auth": supports})
+        return infos
+
+    def exchange_api_schema(self, api: str) -> dict[str, Any]:
+        reply = self.http("GET", f"//c/exchanges/api/{urllib.parse.quote(api, safe='')}/schema")
+        assert reply.ok, reply
+        schema: dict[str, Any] = reply.json()
+        return schema
+
+    def create_exchange(
+        self, bank: str, api: str, api_json: dict[str, Any], credentials: dict[str, Any] | None
+    ) -> Reply:
+        body: dict[str, Any] = {"bank": bank, "api": api, "api_json": api_json}
+        if credentials:
+            body["credential_json"] = credentials
+        return self._json("POST", "/c/exchanges", body)
+
+    def set_exchange_credentials(self, hma_name: str, credentials: dict[str, Any]) -> Reply:
+        path = f"/c/exchange/{urllib.parse.quote(hma_name, safe='')}/credentials"
+        return self._json("POST", path, {"credential_json": credentials})
+
+    def exchange_for_bank(self, hma_name: str) -> dict[str, Any] | None:
+        name = urllib.parse.quote(hma_name, safe="")
+        reply = self.http("GET", f"//c/exchange/{name}")
+        if reply.status == 404:
+            return None
+        assert reply.ok, reply
+        body = reply.json()
+        info: dict[str, Any] = {
+            "api": str(body.get("api") or ""),
+            "enabled": bool(body.get("enabled")),
+            "has_auth": body["credential_status"]["has_credentials"],
+            "has_own_credentials": body["credential_status"]["has_own_credentials"],
+        }
+        status = self.http("GET", f"//c/exchange/{name}/status")
+        if status.ok:
+            fetch = status.json()
+            info["last_fetch_succeeded"] = fetch["last_fetch_succeeded"]
+            info["up_to_date"] = fetch["up_to_date"]
+            info["fetched_items"] = fetch["fetched_items"]
+            info["is_fetching"] = fetch["running_fetch_start_ts"] is not None
+            info["last_fetch_complete_ts"] = fetch["last_fetch_complete_ts"]
+        return info
 
 
 class RubyClient:
@@ -292,6 +347,48 @@ def test_coop_sequence(base: tuple[str, dict[str, str]]) -> None:
     assert not coop.bank_exists("COOP_ORG1_NUDITY")
     assert coop.delete_bank("COOP_ORG1_NUDITY").ok  # deleting again is fine
     assert coop.matched_banks(banks, "pdq", hashed["pdq"]) == []
+
+
+def test_coop_exchange_sequence(base: tuple[str, dict[str, str]], runtime: Runtime) -> None:
+    """Coop's exchange screens: list APIs, read a schema, create with credentials, show it."""
+    coop = CoopClient(Http(base[0] + "/", base[1]))
+    coop.http.prefix = ""
+    apis = {info["name"]: info["supports_auth"] for info in coop.exchange_apis()}
+    assert apis["fb_threatexchange"] is True and apis["local_file"] is False
+    schema = coop.exchange_api_schema("fb_threatexchange")
+    assert "privacy_group" in [f["name"] for f in schema["config_schema"]["fields"]]
+    assert [f["name"] for f in schema["credentials_schema"]["fields"]] == ["api_token"]
+    assert coop.exchange_for_bank("COOP_ORG1_TE") is None
+    signal = hashlib.sha256(b"coop exchange item").hexdigest()
+    with fake_threatexchange(FakeThreatExchange(page_size=4)) as fake:
+        fake.add(Indicator(signal, last_updated=1_700_000_001))
+        api_json = {"privacy_group": fake.privacy_group, "base_url": fake.base_url}
+        refused = coop.create_exchange(
+            "COOP_ORG1_TE", "fb_threatexchange", {}, {"api_token": TOKEN}
+        )
+        assert refused.status == 400 and TOKEN not in refused.body.decode()
+        created = coop.create_exchange(
+            "COOP_ORG1_TE", "fb_threatexchange", api_json, {"api_token": TOKEN}
+        )
+        assert created.status == 201, created
+        info = coop.exchange_for_bank("COOP_ORG1_TE")
+        assert info is not None
+        assert info["api"] == "fb_threatexchange" and info["enabled"] is True
+        assert info["has_auth"] is True and info["has_own_credentials"] is True
+        assert info["fetched_items"] == 0 and info["last_fetch_complete_ts"] is None
+        assert coop.set_exchange_credentials("COOP_ORG1_TE", {"api_token": TOKEN}).ok
+        assert coop.set_exchange_credentials("COOP_ORG1_NONE", {"api_token": TOKEN}).status == 404
+        # HMA fetches on its schedule; here the fetch is run now.
+        fetch = coop.http("POST", "/exchanges/COOP_ORG1_TE/fetch")
+        assert fetch.status == 202, fetch
+        run_jobs(runtime, ["fetch"])
+    info = coop.exchange_for_bank("COOP_ORG1_TE")
+    assert info is not None
+    assert info["last_fetch_succeeded"] is True and info["up_to_date"] is True
+    assert info["fetched_items"] == 1 and info["is_fetching"] is False
+    assert isinstance(info["last_fetch_complete_ts"], int)
+    banks = ["COOP_ORG1_TE", "COOP_ORG1_OTHER"]
+    assert coop.matched_banks(banks, "pdq", signal) == ["COOP_ORG1_TE"]
 
 
 def test_ruby_gem_sequence(base: tuple[str, dict[str, str]]) -> None:

@@ -143,6 +143,14 @@ class Exchanges:
         self._box = box
         self._settings = settings
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def box(self) -> SecretBox:
+        return self._box
+
     # --- APIs ------------------------------------------------------------------------------
 
     def record(self, api: str) -> ExchangeRecord:
@@ -292,6 +300,16 @@ class Exchanges:
                     raise ExchangeInputError("fetch_interval_seconds must be at least 10")
                 row.fetch_interval_seconds = fetch_interval_seconds
             self.make_client(record, row.name, row.config, self._box.open(row.credentials))
+        return self.get(name)
+
+    def replace_credentials(self, name: str, credentials: Any) -> dict[str, Any]:
+        """Set the credentials to exactly these (``update`` merges); checked, then sealed."""
+        with self._store.transaction() as session:
+            row = self._row(session, name)
+            record = self.record(row.api_type)
+            checked = self.check_credentials(record, credentials)
+            row.credentials = self._box.seal(checked)
+            self.make_client(record, row.name, row.config, checked)
         return self.get(name)
 
     def delete(self, name: str, *, delete_bank: bool = False) -> None:

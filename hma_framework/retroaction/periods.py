@@ -24,4 +24,11 @@ def parse_when(text: str, now: dt.datetime | None = None) -> dt.datetime:
         raise ValueError(
             f"{text!r} is neither an ISO 8601 time nor a span like 30d, 12h or 90m"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    try:
+        # In UTC here, so a time at the calendar's edge whose offset pushes it past year 1
+        # or 9999 is refused now instead of overflowing in a later comparison.
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} falls outside the calendar once converted to UTC") from None

@@ -12,7 +12,14 @@ from typing import Any
 
 from flask import Blueprint, Flask
 
-from hma_framework.web.compat_hma2 import banks, content, hashing, matching, status
+from hma_framework.web.compat_hma2 import (
+    banks,
+    content,
+    exchanges,
+    hashing,
+    matching,
+    status,
+)
 from hma_framework.web.compat_hma2.auth import install_keyless_auth
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
@@ -21,6 +28,7 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     matching.blueprint,
     banks.blueprint,
     content.blueprint,
+    exchanges.blueprint,
 )
 
 

@@ -1,0 +1,277 @@
+"""HMA 2.0's exchange routes (``/c/exchanges...``, ``/c/exchange/<name>...``).
+
+They map onto this project's exchanges through the exchanges service; the views translate
+only. HMA 2.0 names an exchange after its bank (``UPPER_SNAKE``), so an exchange is found
+here by its bank's name first and by its own name second, and is listed by its bank's name.
+Credentials stay write-only: answers say whether they are set, never what they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from hma_framework.exchanges import api_credentials, fetching
+from hma_framework.exchanges.configs import (
+    BASE_URL,
+    ExchangeInputError,
+    Exchanges,
+    describe_fields,
+    exchanges_of,
+)
+from hma_framework.store.bank_queries import BankQueries
+from hma_framework.web.compat_hma2.auth import compat_view
+from hma_framework.web.compat_hma2.hashing import runtime
+from hma_framework.web.compat_hma2.inputs import json_object, param, to_bool
+from hma_framework.web.errors import ApiError
+from hma_framework.web.exchanges import install_exchange_errors
+
+blueprint = Blueprint("hma2_exchanges", __name__)
+install_exchange_errors(blueprint)
+_BANK = r"^[A-Z0-9_]+$"
+#: Fields of HMA 2.0's collaboration config that this project fills itself.
+_OWN = ("name", "api", "enabled")
+
+
+def _exchanges() -> Exchanges:
+    return exchanges_of(runtime())
+
+
+def _known_api(api: str) -> None:
+    if api not in runtime().registry.exchanges:
+        raise ApiError(400, f"no such Exchange API '{api}'")
+
+
+def _find(exchanges: Exchanges, name: str) -> dict[str, Any] | None:
+    views = exchanges.all()
+    by_bank = [v for v in views if v["bank"] == name]
+    by_name = [v for v in views if v["name"] == name]
+    found = by_bank or by_name
+    return found[0] if found else None
+
+
+def _exchange_or_404(exchanges: Exchanges, name: str) -> dict[str, Any]:
+    found = _find(exchanges, name)
+    if found is None:
+        raise ApiError(404, f"Exchange '{name}' not found")
+    return found
+
+
+def _credential_status(exchanges: Exchanges, view: dict[str, Any]) -> dict[str, Any]:
+    """HMA 2.0's ``credential_status``; credentials here always belong to the exchange."""
+    supports = view["installed"] and api_credentials.supports_credentials(exchanges, view["api"])
+    own = bool(view["credentials_set"])
+    return {
+        "supports_auth": supports,
+        "has_credentials": own,
+        "has_own_credentials": own,
+        "source": "exchange" if own else None,
+    }
+
+
+def _collab(exchanges: Exchanges, view: dict[str, Any]) -> dict[str, Any]:
+    """HMA 2.0's dump of a collaboration config: name (the bank), api, enabled, its fields."""
+    config = {k: v for k, v in view["config"].items() if k != BASE_URL}
+    return {
+        **config,
+        "name": view["bank"] or view["name"],
+        "api": view["api"],
+        "enabled": view["enabled"],
+        "credential_status": _credential_status(exchanges, view),
+    }
+
+
+# --- APIs ------------------------------------------------------------------------------------
+
+
+@blueprint.get("/c/exchanges/apis")
+@compat_view("admin")
+def exchange_apis() -> Response:
+    return jsonify(sorted(runtime().registry.exchanges))
+
+
+def _api_answer(exchanges: Exchanges, api: str) -> Response:
+    return jsonify(
+        supports_authentification=api_credentials.supports_credentials(exchanges, api),
+        has_set_authentification=api_credentials.has_credentials(exchanges, api),
+    )
+
+
+@blueprint.get("/c/exchanges/api/<api>")
+@compat_view("admin")
+def get_api(api: str) -> Response:
+    exchanges = _exchanges()
+    _known_api(api)
+    return _api_answer(exchanges, api)
+
+
+@blueprint.post("/c/exchanges/api/<api>")
+@compat_view("admin")
+def set_api_credentials(api: str) -> Response:
+    exchanges = _exchanges()
+    _known_api(api)
+    body = json_object()
+    if not body:
+        raise ApiError(400, "this endpoint expects a json object payload")
+    credentials = body.get("credential_json")
+    if credentials is not None:
+        if not isinstance(credentials, dict):
+            raise ApiError(400, "credential_json must be an object")
+        api_credentials.set_api_credentials(exchanges, api, credentials)
+    return _api_answer(exchanges, api)
+
+
+@blueprint.get("/c/exchanges/api/<api>/schema")
+@compat_view("admin")
+def api_schema(api: str) -> Response:
+    exchanges = _exchanges()
+    _known_api(api)
+    record = exchanges.record(api)
+    credential_cls = record.credential_class()
+    return jsonify(
+        config_schema={"fields": describe_fields(record.api.get_config_cls(), _OWN)},
+        credentials_schema=(
+            None if credential_cls is None else {"fields": describe_fields(credential_cls)}
+        ),
+    )
+
+
+# --- exchanges -------------------------------------------------------------------------------
+
+
+def _create_arguments() -> tuple[str, str, dict[str, Any], Any]:
+    body = json_object()
+    bank = body.get("bank", param("bank"))
+    if bank is None or bank == "":
+        raise ApiError(400, "Field `bank` is required")
+    if not isinstance(bank, str) or not re.match(_BANK, bank):
+        raise ApiError(400, f"Field `bank` must match /{_BANK}/")
+    api_json = body.get("api_json", {})
+    if not isinstance(api_json, dict):
+        raise ApiError(400, "Field `api_json` must be object")
+    api = body.get("api", param("api"))
+    if api is None:
+        raise ApiError(400, "Field `api_type` is required")
+    if not isinstance(api, str) or api not in runtime().registry.exchanges:
+        raise ApiError(400, f"No such exchange type '{api}'")
+    credentials = body.get("credential_json")
+    if credentials is not None and not isinstance(credentials, dict):
+        raise ApiError(400, "Field `credential_json` must be object")
+    return bank, api, api_json, credentials
+
+
+@blueprint.post("/c/exchanges")
+@compat_view("admin")
+def create_exchange() -> tuple[Response, int]:
+    bank, api, api_json, credentials = _create_arguments()
+    exchanges = _exchanges()
+    if _find(exchanges, bank) is not None:
+        raise ApiError(409, f"an exchange named '{bank}' already exists")
+    config = {k: v for k, v in api_json.items() if k not in _OWN}
+    enabled = to_bool(api_json.get("enabled", True), "api_json.enabled")
+    if not credentials and api_credentials.supports_credentials(exchanges, api):
+        credentials = api_credentials.shared_credentials(exchanges, api)
+    try:
+        exchanges.create(
+            name=bank,
+            api=api,
+            config=config,
+            credentials=credentials or {},
+            bank=bank,
+            enabled=enabled,
+        )
+    except ExchangeInputError as error:
+        raise ApiError(
+            400, f"Failed to parse `api_json` - verify all fields are supplied. {error}"
+        ) from None
+    return jsonify(message="Created successfully"), 201
+
+
+@blueprint.get("/c/exchanges")
+@compat_view("admin")
+def list_exchanges() -> Response:
+    return jsonify([v["bank"] or v["name"] for v in _exchanges().all()])
+
+
+@blueprint.get("/c/exchange/<name>")
+@compat_view("admin")
+def get_exchange(name: str) -> Response:
+    exchanges = _exchanges()
+    return jsonify(_collab(exchanges, _exchange_or_404(exchanges, name)))
+
+
+@blueprint.put("/c/exchange/<name>")
+@compat_view("admin")
+def update_exchange(name: str) -> Response:
+    """HMA 2.0 changes ``enabled`` only."""
+    exchanges = _exchanges()
+    view = _exchange_or_404(exchanges, name)
+    enabled = param("enabled")
+    if enabled is not None:
+        view = exchanges.update(view["name"], enabled=to_bool(enabled, "enabled"))
+    return jsonify(_collab(exchanges, view))
+
+
+@blueprint.delete("/c/exchange/<name>")
+@compat_view("admin")
+def delete_exchange(name: str) -> Response:
+    """The exchange and its bank go together, as in HMA 2.0; a missing one is a 200."""
+    exchanges = _exchanges()
+    view = _find(exchanges, name)
+    if view is not None:
+        exchanges.delete(view["name"], delete_bank=True)
+    return jsonify(message="Exchange deleted")
+
+
+@blueprint.post("/c/exchange/<name>/credentials")
+@compat_view("admin")
+def set_exchange_credentials(name: str) -> Response:
+    """Coop sets one exchange's credentials here; ``{}`` or null clears them."""
+    exchanges = _exchanges()
+    view = _exchange_or_404(exchanges, name)
+    body = json_object()
+    if "credential_json" not in body:
+        raise ApiError(400, "Field `credential_json` is required")
+    credentials = body["credential_json"] or {}
+    if not isinstance(credentials, dict):
+        raise ApiError(400, "Field `credential_json` must be object")
+    if credentials and not api_credentials.supports_credentials(exchanges, view["api"]):
+        raise ApiError(400, f"exchange API '{view['api']}' takes no credentials")
+    view = exchanges.replace_credentials(view["name"], credentials)
+    return jsonify(_credential_status(exchanges, view))
+
+
+def _timestamp(iso: str | None) -> int | None:
+    """Unix seconds; a time stored without a zone (SQLite) is UTC, not the host's zone."""
+    if iso is None:
+        return None
+    when = dt.datetime.fromisoformat(iso)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp())
+
+
+@blueprint.get("/c/exchange/<name>/status")
+@compat_view("admin")
+def exchange_status(name: str) -> Response:
+    """Both spellings: HMA 2.0's documented one and the fetch status fields Coop reads."""
+    exchanges = _exchanges()
+    view = _exchange_or_404(exchanges, name)
+    status = fetching.status(runtime(), view["name"])
+    bank = BankQueries(runtime().store).bank(view["bank"]) if view["bank"] else None
+    started = _timestamp(status["last_started"])
+    succeeded = status["state"] != fetching.FAILED and status["last_error"] is None
+    return jsonify(
+        last_fetch_time=started or 0,
+        checkpoint_time=_timestamp(status["checkpoint_time"]) or 0,
+        success=succeeded,
+        last_fetch_succeeded=succeeded,
+        last_fetch_complete_ts=_timestamp(status["last_succeeded"]),
+        running_fetch_start_ts=started if status["state"] == fetching.FETCHING else None,
+        checkpoint_ts=_timestamp(status["checkpoint_time"]),
+        up_to_date=status["up_to_date"],
+        fetched_items=0 if bank is None else bank["member_count"],
+    )
