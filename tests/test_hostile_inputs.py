@@ -159,12 +159,16 @@ def test_no_route_answers_5xx_to_hostile_input(app: Any, seeded: Runtime, tokens
                     )
                     sent += 1
                     status = response.status_code
-                    if status >= 500 or (status >= 400 and not response.is_json):
+                    # The console is for browsers: its errors are pages, the API's are JSON
+                    # (an id past the routes' range never reaches the console: JSON 404).
+                    console = rule.rule.startswith("/ui")
+                    shaped = response.is_json or (console and response.mimetype == "text/html")
+                    if status >= 500 or (status >= 400 and not shaped):
                         failures.append(
                             f"{method} {path}?{query} [{scope}] body#{index} -> "
                             f"{response.status_code} {response.get_data(as_text=True)[:120]}"
                         )
-                    elif status >= 400:
+                    elif status >= 400 and not console:
                         assert response.json is not None and response.json.get("message")
     print(f"sent {sent} hostile requests to {len(ordered)} route/method pairs")
     assert not failures, "\n".join(failures[:40])
