@@ -130,9 +130,7 @@ def enlarged_bridge_photos(folder: Path, width: int) -> list[Path]:
     return paths
 
 
-def cpu_ms_per_image(
-    hasher: PdqHasher, paths: Sequence[Path], index: PdqIndex | None
-) -> float:
+def cpu_ms_per_image(hasher: PdqHasher, paths: Sequence[Path], index: PdqIndex | None) -> float:
     """Process CPU milliseconds per image to hash each of ``paths`` (and look it up)."""
     start = time.process_time()
     for path in paths:

@@ -64,8 +64,10 @@ def main() -> None:
         if profiler:
             profiler.disable()
         cpu = time.process_time() - started
-        print(f"{args.objects} objects, {args.per_message} per message: "
-              f"{cpu / args.objects * 1000:.2f} ms CPU per object (listener process)")
+        print(
+            f"{args.objects} objects, {args.per_message} per message: "
+            f"{cpu / args.objects * 1000:.2f} ms CPU per object (listener process)"
+        )
         if profiler:
             pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
         runtime.close()
