@@ -17,6 +17,7 @@ import io
 import os
 import random
 import secrets
+import socket
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -237,6 +238,13 @@ def live_server(app: Any) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(5)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server a test starts as a process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def make_photo(width: int = 640, height: int = 480, seed: int = 0, fmt: str = "JPEG") -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ from hma_framework.pipeline.scheduler import LEADER_KEY
 from hma_framework.runtime import build_runtime
 from hma_framework.settings import Settings
 from hma_framework.store import migrate
-from hma_framework.testing import TEST_DATABASE_ENV, make_photo, postgres_schema
+from hma_framework.testing import TEST_DATABASE_ENV, free_port, make_photo, postgres_schema
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,18 +39,12 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Node:
     """One host of the fleet: its own data folder and processes, the shared services."""
 
     def __init__(self, folder: Path, database_url: str, redis_url: str) -> None:
         folder.mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
             "PATH": "/usr/bin:/bin",

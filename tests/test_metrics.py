@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from hma_framework.pipeline import maintenance
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 from hma_framework.store.content import Submission
-from hma_framework.testing import Tokens
+from hma_framework.testing import Tokens, free_port
 
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 
@@ -113,16 +112,10 @@ def test_levels_come_from_redis_and_the_records(
     assert "hma_index_entries" in text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_hma_serve_sums_every_process_series(tmp_path: Path) -> None:
     """Under ``hma serve`` (two API processes) a scrape counts what every process saw."""
-    port = _free_port()
+    port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "HMA_WORKERS_PROCESSES": "1",

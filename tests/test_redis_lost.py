@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from hma_framework.pipeline.reconcile import reconcile_runtime
 from hma_framework.runtime import Runtime, build_runtime
 from hma_framework.settings import Settings
 from hma_framework.store.content_queries import ContentQueries
-from hma_framework.testing import Tokens, make_photo, run_jobs
+from hma_framework.testing import Tokens, free_port, make_photo, run_jobs
 from hma_framework.web.app import create_app
 
 
@@ -69,18 +68,12 @@ def test_submission_while_redis_is_down_is_503_recorded_and_reconciled(
     assert row is not None and row.status == "no_match"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivateRedis:
     """A redis-server of the test's own on a free port, to stop and start at will."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,9 @@ import psutil
 import pytest
 import requests
 
+from hma_framework.testing import free_port
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _clean_env() -> dict[str, str]:
@@ -59,7 +54,7 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 
 def test_serve_from_an_empty_folder(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = _start(tmp_path, port)
     try:
         elapsed = _wait_for_health(port, timeout=10)
@@ -153,7 +148,7 @@ def test_kill_9_redis_loss_and_restart_keep_one_private_redis(tmp_path: Path) ->
     """umask 022, the embedded Redis SIGKILLed, then `hma serve` itself: one Redis, 0600."""
     from tests.test_data_folder import assert_owner_only
 
-    port = _free_port()
+    port = free_port()
     env = _clean_env()
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from hma_framework.runtime import Runtime
+from hma_framework.testing import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -21,16 +22,10 @@ SLOW_CONNECTIONS = 50
 WORKER_CLASS = "hma_framework.web.gunicorn_worker.HeaderDeadlineWorker"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def api(runtime: Runtime) -> Iterator[str]:
     """The real API under gunicorn: one process, two threads, a 3 s header deadline."""
-    port = _free_port()
+    port = free_port()
     settings = runtime.settings
     env = {
         **os.environ,

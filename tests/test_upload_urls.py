@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import requests
 from hma_framework.runtime import Runtime
 from hma_framework.serve import _gunicorn_argv
 from hma_framework.store.content import AWAITING_UPLOAD, Submission
-from hma_framework.testing import Tokens, make_photo, run_jobs
+from hma_framework.testing import Tokens, free_port, make_photo, run_jobs
 from hma_framework.web.log_redaction import RedactingFilter, redact
 
 PUT_URL = {"content_id": "u-1", "content_type": "photo", "file_type": "image/jpeg"}
@@ -107,13 +106,6 @@ def test_redaction_of_tokens_and_keys() -> None:
     assert RedactingFilter().filter(record) and record.getMessage() == "got /upload/[redacted]"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _wait_until_up(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -129,7 +121,7 @@ def _wait_until_up(base: str, process: subprocess.Popen[bytes], timeout: float =
 def test_gunicorn_access_log_redacts_upload_tokens(
     runtime: Runtime, tokens: Tokens, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = attrs.evolve(
         runtime.settings,
         log_level="INFO",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from s3_fixtures import AWS_ENV, Aws, s3_environ
 
 from hma_framework.serve import listener_sources
 from hma_framework.settings import load_settings
-from hma_framework.testing import make_photo
+from hma_framework.testing import free_port, make_photo
 
 
 def test_serve_runs_the_listener_only_when_queues_are_configured() -> None:
@@ -40,18 +39,12 @@ def test_listen_without_queues_says_what_to_set(tmp_path: Path) -> None:
     assert done.returncode != 0 and "HMA_S3_QUEUE_URLS" in done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_an_object_put_is_hashed_by_a_served_instance(tmp_path: Path, aws: Aws) -> None:
     bucket = aws.new_bucket()
     queue, arn = aws.new_queue()
     aws.notify(bucket, queue_arn=arn)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HMA_")}
     env.update(AWS_ENV)
     env.update(s3_environ(aws.url, buckets=[{"bucket": bucket}], queue_urls=queue))
