@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import attrs
 import pytest
 from redis import Redis
+from rq import Queue
 
 from hma_framework.pipeline.reconcile import reconcile_runtime
 from hma_framework.pipeline.stages import advance
@@ -151,6 +152,37 @@ def test_lost_redis_loses_nothing(
     try:
         assert reconcile_runtime(impatient)["requeued"] == 0  # not stalled yet
         time.sleep(1.2)
+        assert reconcile_runtime(impatient)["requeued"] == 1
+        assert reconcile_runtime(impatient)["requeued"] == 0  # its new job is queued
+    finally:
+        impatient.close()
+    run_jobs(worker_runtime)
+    assert status_of(runtime, content_pk) == ("no_match", None)
+
+
+def test_job_taken_by_a_worker_that_died_before_starting_it_is_requeued(
+    runtime: Runtime, worker_runtime: Runtime, media_server: str
+) -> None:
+    """RQ moves a job to ``<queue>:intermediate`` before marking it started.
+
+    A worker SIGKILLed between the two leaves the job "queued" in no queue; the fault-injection
+    campaign caught content stuck there (RQ's own sweep fails it only minutes later).
+    """
+    content_pk = submit_url(runtime, "url-taken", media_server + "/photo.jpg")
+    impatient = build_runtime(
+        attrs.evolve(
+            runtime.settings,
+            pipeline=attrs.evolve(runtime.settings.pipeline, stuck_after_seconds=1),
+        ),
+        registry=runtime.registry,
+    )
+    try:
+        time.sleep(1.2)
+        assert reconcile_runtime(impatient)["requeued"] == 0  # waiting in its queue: in flight
+        hash_queue = runtime.queues["hash"]
+        taken = Queue.dequeue_any([hash_queue], None, connection=runtime.redis)  # then "died"
+        assert taken is not None and taken[0].get_status() == "queued"
+        assert hash_queue.count == 0
         assert reconcile_runtime(impatient)["requeued"] == 1
         assert reconcile_runtime(impatient)["requeued"] == 0  # its new job is queued
     finally:

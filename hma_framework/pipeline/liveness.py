@@ -15,11 +15,14 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
+from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from hma_framework.runtime import Runtime
@@ -33,6 +36,8 @@ WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 STARTED_GRACE_SECONDS = 2
 #: Missed beats before a worker counts as dead (a busy CPU may delay one).
 MISSED_BEATS = 3
+#: A live worker marks a job it has just taken off the queue "started" within milliseconds.
+TAKEN_GRACE_SECONDS = 0.5
 
 
 def heartbeat_interval(settings: Settings) -> float:
@@ -93,6 +98,11 @@ def job_in_flight(runtime: Runtime, job_id: str | None, now: dt.datetime) -> boo
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
+    if status == JobStatus.QUEUED and _taken_but_never_started(runtime, job):
+        log.warning(
+            "job %s was taken off its queue by a worker that died before starting it", job_id
+        )
+        return False
     if status in WAITING:
         return True
     if status != JobStatus.STARTED or job.started_at is None:
@@ -104,3 +114,20 @@ def job_in_flight(runtime: Runtime, job_id: str | None, now: dt.datetime) -> boo
     timeout = job.timeout or runtime.settings.workers.job_timeout_seconds
     started = job.started_at.replace(tzinfo=dt.UTC)
     return now - started < dt.timedelta(seconds=timeout + STARTED_GRACE_SECONDS)
+
+
+def _taken_but_never_started(runtime: Runtime, job: Job) -> bool:
+    """A "queued" job that a worker moved to RQ's intermediate list and never started.
+
+    RQ takes a job off its queue by moving it to ``<queue>:intermediate`` and marks it
+    started a moment later. A worker killed in between leaves the job "queued" but in no
+    queue; RQ's own sweep fails it only minutes later, on some worker's maintenance round.
+    The intermediate list holds at most one job per busy worker, so looking there is cheap.
+    """
+    key = IntermediateQueue.get_intermediate_queue_key(
+        Queue(job.origin, connection=runtime.redis).key
+    )
+    if runtime.redis.lpos(key, job.id) is None:
+        return False
+    time.sleep(TAKEN_GRACE_SECONDS)  # a live worker is starting it right now: give it the moment
+    return job.get_status(refresh=True) == JobStatus.QUEUED
