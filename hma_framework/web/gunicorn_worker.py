@@ -75,29 +75,42 @@ class HeaderDeadlineWorker(ThreadWorker):
         conn.sock.setblocking(False)
         conn.header_buffer = bytearray()
         conn.header_deadline = time.monotonic() + self.header_timeout
+        # The poller said so already: read now. A kept-alive client's next request usually
+        # arrives whole, and then it goes to a thread without a round through the poller.
+        if readable and self._receive_headers(conn, waiting=False):
+            return
         self.reading_headers.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_header_data, conn))
-        if readable:  # the poller said so already: read now, not after another poll
-            self._on_header_data(conn, None)
 
     def _on_header_data(self, conn: Any, _sock: Any) -> None:
+        self._receive_headers(conn, waiting=True)
+
+    def _receive_headers(self, conn: Any, *, waiting: bool) -> bool:
+        """Read what ``conn`` has sent; True once it is handed on (to a thread, or closed).
+
+        ``waiting``: the connection is registered in the poller and ``reading_headers``.
+        """
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             data = b""
         if not data:  # the client went away before sending a request
-            self._forget(conn)
+            if waiting:
+                self._forget(conn)
             self.nr_conns -= 1
             conn.close()
-            return
+            return True
         conn.header_buffer += data
         buffered = conn.header_buffer
         if _END_OF_HEADERS in buffered or len(buffered) > MAX_HEADER_BUFFER:
-            self._forget(conn)
+            if waiting:
+                self._forget(conn)
             conn.data_ready = True
             self.enqueue_req(conn)  # the parser answers 431 for oversized headers
+            return True
+        return False
 
     def _forget(self, conn: Any) -> None:
         self.reading_headers.remove(conn)
