@@ -219,13 +219,19 @@ def worker(ctx: click.Context, queues: str | None, burst: bool, name: str | None
 @click.pass_context
 def scheduler(ctx: click.Context) -> None:
     """Run RQ's cron scheduler, which enqueues periodic jobs (run one per deployment)."""
+    # Only Redis: the periodic jobs are named, not imported, so this process stays small.
     from hma_framework.pipeline.scheduler import make_scheduler
+    from hma_framework.redis_connection import RedisNotConfigured, redis_for
 
-    runtime = _runtime(ctx)
+    settings = _settings(ctx)
     try:
-        make_scheduler(runtime).start()
+        redis = redis_for(settings)
+    except RedisNotConfigured as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        make_scheduler(redis, settings).start()
     finally:
-        runtime.close()
+        redis.close()
 
 
 # --- database --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import attrs
 from redis import Redis
 
 from hma_framework.pipeline.queues import Queues
+from hma_framework.redis_connection import RedisNotConfigured, redis_for
 from hma_framework.registry import Registry, make_registry
 from hma_framework.settings import Settings, load_section
 from hma_framework.store.api_keys import ApiKey, ApiKeys, digest_token
@@ -129,22 +130,15 @@ class Runtime:
         self.redis.close()
 
 
-def connect_redis(url: str) -> Redis:
-    # RQ stores binary job payloads: responses must not be decoded.
-    return Redis.from_url(url, health_check_interval=30)
-
-
 def build_runtime(settings: Settings, *, registry: Registry | None = None) -> Runtime:
     """Build the runtime once per process (an API process, a worker, a CLI command)."""
-    if not settings.redis_url:
-        raise RuntimeConfigError(
-            "HMA_REDIS_URL is not set: point it at a Redis server, or use `hma serve`, which "
-            "starts an embedded one"
-        )
+    try:
+        redis = redis_for(settings)
+    except RedisNotConfigured as exc:
+        raise RuntimeConfigError(str(exc)) from exc
     registry = registry if registry is not None else make_registry(settings)
     for section in registry.settings_sections():
         load_section(settings, section.name, section.cls, section.aliases)  # fails now if bad
     store = Store(settings.effective_database_url)
-    redis = connect_redis(settings.redis_url)
     queues = Queues(redis, default_timeout=settings.workers.job_timeout_seconds)
     return Runtime(settings=settings, registry=registry, store=store, redis=redis, queues=queues)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-from hma_framework.pipeline import maintenance
 from hma_framework.pipeline.leases import Lease
 from hma_framework.pipeline.scheduler import (
     LEADER_KEY,
@@ -18,7 +17,11 @@ from hma_framework.pipeline.scheduler import (
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 
-HEARTBEAT_ONLY = (PeriodicJob(maintenance.heartbeat, "maintenance", interval_seconds=3600),)
+HEARTBEAT_ONLY = (
+    PeriodicJob(
+        "hma_framework.pipeline.maintenance.heartbeat", "maintenance", interval_seconds=3600
+    ),
+)
 
 
 def test_lease_is_held_by_one_owner_until_released_or_expired(runtime: Runtime) -> None:
@@ -36,21 +39,21 @@ def test_lease_is_held_by_one_owner_until_released_or_expired(runtime: Runtime) 
 
 
 def test_a_standby_scheduler_enqueues_nothing_until_the_leader_is_gone(runtime: Runtime) -> None:
-    leader = make_scheduler(runtime, HEARTBEAT_ONLY, lease_seconds=1)
-    standby = make_scheduler(runtime, HEARTBEAT_ONLY, lease_seconds=1)
-    assert [job.func for job in leader.enqueue_jobs()] == [maintenance.heartbeat]
+    leader = make_scheduler(runtime.redis, runtime.settings, HEARTBEAT_ONLY, lease_seconds=1)
+    standby = make_scheduler(runtime.redis, runtime.settings, HEARTBEAT_ONLY, lease_seconds=1)
+    assert [job.func_name for job in leader.enqueue_jobs()] == [HEARTBEAT_ONLY[0].func_name]
     assert standby.enqueue_jobs() == []
     assert runtime.queues["maintenance"].count == 1
     assert standby.calculate_sleep_interval() <= 1 / 3 + 1e-9  # checks often enough to notice
     time.sleep(1.2)  # the leader died without a word: its lease runs out
-    assert [job.func for job in standby.enqueue_jobs()] == [maintenance.heartbeat]
+    assert [job.func_name for job in standby.enqueue_jobs()] == [HEARTBEAT_ONLY[0].func_name]
     assert leader.enqueue_jobs() == []  # the old leader came back: it stands by now
     assert runtime.queues["maintenance"].count == 2
 
 
 def test_a_stopping_leader_hands_over_at_once(runtime: Runtime) -> None:
-    leader = make_scheduler(runtime, HEARTBEAT_ONLY, lease_seconds=60)
-    standby = make_scheduler(runtime, HEARTBEAT_ONLY, lease_seconds=60)
+    leader = make_scheduler(runtime.redis, runtime.settings, HEARTBEAT_ONLY, lease_seconds=60)
+    standby = make_scheduler(runtime.redis, runtime.settings, HEARTBEAT_ONLY, lease_seconds=60)
     leader.register_birth()
     assert leader.enqueue_jobs()
     assert standby.enqueue_jobs() == []
@@ -80,7 +83,7 @@ def test_two_scheduler_processes_enqueue_each_periodic_job_once(
         queued = [job for queue in runtime.queues.all() for job in queue.get_jobs()]
         names = sorted(job.func_name for job in queued)
         # Every periodic job is due at start; one leader enqueued each exactly once.
-        expected = {f"{job.func.__module__}.{job.func.__name__}" for job in periodic_jobs(settings)}
+        expected = {job.func_name for job in periodic_jobs(settings)}
         assert sorted(names) == sorted(expected), names
     finally:
         for process in processes:
@@ -88,3 +91,18 @@ def test_two_scheduler_processes_enqueue_each_periodic_job_once(
         for process in processes:
             process.wait(timeout=30)
     assert runtime.redis.get(LEADER_KEY) is None  # the leader released its lease on exit
+
+
+def test_the_scheduler_loads_neither_plugins_nor_records() -> None:
+    """It only enqueues by name: a whole runtime would cost it ~60 MiB more, on every host."""
+    probe = (
+        "import sys\n"
+        "import hma_framework.cli, hma_framework.pipeline.scheduler\n"
+        "heavy = ('numpy', 'faiss', 'PIL', 'sqlalchemy', 'flask', 'threatexchange',\n"
+        "         'hma_framework.runtime', 'hma_framework.registry')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

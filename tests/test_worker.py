@@ -71,9 +71,9 @@ def test_hma_worker_command_runs_queued_jobs(runtime: Runtime, settings: Setting
 
 
 def test_scheduler_enqueues_periodic_jobs_that_workers_can_read(runtime: Runtime) -> None:
-    scheduler = make_scheduler(runtime)
+    scheduler = make_scheduler(runtime.redis, runtime.settings)
     enqueued = scheduler.enqueue_jobs()
-    assert {cron.func for cron in enqueued} == {
+    named = {
         maintenance.heartbeat,
         maintenance.snapshot_indexes,
         reconcile.reconcile,
@@ -81,6 +81,7 @@ def test_scheduler_enqueues_periodic_jobs_that_workers_can_read(runtime: Runtime
         fetching.enqueue_due_fetches,
         automatic.retroact,
     }
+    assert {cron.func_name for cron in enqueued} == {f"{f.__module__}.{f.__name__}" for f in named}
     queue = runtime.queues["maintenance"]
     assert queue.count == 5
     assert runtime.queues["retroact"].count == 1

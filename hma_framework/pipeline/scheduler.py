@@ -11,7 +11,6 @@ and others stand by, taking over within one lease lifetime when the leader dies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -22,14 +21,9 @@ from rq.cron import CronJob, CronScheduler
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from hma_framework.actions import delivering
-from hma_framework.exchanges import fetching
 from hma_framework.logging_setup import library_level
-from hma_framework.pipeline import maintenance, reconcile
 from hma_framework.pipeline.leases import Lease
 from hma_framework.pipeline.queues import queue_name
-from hma_framework.retroaction import automatic
-from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +34,13 @@ LEASE_SECONDS = 30.0
 
 @attrs.frozen
 class PeriodicJob:
-    func: Callable[..., Any]
+    """A job the scheduler enqueues every ``interval_seconds`` on the queue of ``role``.
+
+    Named by its dotted path, not imported: the scheduler process needs only Redis, so it
+    stays a small process instead of loading every plugin, the records and the indexes.
+    """
+
+    func_name: str
     role: str
     interval_seconds: int
 
@@ -48,29 +48,31 @@ class PeriodicJob:
 def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
     """What runs on a schedule. Later stages (reconcile, exchange fetches) add theirs here."""
     return (
-        PeriodicJob(maintenance.heartbeat, "maintenance", interval_seconds=30),
         PeriodicJob(
-            reconcile.reconcile,
+            "hma_framework.pipeline.maintenance.heartbeat", "maintenance", interval_seconds=30
+        ),
+        PeriodicJob(
+            "hma_framework.pipeline.reconcile.reconcile",
             "maintenance",
             interval_seconds=settings.pipeline.reconcile_interval_seconds,
         ),
         PeriodicJob(
-            delivering.reconcile_deliveries,
+            "hma_framework.actions.delivering.reconcile_deliveries",
             "maintenance",
             interval_seconds=settings.pipeline.reconcile_interval_seconds,
         ),
         PeriodicJob(
-            fetching.enqueue_due_fetches,
+            "hma_framework.exchanges.fetching.enqueue_due_fetches",
             "maintenance",
             interval_seconds=settings.exchanges.schedule_tick_seconds,
         ),
         PeriodicJob(
-            automatic.retroact,
+            "hma_framework.retroaction.automatic.retroact",
             "retroact",
             interval_seconds=settings.retroaction.sweep_interval_seconds,
         ),
         PeriodicJob(
-            maintenance.snapshot_indexes,
+            "hma_framework.pipeline.maintenance.snapshot_indexes",
             "maintenance",
             interval_seconds=settings.index.snapshot_interval_seconds,
         ),
@@ -81,10 +83,8 @@ class JsonCronJob(CronJob):
     """A cron job that enqueues with RQ's JSON serializer."""
 
     def enqueue(self, connection: Redis) -> Job:
-        if self.func is None:
-            raise ValueError("a periodic job needs a function")
         queue = Queue(self.queue_name, connection=connection, serializer=JSONSerializer)
-        return queue.enqueue(self.func, args=self.args, kwargs=self.kwargs, **self.job_options)
+        return queue.enqueue(self.func_name, args=self.args, kwargs=self.kwargs, **self.job_options)
 
 
 class LeaderCronScheduler(CronScheduler):
@@ -124,23 +124,24 @@ class LeaderCronScheduler(CronScheduler):
 
 
 def make_scheduler(
-    runtime: Runtime,
+    redis: Redis,
+    settings: Settings,
     jobs: tuple[PeriodicJob, ...] | None = None,
     *,
     lease_seconds: float = LEASE_SECONDS,
 ) -> LeaderCronScheduler:
     scheduler = LeaderCronScheduler(
-        runtime.redis,
-        Lease(runtime.redis, LEADER_KEY, lease_seconds),
-        logging_level=library_level(runtime.settings.log_level),
+        redis,
+        Lease(redis, LEADER_KEY, lease_seconds),
+        logging_level=library_level(settings.log_level),
     )
-    for periodic in jobs if jobs is not None else periodic_jobs(runtime.settings):
+    for periodic in jobs if jobs is not None else periodic_jobs(settings):
         scheduler.get_jobs().append(
             JsonCronJob(
                 queue_name=queue_name(periodic.role),
-                func=periodic.func,
+                func_name=periodic.func_name,
                 interval=periodic.interval_seconds,
-                job_timeout=runtime.settings.workers.job_timeout_seconds,
+                job_timeout=settings.workers.job_timeout_seconds,
             )
         )
     return scheduler
