@@ -186,6 +186,16 @@ def serve(ctx: click.Context, role: str, host: str | None, port: int | None) -> 
     sys.exit(run_serve(attrs.evolve(settings, web=web), role))
 
 
+@cli.command("serve-prepare", hidden=True)
+@click.option("--role", type=click.Choice(["all", "api", "worker"]), default="all")
+@click.pass_context
+def serve_prepare(ctx: click.Context, role: str) -> None:
+    """For `hma serve`: migrate, make the first admin key, list listeners; print JSON."""
+    from hma_framework.serve_prepare import prepare
+
+    click.echo(prepare(_settings(ctx), role).to_json())
+
+
 def _parse_queues(value: str | None, default: tuple[str, ...]) -> list[str]:
     roles = [q.strip() for q in value.split(",") if q.strip()] if value else list(default)
     unknown = [q for q in roles if q not in QUEUE_NAMES]

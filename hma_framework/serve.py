@@ -26,10 +26,9 @@ from hma_framework.data_folder import restrict_umask, secure_tree
 from hma_framework.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from hma_framework.metrics import MULTIPROC_ENV
 from hma_framework.process_tools import set_parent_death_signal
-from hma_framework.runtime import build_runtime
 from hma_framework.secret_key import data_folder_key
+from hma_framework.serve_prepare import Prepared
 from hma_framework.settings import Settings
-from hma_framework.store import migrate
 
 log = logging.getLogger(__name__)
 
@@ -227,18 +226,6 @@ def _gunicorn_argv(settings: Settings) -> list[str]:
     ]
 
 
-def ensure_first_admin_key(settings: Settings) -> str | None:
-    """Create an admin key if no live key exists; return its token (shown once) or None."""
-    runtime = build_runtime(settings)
-    try:
-        keys = runtime.api_keys
-        if keys.count_live():
-            return None
-        return keys.create("first admin key (created by hma serve)", ["admin"]).token
-    finally:
-        runtime.close()
-
-
 def serve(settings: Settings, role: str, *, echo: Callable[[str], None] = click.echo) -> int:
     if role not in ROLES:
         raise ServeError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
@@ -271,6 +258,21 @@ def serve(settings: Settings, role: str, *, echo: Callable[[str], None] = click.
             embedded.stop()
 
 
+def _prepare(role: str, env: dict[str, str]) -> Prepared:
+    """Migrate, make the first key, find listeners: in a child, so the imports leave with it."""
+    done = subprocess.run(
+        _hma("serve-prepare", "--role", role),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,  # its answer; its log lines and errors go to our stderr
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ServeError(f"preparing the instance failed (exit code {done.returncode}; see above)")
+    return Prepared.from_json(done.stdout.strip().splitlines()[-1])
+
+
 def _run_role(
     settings: Settings,
     role: str,
@@ -278,19 +280,10 @@ def _run_role(
     echo: Callable[[str], None],
     embedded: EmbeddedRedis | None = None,
 ) -> int:
-    runtime = build_runtime(settings)
-    try:
-        if role == "all":
-            migrate.upgrade(runtime.store)
-        elif role == "api" and not migrate.is_up_to_date(runtime.store):
-            raise ServeError("the database schema is not current: run `hma db upgrade` first")
-    finally:
-        runtime.close()
-    if role == "all":
-        token = ensure_first_admin_key(settings)
-        if token:
-            echo("Created the first admin API key. It is shown only this once; keep it safe:")
-            echo(f"  {token}")
+    prepared = _prepare(role, env)
+    if prepared.admin_token:
+        echo("Created the first admin API key. It is shown only this once; keep it safe:")
+        echo(f"  {prepared.admin_token}")
     supervisor = Supervisor(env=env, redis=RedisWatch(embedded) if embedded else None)
     if role in ("all", "api"):
         supervisor.add("api", _gunicorn_argv(settings), essential=True)
@@ -300,18 +293,7 @@ def _run_role(
             supervisor.add(f"worker-{number + 1}", _hma("worker"), essential=False)
     if role == "all":
         supervisor.add("scheduler", _hma("scheduler"), essential=False)
-    if role in ("all", "worker"):
-        for name in listener_sources(settings):
-            supervisor.add(f"{name}-listener", _hma(name, "listen"), essential=False)
-            echo(f"listener of the {name} content source")
+    for name in prepared.listeners:
+        supervisor.add(f"{name}-listener", _hma(name, "listen"), essential=False)
+        echo(f"listener of the {name} content source")
     return supervisor.run()
-
-
-def listener_sources(settings: Settings) -> list[str]:
-    """Content sources whose listener these settings configure (``hma <name> listen``)."""
-    from hma_framework.registry import make_registry
-
-    registry = make_registry(settings)
-    return [
-        name for name, record in registry.content_sources.items() if record.runs_listener(settings)
-    ]

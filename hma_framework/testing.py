@@ -285,3 +285,34 @@ def tokens(runtime: Runtime) -> Tokens:
         read=keys.create("test reader", ["read"]).token,
         submit=keys.create("test submitter", ["submit"]).token,
     )
+
+
+#: Modules that make a process large (plugins, records, indexes, web); see below.
+HEAVY_MODULES = (
+    "numpy",
+    "faiss",
+    "PIL",
+    "sqlalchemy",
+    "flask",
+    "threatexchange",
+    "hma_framework.runtime",
+    "hma_framework.registry",
+)
+
+
+def heavy_modules_imported_by(*modules: str) -> list[str]:
+    """Which of ``HEAVY_MODULES`` a fresh interpreter has loaded after importing ``modules``.
+
+    For processes that should stay small (the ``hma serve`` supervisor, the scheduler).
+    """
+    import subprocess
+    import sys
+
+    probe = (
+        f"import sys\nimport {', '.join(modules)}\n"
+        f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return loaded.split(",") if loaded else []

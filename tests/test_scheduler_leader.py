@@ -16,6 +16,7 @@ from hma_framework.pipeline.scheduler import (
 )
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
+from hma_framework.testing import heavy_modules_imported_by
 
 HEARTBEAT_ONLY = (
     PeriodicJob(
@@ -95,14 +96,4 @@ def test_two_scheduler_processes_enqueue_each_periodic_job_once(
 
 def test_the_scheduler_loads_neither_plugins_nor_records() -> None:
     """It only enqueues by name: a whole runtime would cost it ~60 MiB more, on every host."""
-    probe = (
-        "import sys\n"
-        "import hma_framework.cli, hma_framework.pipeline.scheduler\n"
-        "heavy = ('numpy', 'faiss', 'PIL', 'sqlalchemy', 'flask', 'threatexchange',\n"
-        "         'hma_framework.runtime', 'hma_framework.registry')\n"
-        "print(sorted(name for name in heavy if name in sys.modules))\n"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
-    assert loaded.strip() == "[]"
+    assert heavy_modules_imported_by("hma_framework.cli", "hma_framework.pipeline.scheduler") == []

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import requests
 
-from hma_framework.testing import free_port
+from hma_framework.testing import free_port, heavy_modules_imported_by
 
 pytestmark = pytest.mark.slow
 
@@ -200,3 +200,29 @@ def test_kill_9_redis_loss_and_restart_keep_one_private_redis(tmp_path: Path) ->
     assert not _processes_of(data), "a killed serve left processes behind"
     assert (data / "secret_key").stat().st_size > 0  # made at start, before any API process
     assert_owner_only(data)
+
+
+def test_an_api_node_refuses_a_database_whose_schema_is_not_current(
+    tmp_path: Path, redis_url: str
+) -> None:
+    env = _clean_env()
+    env.update(
+        HMA_DATABASE_URL=f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}",
+        HMA_REDIS_URL=redis_url,
+        HMA_DATA_DIR=str(tmp_path / "data"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "hma_framework", "serve", "--role", "api", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "the database schema is not current: run `hma db upgrade` first" in done.stderr
+    assert "preparing the instance failed" in done.stderr
+
+
+def test_the_supervisor_loads_neither_plugins_nor_records() -> None:
+    """Migrations and the first key run in a child: the supervisor stays a small process."""
+    assert heavy_modules_imported_by("hma_framework.cli", "hma_framework.serve") == []

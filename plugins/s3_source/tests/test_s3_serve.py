@@ -15,7 +15,7 @@ import pytest
 import requests
 from s3_fixtures import AWS_ENV, Aws, s3_environ
 
-from hma_framework.serve import listener_sources
+from hma_framework.serve_prepare import listener_sources
 from hma_framework.settings import load_settings
 from hma_framework.testing import free_port, make_photo
 
