@@ -60,6 +60,8 @@ class Child:
     name: str
     argv: list[str]
     essential: bool
+    #: The supervisor's environment when None.
+    env: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -107,12 +109,17 @@ class Supervisor:
     stopping: bool = False
     redis: RedisWatch | None = None
 
-    def add(self, name: str, argv: list[str], *, essential: bool) -> None:
-        self.children.append(Child(name=name, argv=argv, essential=essential))
+    def add(
+        self, name: str, argv: list[str], *, essential: bool, env: dict[str, str] | None = None
+    ) -> None:
+        self.children.append(Child(name=name, argv=argv, essential=essential, env=env))
 
     def _start(self, child: Child) -> None:
         child.process = subprocess.Popen(
-            child.argv, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            child.argv,
+            env=child.env if child.env is not None else self.env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         child.started_at = time.monotonic()
         child.restart_at = None
@@ -289,8 +296,11 @@ def _run_role(
         supervisor.add("api", _gunicorn_argv(settings), essential=True)
         echo(f"API on http://{settings.web.host}:{settings.web.port}")
     if role in ("all", "worker"):
+        # With a scheduler beside them, workers leave moving due retries to it: RQ would
+        # otherwise fork a ~50 MiB process for that in one of them.
+        worker_env = {**env, "HMA_WORKERS_MOVE_DUE_RETRIES": "false"} if role == "all" else env
         for number in range(settings.workers.processes):
-            supervisor.add(f"worker-{number + 1}", _hma("worker"), essential=False)
+            supervisor.add(f"worker-{number + 1}", _hma("worker"), essential=False, env=worker_env)
     if role == "all":
         supervisor.add("scheduler", _hma("scheduler"), essential=False)
     for name in prepared.listeners:

@@ -193,6 +193,13 @@ class WorkerSettings:
     job_timeout_seconds: int = attrs.field(
         default=600, validator=_at_least(1), metadata=_help("Longest a single job may run.")
     )
+    move_due_retries: bool = attrs.field(
+        default=True,
+        metadata=_help(
+            "Whether workers move retries that are due back onto their queues (RQ's scheduler, "
+            "a forked process). `hma serve` turns it off for its workers: its scheduler does it."
+        ),
+    )
 
 
 @attrs.frozen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import subprocess
 import sys
@@ -97,3 +98,30 @@ def test_two_scheduler_processes_enqueue_each_periodic_job_once(
 def test_the_scheduler_loads_neither_plugins_nor_records() -> None:
     """It only enqueues by name: a whole runtime would cost it ~60 MiB more, on every host."""
     assert heavy_modules_imported_by("hma_framework.cli", "hma_framework.pipeline.scheduler") == []
+
+
+def test_the_scheduler_moves_due_retries_so_workers_need_not_fork_a_mover(
+    runtime: Runtime,
+) -> None:
+    """A failed job's retry waits in RQ's scheduled registry; the scheduler puts it back."""
+    queue = runtime.queues["maintenance"]
+    job = queue.enqueue_in(dt.timedelta(seconds=1), HEARTBEAT_ONLY[0].func_name)
+    assert queue.count == 0 and job.id in queue.scheduled_job_registry
+    idle = make_scheduler(runtime.redis, runtime.settings, (), move_due_retries=False)
+    scheduler = make_scheduler(runtime.redis, runtime.settings, ())
+    scheduler.register_birth()
+    other = make_scheduler(runtime.redis, runtime.settings, ())
+    scheduler.enqueue_jobs()
+    other.enqueue_jobs()
+    assert scheduler.retries is not None and scheduler.retries.acquired_locks
+    assert other.retries is not None and not other.retries.acquired_locks  # RQ's lock: one mover
+    assert scheduler.calculate_sleep_interval() <= 1.0
+    assert queue.count == 0  # not due yet
+    time.sleep(1.2)
+    idle.enqueue_jobs()
+    assert queue.count == 0
+    scheduler.enqueue_jobs()
+    assert queue.get_job_ids() == [job.id]
+    scheduler.register_death()  # stopping hands the duty over at once
+    other.enqueue_jobs()
+    assert other.retries.acquired_locks

@@ -19,17 +19,20 @@ from redis.client import Pipeline
 from rq import Queue
 from rq.cron import CronJob, CronScheduler
 from rq.job import Job
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from hma_framework.logging_setup import library_level
 from hma_framework.pipeline.leases import Lease
 from hma_framework.pipeline.queues import queue_name
-from hma_framework.settings import Settings
+from hma_framework.settings import QUEUE_NAMES, Settings
 
 log = logging.getLogger(__name__)
 
 LEADER_KEY = "hma:scheduler:leader"
 LEASE_SECONDS = 30.0
+#: How often due retries move back onto their queues (RQ's own scheduler uses 1 s).
+RETRY_MOVE_INTERVAL_SECONDS = 1.0
 
 
 @attrs.frozen
@@ -94,12 +97,27 @@ class LeaderCronScheduler(CronScheduler):
     lease, so a live leader keeps it and a standby notices a dead one's lease expire.
     """
 
-    def __init__(self, connection: Redis, lease: Lease, **kwargs: Any) -> None:
+    def __init__(
+        self, connection: Redis, lease: Lease, *, move_due_retries: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(connection=connection, **kwargs)
         self.lease = lease
         self.leading = False
+        # Retries wait in RQ's scheduled-job registries until due. RQ's own mover runs in a
+        # process each worker forks; here it runs in this loop instead, under RQ's per-queue
+        # locks, so a worker whose host runs a scheduler need not fork one.
+        self.retries: RQScheduler | None = (
+            RQScheduler(
+                [queue_name(role) for role in QUEUE_NAMES],
+                connection=connection,
+                serializer=JSONSerializer,
+            )
+            if move_due_retries
+            else None
+        )
 
     def enqueue_jobs(self) -> list[CronJob]:
+        self._move_due_retries()
         leading = self.lease.acquire_or_renew()
         if leading != self.leading:
             self.leading = leading
@@ -112,11 +130,27 @@ class LeaderCronScheduler(CronScheduler):
         jobs: list[CronJob] = super().enqueue_jobs()
         return jobs
 
+    def _move_due_retries(self) -> None:
+        retries = self.retries
+        if retries is None:
+            return
+        # RQ retries a lock it lacks only every 10 minutes; a standby here asks each loop,
+        # so it takes over within a loop once the holder stops (or its lock runs out).
+        if not retries.acquired_locks or retries.should_reacquire_locks:
+            retries.acquire_locks()
+        if retries.acquired_locks:
+            retries.heartbeat()
+            retries.enqueue_scheduled_jobs()
+
     def calculate_sleep_interval(self) -> float:
         renew_every = self.lease.ttl_ms / 1000 / 3
+        if self.retries is not None and self.retries.acquired_locks:
+            renew_every = min(renew_every, RETRY_MOVE_INTERVAL_SECONDS)
         return float(min(super().calculate_sleep_interval(), renew_every))
 
     def register_death(self, pipeline: Pipeline | None = None) -> None:
+        if self.retries is not None:
+            self.retries.release_locks()  # a worker's own mover may take over
         if self.leading:
             self.lease.release()  # a standby takes over at once, not after the lease expires
             self.leading = False
@@ -129,10 +163,12 @@ def make_scheduler(
     jobs: tuple[PeriodicJob, ...] | None = None,
     *,
     lease_seconds: float = LEASE_SECONDS,
+    move_due_retries: bool = True,
 ) -> LeaderCronScheduler:
     scheduler = LeaderCronScheduler(
         redis,
         Lease(redis, LEADER_KEY, lease_seconds),
+        move_due_retries=move_due_retries,
         logging_level=library_level(settings.log_level),
     )
     for periodic in jobs if jobs is not None else periodic_jobs(settings):

@@ -129,7 +129,7 @@ def run_worker(
                 worked = (
                     worker.work(
                         burst=burst,
-                        with_scheduler=True,
+                        with_scheduler=runtime.settings.workers.move_due_retries,
                         logging_level=library_level(runtime.settings.log_level),
                     )
                     or worked

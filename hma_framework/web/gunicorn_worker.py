@@ -61,6 +61,14 @@ class DeadlineSocket:
 class HeaderDeadlineWorker(ThreadWorker):
     """See the module docstring."""
 
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """Runs once in the master before any worker is forked: share the imports."""
+        super().check_config(cfg, log)
+        from hma_framework.web.preload import import_shared_modules
+
+        import_shared_modules()
+
     def init_process(self) -> None:
         settings = load_settings()
         self.header_timeout = float(settings.web.header_timeout_seconds)
