@@ -212,12 +212,28 @@ def _parse_queues(value: str | None, default: tuple[str, ...]) -> list[str]:
 )
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 @click.option("--name", help="Worker name shown in RQ's registries.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Workers to fork from this process, which imports everything once so they share "
+    "that memory; it re-forks any that exit. Not with --burst or --name.",
+)
 @click.pass_context
-def worker(ctx: click.Context, queues: str | None, burst: bool, name: str | None) -> None:
+def worker(
+    ctx: click.Context, queues: str | None, burst: bool, name: str | None, processes: int
+) -> None:
     """Run an RQ worker that builds the runtime once and runs jobs in-process."""
     from hma_framework.pipeline.worker import run_worker
 
     roles = _parse_queues(queues, _settings(ctx).workers.queues)
+    if processes > 1:
+        if burst or name:
+            raise click.UsageError("--processes above 1 runs long-lived workers: no --burst/--name")
+        from hma_framework.pipeline.worker_pool import WorkerPool
+
+        sys.exit(WorkerPool(_settings(ctx), roles, processes).run())
     runtime = _runtime(ctx)
     try:
         run_worker(runtime, roles, burst=burst, name=name)

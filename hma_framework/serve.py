@@ -299,8 +299,14 @@ def _run_role(
         # With a scheduler beside them, workers leave moving due retries to it: RQ would
         # otherwise fork a ~50 MiB process for that in one of them.
         worker_env = {**env, "HMA_WORKERS_MOVE_DUE_RETRIES": "false"} if role == "all" else env
-        for number in range(settings.workers.processes):
-            supervisor.add(f"worker-{number + 1}", _hma("worker"), essential=False, env=worker_env)
+        if settings.workers.processes:
+            # One pool process forks them all, so they share its imports (see worker_pool).
+            supervisor.add(
+                "workers",
+                _hma("worker", "--processes", str(settings.workers.processes)),
+                essential=False,
+                env=worker_env,
+            )
     if role == "all":
         supervisor.add("scheduler", _hma("scheduler"), essential=False)
     for name in prepared.listeners:
