@@ -113,6 +113,30 @@ def test_content_banked_after_submission_is_matched_and_acted_on_once(
     }
 
 
+def test_content_resubmitted_with_a_new_hash_is_matched_retroactively_by_it(
+    admin: Api, runtime: Runtime, worker_runtime: Runtime
+) -> None:
+    """The rings copy content signals by id: a new hash must not hide under the old row's id."""
+    admin.ok("POST", "/banks", {"name": "late"})
+    submit_hash(admin, "edited", "0" * 64)
+    add_member(admin, "late", "f" * 64)  # a pass runs: the ring holds the first reading
+    run_jobs(worker_runtime)
+    resubmitted = {
+        "content_id": "edited",
+        "content_type": "photo",
+        "signal_type": "pdq",
+        "signal_value": NEAR_PDQ,
+        "force_resubmit": True,
+    }
+    admin.ok("POST", "/submit/hash/", resubmitted)
+    run_jobs(worker_runtime)
+    assert admin.ok("GET", "/content/edited/matches")["matches"] == []
+    add_member(admin, "late")  # PDQ: near the resubmitted hash
+    run_jobs(worker_runtime)
+    [match] = admin.ok("GET", "/content/edited/matches")["matches"]
+    assert match["retroactive"] is True and match["bank"] == "late"
+
+
 def test_content_outside_the_window_is_not_matched(
     admin: Api, runtime: Runtime, worker_runtime: Runtime
 ) -> None:

@@ -155,6 +155,27 @@ def _forget_other_readings(
     )
 
 
+def _drop_changed_readings(
+    session: Session, content_pk: int, signals: Sequence[ComputedSignal]
+) -> None:
+    """Delete readings whose value this computation changes, so the new ones get new ids.
+
+    Retroaction's rings copy ``content_signal`` rows in id order: a value updated in place
+    under its old id would never reach them, and content resubmitted with a new hash would
+    escape retroactive matching. A reading recomputed to the same value keeps its row (a
+    retried hash job adds nothing to the rings).
+    """
+    for s in signals:
+        session.execute(
+            delete(ContentSignalRow).where(
+                ContentSignalRow.content_pk == content_pk,
+                ContentSignalRow.signal_type == s.signal_type,
+                ContentSignalRow.variant == s.variant,
+                ContentSignalRow.signal_value != s.value,
+            )
+        )
+
+
 class ContentRecords:
     """The content repository."""
 
@@ -302,6 +323,7 @@ class ContentRecords:
             with self._store.transaction() as own:
                 self.record_signals(content_pk, signals, own)
             return
+        _drop_changed_readings(session, content_pk, signals)
         _upsert(
             session,
             ContentSignalRow,

@@ -123,7 +123,12 @@ class ContentSignalRow(Base):
     """A signal computed for (or submitted with) content; quality is kept beside the hash."""
 
     __tablename__ = "content_signal"
-    __table_args__ = (UniqueConstraint("content_pk", "signal_type", "variant"),)
+    # Ids never reused (SQLite would reuse a deleted newest id): retroaction's rings copy rows
+    # in id order, so a replaced reading must come after every id they have passed.
+    __table_args__ = (
+        UniqueConstraint("content_pk", "signal_type", "variant"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     content_pk: Mapped[int] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"))
