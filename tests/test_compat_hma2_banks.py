@@ -326,6 +326,71 @@ def test_type_listings(api: Api, runtime: Runtime) -> None:
     ]
 
 
+def test_signal_type_ratio_is_set_and_read_back(api: Api, client: Any, tokens: Tokens) -> None:
+    """``PUT /c/signal_type/<name>``: HMA 2.0's 204 with no body; its 500s are 400s here."""
+    changed = api("PUT", "/c/signal_type/pdq", json={"enabled_ratio": 0.25})
+    assert changed.status_code == 204 and changed.get_data() == b""
+    assert {"name": "pdq", "enabled_ratio": 0.25} in api("GET", "/c/signal_type").get_json()
+    assert api("PUT", "/c/signal_type/pdq", json={"enabled_ratio": "0.5"}).status_code == 204
+    assert {"name": "pdq", "enabled_ratio": 0.5} in api("GET", "/c/signal_type").get_json()
+    for body, path, message in [
+        ({}, "pdq", "enabled_ratio is required"),
+        ({"enabled_ratio": "half"}, "pdq", "Invalid float: 'half'"),
+        (
+            {"enabled_ratio": 2},
+            "pdq",
+            "Invalid enabled ratio 2.0. Must be in the range 0.0-1.0 inclusive.",
+        ),
+        ({"enabled_ratio": 1}, "nope", "Unknown signal type nope"),
+    ]:
+        refused = api("PUT", f"/c/signal_type/{path}", json=body)
+        assert refused.status_code == 400 and refused.get_json() == {"message": message}
+    read = Tokens.header(tokens.read)
+    assert (
+        client.put("/c/signal_type/pdq", json={"enabled_ratio": 1}, headers=read).status_code == 403
+    )
+    # Only reported, as in HMA 2.0: a pdq lookup still matches.
+    api("POST", "/c/banks", json={"name": "RATIO"})
+    api("PUT", "/c/signal_type/pdq", json={"enabled_ratio": 0})
+    added = api("POST", "/c/bank/RATIO/signal", json={"pdq": PDQ}).get_json()
+    assert api("GET", f"/m/raw_lookup?signal_type=pdq&signal={PDQ}").get_json() == {
+        "matches": [added["id"]]
+    }
+
+
+def test_signal_type_index_status(api: Api) -> None:
+    empty = api("GET", "/c/signal_type/index?signal_type=pdq")
+    assert empty.get_json() == {
+        "pdq": {
+            "db_size": 0,
+            "index_size": 0,
+            "index_out_of_date": False,
+            "newest_db_item": -1,
+            "index_built_to": -1,
+        }
+    }
+    api("POST", "/c/banks", json={"name": "INDEXED"})
+    before = int(time.time())
+    for _ in range(2):  # the same hash twice is one entry
+        api("POST", "/c/bank/INDEXED/signal", json={"pdq": PDQ})
+    api("POST", "/c/bank/INDEXED/signal", json={"video_md5": MD5})
+    status = api("GET", "/c/signal_type/index").get_json()
+    assert set(status) == set(api("GET", "/m/index/status").get_json())
+    pdq = status["pdq"]
+    assert pdq["newest_db_item"] >= before and pdq["index_built_to"] == pdq["newest_db_item"]
+    assert pdq == {
+        "db_size": 1,
+        "index_size": 1,
+        "index_out_of_date": False,
+        "newest_db_item": pdq["newest_db_item"],
+        "index_built_to": pdq["newest_db_item"],
+    }
+    assert status["video_md5"]["db_size"] == 1
+    unknown = api("GET", "/c/signal_type/index?signal_type=nope")
+    assert unknown.status_code == 400
+    assert unknown.get_json() == {"message": "No such signal type 'nope'"}
+
+
 def test_clients_quirks_are_tolerated(live_server: str, tokens: Tokens) -> None:
     """A base URL ending in "/" joined with "/c/banks"; a JSON content type on a bodiless
     GET; POST parameters in the query string. Sent over a real socket, path as written."""

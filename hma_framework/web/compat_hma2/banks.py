@@ -1,4 +1,4 @@
-"""HMA 2.0's bank curation: ``/c/banks``, ``/c/bank/<name>`` and the type listings.
+"""HMA 2.0's bank curation: ``/c/banks`` and ``/c/bank/<name>``.
 
 Banks are this project's banks: ``matching_enabled_ratio`` is stored beside the bank's
 switch (0 is "off"), so a bank switched off through ``/banks`` reads as ratio 0 here and a
@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
 from hma_framework.web.compat_hma2.auth import compat_view
-from hma_framework.web.compat_hma2.hashing import content_types, runtime
+from hma_framework.web.compat_hma2.hashing import runtime
 from hma_framework.web.compat_hma2.inputs import param, to_bool, to_ratio
 from hma_framework.web.errors import ApiError
 
@@ -113,16 +113,3 @@ def delete_bank(bank_name: str) -> Response:
             )
         Banks(runtime().store).delete_bank(bank_name)
     return jsonify(message="Done")
-
-
-@blueprint.get("/c/signal_type")
-@compat_view("read")
-def signal_types() -> Response:
-    names = sorted(runtime().registry.signal_types)
-    return jsonify([{"name": name, "enabled_ratio": 1.0} for name in names])
-
-
-@blueprint.get("/c/content_type")
-@compat_view("read")
-def content_type_list() -> Response:
-    return jsonify([{"name": name, "enabled": True} for name in content_types(runtime())])
