@@ -70,15 +70,17 @@ def test_api_routes_answer_hma2_shapes(api: Api, fake: FakeThreatExchange) -> No
     assert refused.status_code == 400
     assert refused.get_json() == {"message": "credentials: local_file takes no credentials"}
 
-    # No exchange of the API yet: nowhere to keep API credentials, said as a 409.
+    # API credentials may come before any exchange of the API (HMA 2.0 keeps them per API).
     early = api(
         "POST",
         "/c/exchanges/api/fb_threatexchange",
         json={"credential_json": {"api_token": TOKEN}},
     )
-    assert early.status_code == 409
-    assert "pass credential_json when creating the exchange" in early.get_json()["message"]
+    assert early.status_code == 200
+    assert early.get_json() == {"supports_authentification": True, "has_set_authentification": True}
     assert TOKEN not in early.get_data(as_text=True)
+    untouched = api("POST", "/c/exchanges/api/fb_threatexchange", json={"other": 1})
+    assert untouched.get_json()["has_set_authentification"] is True  # no credential_json: kept
     not_object = api(
         "POST", "/c/exchanges/api/fb_threatexchange", data="[1]", content_type="application/json"
     )
@@ -97,11 +99,7 @@ def test_api_routes_answer_hma2_shapes(api: Api, fake: FakeThreatExchange) -> No
     )
     assert created.status_code == 201, created.get_json()
     assert created.get_json() == {"message": "Created successfully"}
-    assert api("GET", "/c/exchanges/api/fb_threatexchange").get_json() == {
-        "supports_authentification": True,
-        "has_set_authentification": True,
-    }
-    # A second exchange of the API given no credentials borrows the API's.
+    # A second exchange of the API given no credentials uses the API's shared ones.
     second = api(
         "POST",
         "/c/exchanges",
@@ -111,19 +109,29 @@ def test_api_routes_answer_hma2_shapes(api: Api, fake: FakeThreatExchange) -> No
     assert api("GET", "/c/exchange/TE_TWO").get_json()["credential_status"] == {
         "supports_auth": True,
         "has_credentials": True,
-        "has_own_credentials": True,
-        "source": "exchange",
+        "source": "api",
     }
     bad = api(
         "POST", "/c/exchanges/api/fb_threatexchange", json={"credential_json": {"token": "x"}}
     )
     assert bad.status_code == 400
-    assert bad.get_json() == {"message": "credentials.token: unknown field"}
+    assert bad.get_json() == {"message": "credentials: unknown field; expected api_token"}
     replaced = api(
         "POST", "/c/exchanges/api/fb_threatexchange", json={"credential_json": {"api_token": "1|2"}}
     )
     assert replaced.status_code == 200
     assert "1|2" not in replaced.get_data(as_text=True)
+    cleared = api("POST", "/c/exchanges/api/fb_threatexchange", json={"credential_json": {}})
+    assert cleared.get_json() == {
+        "supports_authentification": True,
+        "has_set_authentification": False,
+    }
+    assert api("GET", "/c/exchange/TE_TWO/credentials").get_json() == {
+        "supports_auth": True,
+        "has_credentials": False,
+        "source": None,
+    }
+    assert api("GET", "/c/exchange/TE_ONE/credentials").get_json()["source"] == "exchange"
 
     schema = api("GET", "/c/exchanges/api/fb_threatexchange/schema").get_json()
     config_names = [f["name"] for f in schema["config_schema"]["fields"]]
@@ -232,7 +240,6 @@ def test_exchange_routes_answer_hma2_shapes(
         "credential_status": {
             "supports_auth": True,
             "has_credentials": True,
-            "has_own_credentials": True,
             "source": "exchange",
         },
     }
@@ -248,7 +255,7 @@ def test_exchange_routes_answer_hma2_shapes(
         "last_fetch_time": 0,
         "checkpoint_time": 0,
         "success": True,
-        "last_fetch_succeeded": True,
+        "last_fetch_succeeded": None,
         "last_fetch_complete_ts": None,
         "running_fetch_start_ts": None,
         "checkpoint_ts": None,
@@ -271,15 +278,20 @@ def test_exchange_routes_answer_hma2_shapes(
     assert abs(after["last_fetch_complete_ts"] - time.time()) < 120  # UTC, not host time
     assert after["fetched_items"] == 3 and after["up_to_date"] is True
 
-    # Coop's per-exchange credentials: set, then cleared (the TE client needs one: a 400).
+    # Per-exchange credentials: set, then cleared (a 200: it then has none at all).
     creds = api(
         "POST", "/c/exchange/TE_CSAM/credentials", json={"credential_json": {"api_token": "9|9"}}
     )
     assert creds.status_code == 200
-    assert creds.get_json()["has_own_credentials"] is True
+    assert creds.get_json() == {
+        "supports_auth": True,
+        "has_credentials": True,
+        "source": "exchange",
+    }
     assert "9|9" not in creds.get_data(as_text=True)
     cleared = api("POST", "/c/exchange/TE_CSAM/credentials", json={"credential_json": {}})
-    assert cleared.status_code == 400
+    assert cleared.status_code == 200
+    assert cleared.get_json() == {"supports_auth": True, "has_credentials": False, "source": None}
     assert api("POST", "/c/exchange/TE_CSAM/credentials", json={}).status_code == 400
 
     # The bank cannot go alone; the exchange takes its bank along, and again is a 200.
