@@ -470,6 +470,7 @@ def import_hma2_command(ctx: click.Context, database_url: str) -> None:
     """
     from hma_framework.hma2_import import Hma2Database, Hma2ImportError, import_hma2
     from hma_framework.registry import make_registry
+    from hma_framework.secret_box import secret_box
 
     store = _store(ctx)
     try:
@@ -482,7 +483,10 @@ def import_hma2_command(ctx: click.Context, database_url: str) -> None:
         with click.progressbar(
             length=total, label="importing contents", file=sys.stderr, hidden=not total
         ) as bar:
-            summary = import_hma2(source, store, make_registry(_settings(ctx)), bar.update)
+            settings = _settings(ctx)
+            summary = import_hma2(
+                source, store, make_registry(settings), secret_box(settings), settings, bar.update
+            )
     except Hma2ImportError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -501,8 +505,15 @@ def import_hma2_command(ctx: click.Context, database_url: str) -> None:
             f"{summary.skipped_contents} content(s) had no usable signal",
             err=True,
         )
-    if summary.exchanges:
-        click.echo("exchange credentials are not imported: set them again for each API")
+    found = summary.exchange_import
+    if found.exchanges or found.api_credentials or found.signal_type_ratios:
+        click.echo(
+            f"credentials of {found.api_credentials} API(s) and {found.exchange_credentials} "
+            f"exchange(s) (sealed), {found.checkpoints} fetch checkpoint(s), "
+            f"{found.signal_type_ratios} signal type ratio(s)"
+        )
+    for note in found.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 # --- plugins and settings --------------------------------------------------------------------

@@ -172,6 +172,10 @@ class Exchanges:
             raise ExchangeInputError(f"api: unknown exchange API {api!r}; installed: {installed}")
         return record
 
+    def installed_record(self, api: str) -> ExchangeRecord | None:
+        """The installed API of that name, or None (unlike :meth:`record`, no error)."""
+        return self._registry.exchanges.get(api)
+
     def apis(self) -> list[dict[str, Any]]:
         return [describe_api(r) for _, r in sorted(self._registry.exchanges.items())]
 
