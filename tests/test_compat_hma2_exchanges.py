@@ -294,13 +294,31 @@ def test_exchange_routes_answer_hma2_shapes(
     assert cleared.get_json() == {"supports_auth": True, "has_credentials": False, "source": None}
     assert api("POST", "/c/exchange/TE_CSAM/credentials", json={}).status_code == 400
 
-    # The bank cannot go alone; the exchange takes its bank along, and again is a 200.
-    assert api("DELETE", "/c/bank/TE_CSAM").status_code == 409
+    # The exchange takes its bank along, and again is a 200.
     gone = api("DELETE", "/c/exchange/TE_CSAM")
     assert gone.status_code == 200 and gone.get_json() == {"message": "Exchange deleted"}
     assert api("GET", "/c/bank/TE_CSAM").status_code == 404
     assert api("GET", "/c/exchanges").get_json() == []
     assert api("DELETE", "/c/exchange/TE_CSAM").get_json() == {"message": "Exchange deleted"}
+
+
+def test_deleting_an_exchange_fed_bank_deletes_its_exchange(
+    api: Api, fake: FakeThreatExchange
+) -> None:
+    """Coop's main version deletes every bank with DELETE /c/bank and needs its 200."""
+    body = {
+        "bank": "TE_GONE",
+        "api": "fb_threatexchange",
+        "api_json": te_json(fake),
+        "credential_json": {"api_token": TOKEN},
+    }
+    assert api("POST", "/c/exchanges", json=body).status_code == 201
+    deleted = api("DELETE", "/c/bank/TE_GONE")
+    assert deleted.status_code == 200 and deleted.get_json() == {"message": "Done"}
+    assert api("GET", "/c/bank/TE_GONE").status_code == 404
+    assert api("GET", "/c/exchange/TE_GONE").status_code == 404
+    assert api("GET", "/exchanges").get_json() == {"exchanges": []}
+    assert api("POST", "/c/exchanges", json=body).status_code == 201  # the name is free again
 
 
 def test_exchanges_made_through_our_api_are_named_by_their_bank(

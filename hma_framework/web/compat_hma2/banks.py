@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from sqlalchemy.exc import IntegrityError
 
+from hma_framework.exchanges.configs import exchanges_of
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
 from hma_framework.web.compat_hma2.auth import compat_view
@@ -102,14 +103,13 @@ def update_bank(bank_name: str) -> Response:
 @blueprint.delete("/c/bank/<bank_name>")
 @compat_view("admin")
 def delete_bank(bank_name: str) -> Response:
-    """200 whether or not the bank existed, as HMA 2.0 answers."""
+    """200 whether or not the bank existed, as HMA 2.0 answers. A bank an exchange fills goes
+    with its exchange (HMA 2.0 would leave the exchange behind, still holding credentials and
+    fetching into nothing; Coop's main version deletes such banks through this route)."""
     bank = BankQueries(runtime().store).bank(bank_name)
     if bank is not None:
         if bank["exchange"]:
-            raise ApiError(
-                409,
-                f"bank {bank_name!r} is filled by exchange {bank['exchange']!r}; "
-                "delete the exchange first",
-            )
-        Banks(runtime().store).delete_bank(bank_name)
+            exchanges_of(runtime()).delete(bank["exchange"], delete_bank=True)
+        else:
+            Banks(runtime().store).delete_bank(bank_name)
     return jsonify(message="Done")
