@@ -351,3 +351,26 @@ def test_exchange_routes_need_admin(client: Any, tokens: Tokens) -> None:
     ):
         assert read(method, path).status_code == 403, path
         assert client.open(path, method=method).status_code == 401, path
+
+
+def test_exchange_shows_every_config_field_as_hma2_dumps_it(api: Api) -> None:
+    """The Ruby gem reads ``only_esp_ids`` (an array of integers) and ``environment`` off an
+    NCMEC exchange; HMA 2.0 dumps the whole config, defaults included."""
+    environment = "https://report.cybertip.org/hashsharing"
+    body = {
+        "bank": "NCMEC_CSAM",
+        "api": "ncmec",
+        "api_json": {"environment": environment},
+        "credential_json": {"user": "esp-user", "password": "esp-password-secret"},
+    }
+    assert api("POST", "/c/exchanges", json=body).status_code == 201
+    shown = api("GET", "/c/exchange/NCMEC_CSAM")
+    assert shown.get_json() == {
+        "environment": environment,
+        "only_esp_ids": [],
+        "name": "NCMEC_CSAM",
+        "api": "ncmec",
+        "enabled": True,
+        "credential_status": {"supports_auth": True, "has_credentials": True, "source": "exchange"},
+    }
+    assert "esp-password-secret" not in shown.get_data(as_text=True)

@@ -11,10 +11,12 @@ HMA 2.0's last fallback, an environment variable, does not exist here).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
+from threatexchange.utils import dataclass_json
 
 from hma_framework.exchanges import api_credentials, fetching
 from hma_framework.exchanges.configs import (
@@ -76,9 +78,24 @@ def _credential_status(exchanges: Exchanges, view: dict[str, Any]) -> dict[str, 
     return {"supports_auth": supports, "has_credentials": source is not None, "source": source}
 
 
+def _config_fields(exchanges: Exchanges, view: dict[str, Any]) -> dict[str, Any]:
+    """Every field of the API's collaboration config, defaults included (sets as lists), as
+    HMA 2.0 dumps it; only what is stored if the API is not installed here."""
+    stored = {k: v for k, v in view["config"].items() if k != BASE_URL}
+    record = exchanges.installed_record(view["api"])
+    if record is None:
+        return stored
+    try:
+        collab = exchanges.collab(record, view["name"], stored)
+        dumped = json.loads(dataclass_json.dataclass_dumps(collab))  # enums, sets: plain JSON
+    except Exception:  # a stored config the API no longer accepts: show it as stored
+        return stored
+    return {k: v for k, v in dumped.items() if k not in _OWN}
+
+
 def _collab(exchanges: Exchanges, view: dict[str, Any]) -> dict[str, Any]:
     """HMA 2.0's dump of a collaboration config: name (the bank), api, enabled, its fields."""
-    config = {k: v for k, v in view["config"].items() if k != BASE_URL}
+    config = _config_fields(exchanges, view)
     return {
         **config,
         "name": view["bank"] or view["name"],
