@@ -133,14 +133,45 @@ def test_api_routes_answer_hma2_shapes(api: Api, fake: FakeThreatExchange) -> No
     }
     assert api("GET", "/c/exchange/TE_ONE/credentials").get_json()["source"] == "exchange"
 
+    # The schema in HMA 2.0's vocabulary (what Coop builds its forms from), exactly.
     schema = api("GET", "/c/exchanges/api/fb_threatexchange/schema").get_json()
-    config_names = [f["name"] for f in schema["config_schema"]["fields"]]
-    assert "privacy_group" in config_names and "name" not in config_names
-    assert [f["name"] for f in schema["credentials_schema"]["fields"]] == ["api_token"]
-    assert schema["credentials_schema"]["fields"][0]["required"] is True
+    assert schema == {
+        "config_schema": {
+            "fields": [
+                {
+                    "name": "privacy_group",
+                    "type": "number",
+                    "required": True,
+                    "default": None,
+                    "help": "ThreatPrivacyGroup ID for this collaboration",
+                    "choices": None,
+                }
+            ]
+        },
+        "credentials_schema": {
+            "fields": [
+                {
+                    "name": "api_token",
+                    "type": "string",
+                    "required": True,
+                    "default": None,
+                    "help": schema["credentials_schema"]["fields"][0]["help"],
+                    "choices": None,
+                }
+            ]
+        },
+    }
+    ncmec = api("GET", "/c/exchanges/api/ncmec/schema").get_json()["config_schema"]["fields"]
+    assert [(f["name"], f["type"], f["required"], f["default"]) for f in ncmec] == [
+        ("environment", "enum", True, None),
+        ("only_esp_ids", "set_of_number", False, []),
+    ]
+    assert "https://report.cybertip.org/hashsharing" in ncmec[0]["choices"]
     local_schema = api("GET", "/c/exchanges/api/local_file/schema").get_json()
     assert local_schema["credentials_schema"] is None
-    assert api("GET", "/c/exchanges/api/nope/schema").status_code == 400
+    missing = api("GET", "/c/exchanges/api/nope/schema")
+    assert missing.status_code == 404
+    assert missing.get_json() == {"message": "Exchange API 'nope' not found"}
 
 
 def test_create_refuses_what_hma2_refuses(api: Api, fake: FakeThreatExchange) -> None:

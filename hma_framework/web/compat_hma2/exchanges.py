@@ -25,13 +25,13 @@ from hma_framework.exchanges.configs import (
     OWN_SOURCE,
     ExchangeInputError,
     Exchanges,
-    describe_fields,
     exchanges_of,
 )
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.hashing import runtime
 from hma_framework.web.compat_hma2.inputs import json_object, param, to_bool
+from hma_framework.web.compat_hma2.schema import field_descriptors
 from hma_framework.web.errors import ApiError
 from hma_framework.web.exchanges import install_exchange_errors
 
@@ -151,13 +151,14 @@ def set_api_credentials(api: str) -> Response:
 @compat_view("admin")
 def api_schema(api: str) -> Response:
     exchanges = _exchanges()
-    _known_api(api)
-    record = exchanges.record(api)
+    record = exchanges.installed_record(api)
+    if record is None:
+        raise ApiError(404, f"Exchange API '{api}' not found")
     credential_cls = record.credential_class()
     return jsonify(
-        config_schema={"fields": describe_fields(record.api.get_config_cls(), _OWN)},
+        config_schema={"fields": field_descriptors(record.api.get_config_cls(), _OWN)},
         credentials_schema=(
-            None if credential_cls is None else {"fields": describe_fields(credential_cls)}
+            None if credential_cls is None else {"fields": field_descriptors(credential_cls)}
         ),
     )
 
