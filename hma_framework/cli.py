@@ -463,7 +463,7 @@ def banks_export(ctx: click.Context, bank: str, fmt: str, output: str) -> None:
 @click.argument("database_url")
 @click.pass_context
 def import_hma2_command(ctx: click.Context, database_url: str) -> None:
-    """Import banks, contents, signals and exchange configs from an HMA 2.0 database.
+    """Import banks, contents, signals, exchanges and their credentials from an HMA 2.0 database.
 
     DATABASE_URL is HMA 2.0's PostgreSQL, e.g. postgresql+psycopg://user:pw@host/media_match
     (read only). Banks or exchanges that already exist here stop the import before it writes.
