@@ -495,13 +495,14 @@ def banks_export(ctx: click.Context, bank: str, fmt: str, output: str) -> None:
 @click.argument("database_url")
 @click.pass_context
 def import_hma2_command(ctx: click.Context, database_url: str) -> None:
-    """Import banks, contents, signals and exchange configs from an HMA 2.0 database.
+    """Import banks, contents, signals, exchanges and their credentials from an HMA 2.0 database.
 
     DATABASE_URL is HMA 2.0's PostgreSQL, e.g. postgresql+psycopg://user:pw@host/media_match
     (read only). Banks or exchanges that already exist here stop the import before it writes.
     """
     from hma_framework.hma2_import import Hma2Database, Hma2ImportError, import_hma2
     from hma_framework.registry import make_registry
+    from hma_framework.secret_box import secret_box
 
     store = _store(ctx)
     try:
@@ -514,7 +515,10 @@ def import_hma2_command(ctx: click.Context, database_url: str) -> None:
         with click.progressbar(
             length=total, label="importing contents", file=sys.stderr, hidden=not total
         ) as bar:
-            summary = import_hma2(source, store, make_registry(_settings(ctx)), bar.update)
+            settings = _settings(ctx)
+            summary = import_hma2(
+                source, store, make_registry(settings), secret_box(settings), settings, bar.update
+            )
     except Hma2ImportError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -533,8 +537,15 @@ def import_hma2_command(ctx: click.Context, database_url: str) -> None:
             f"{summary.skipped_contents} content(s) had no usable signal",
             err=True,
         )
-    if summary.exchanges:
-        click.echo("exchange credentials are not imported: set them again for each API")
+    found = summary.exchange_import
+    if found.exchanges or found.api_credentials or found.signal_type_ratios:
+        click.echo(
+            f"credentials of {found.api_credentials} API(s) and {found.exchange_credentials} "
+            f"exchange(s) (sealed), {found.checkpoints} fetch checkpoint(s), "
+            f"{found.signal_type_ratios} signal type ratio(s)"
+        )
+    for note in found.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 # --- plugins and settings --------------------------------------------------------------------

@@ -9,10 +9,9 @@ so every imported hash goes through the change log and is matchable like any oth
   fresh install), so ``bank_content_id`` values a client stored still name the same item;
   otherwise new ids are given and the answer says so.
 - ``disable_until_ts`` keeps its meaning (0: off; a timestamp: off until then).
-- Exchange configurations are stored in this project's ``exchange`` table (name, API, the
-  collaboration config, enabled) and linked to their bank. Credentials (HMA 2.0 keeps them per
-  API) and fetch checkpoints are not imported: set credentials again; the first fetch
-  starts over.
+- A content's ``note`` and ``metadata`` (``content_id``, ``content_uri``, ``json``) come along.
+- Exchanges, their credentials (per API and per exchange), fetch checkpoints and signal type
+  ratios: see :mod:`hma_framework.hma2_import_exchanges`. Each exchange is linked to its bank.
 """
 
 from __future__ import annotations
@@ -25,10 +24,28 @@ from typing import Any
 import attrs
 from sqlalchemy import Engine, MetaData, Table, create_engine, func, select, update
 
+from hma_framework.exchanges.configs import Exchanges
+from hma_framework.hma2_import_exchanges import (
+    ExchangeImport,
+    import_api_credentials,
+    import_exchanges,
+    import_signal_type_ratios,
+)
 from hma_framework.registry import InvalidSignalError, Registry
+from hma_framework.secret_box import SecretBox
+from hma_framework.settings import Settings
 from hma_framework.store.banks import Banks, NewMember
 from hma_framework.store.db import Store
 from hma_framework.store.tables import BankMemberRow, BankRow, ExchangeRow
+
+#: HMA 2.0's tables that older (or newer) versions of it may lack; each is read if present.
+OPTIONAL_TABLES = (
+    "exchange",
+    "exchange_data",
+    "exchange_fetch_status",
+    "exchange_api_config",
+    "signal_type_override",
+)
 
 BATCH = 2000
 HMA2_ENABLED, HMA2_DISABLED = 1, 0
@@ -48,6 +65,7 @@ class ImportSummary:
     skipped_signals: int = 0
     kept_ids: bool = True
     skipped_reasons: dict[str, int] = attrs.field(factory=dict)
+    exchange_import: ExchangeImport = attrs.field(factory=ExchangeImport)
 
     def skip(self, reason: str) -> None:
         self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
@@ -63,9 +81,7 @@ class Hma2Database:
             metadata.reflect(self.engine, only=["bank", "bank_content", "content_signal"])
         except Exception as exc:
             raise Hma2ImportError(f"not an HMA 2.0 database (or unreachable): {exc}") from exc
-        metadata.reflect(
-            self.engine, only=[n for n in ("exchange", "exchange_data") if self._has(n)]
-        )
+        metadata.reflect(self.engine, only=[n for n in OPTIONAL_TABLES if self._has(n)])
         self.tables: dict[str, Table] = dict(metadata.tables)
 
     def _has(self, name: str) -> bool:
@@ -83,13 +99,17 @@ class Hma2Database:
                 dict(row._mapping) for row in connection.execute(select(bank).order_by(bank.c.id))
             ]
 
-    def exchanges(self) -> list[dict[str, Any]]:
-        exchange = self.tables.get("exchange")
-        if exchange is None:
+    def rows(self, name: str) -> list[dict[str, Any]]:
+        """Every row of an optional table (none if this HMA 2.0 lacks it), in key order."""
+        table = self.tables.get(name)
+        if table is None:
             return []
         with self.engine.connect() as connection:
-            rows = connection.execute(select(exchange).order_by(exchange.c.id))
-            return [dict(row._mapping) for row in rows]
+            ordered = select(table).order_by(*table.primary_key.columns)
+            return [dict(row._mapping) for row in connection.execute(ordered)]
+
+    def exchanges(self) -> list[dict[str, Any]]:
+        return self.rows("exchange")
 
     def content_count(self) -> int:
         with self.engine.connect() as connection:
@@ -111,8 +131,9 @@ class Hma2Database:
         content, signal = self.tables["bank_content"], self.tables["content_signal"]
         data = self.tables.get("exchange_data")
         columns = [content.c.id, content.c.bank_id, content.c.disable_until_ts]
-        if "original_content_uri" in content.c:
-            columns.append(content.c.original_content_uri)
+        for optional in ("original_content_uri", "note", "bank_content_metadata"):
+            if optional in content.c:
+                columns.append(content.c[optional])
         query = select(*columns)
         if data is not None and "imported_from_id" in content.c:
             query = query.add_columns(data.c.fetch_id).outerjoin(
@@ -187,15 +208,18 @@ def _member(
     if not signals:
         summary.skipped_contents += 1
         return None
-    extra = (
-        {"original_media_uri": row["original_content_uri"]}
-        if row.get("original_content_uri")
-        else {}
-    )
+    metadata = row.get("bank_content_metadata") or {}
+    extra = {
+        "original_media_uri": row.get("original_content_uri"),
+        "content_uri": metadata.get("content_uri"),
+        "metadata_json": metadata.get("json"),
+    }
     return NewMember(
         signals=tuple(signals),
+        content_id=metadata.get("content_id"),
         external_id=row.get("fetch_id"),
-        exchange_metadata=extra,
+        notes=row.get("note") or "",
+        exchange_metadata={k: v for k, v in extra.items() if v},
         member_id=row["id"] if keep_id else None,
     )
 
@@ -204,6 +228,8 @@ def import_hma2(
     source: Hma2Database,
     store: Store,
     registry: Registry,
+    box: SecretBox,
+    settings: Settings,
     progress: Callable[[int], None] = lambda _: None,
 ) -> ImportSummary:
     """Import everything; ``progress`` is called with the number of contents just handled."""
@@ -212,20 +238,16 @@ def import_hma2(
     _refuse_existing(store, hma_banks, hma_exchanges)
     summary.kept_ids = _ids_are_free(store, source.content_id_range())
     repository = Banks(store)
+    exchanges = Exchanges(store, registry, box, settings)
 
-    exchange_pks: dict[int, int] = {}
-    with store.transaction() as session:
-        for exchange in hma_exchanges:
-            created = ExchangeRow(
-                name=exchange["name"],
-                api_type=exchange["api_cls"],
-                config=dict(exchange.get("typed_config") or {}),
-                enabled=bool(exchange.get("fetching_enabled", True)),
-            )
-            session.add(created)
-            session.flush()
-            exchange_pks[exchange["id"]] = created.id
-    summary.exchanges = len(exchange_pks)
+    found = summary.exchange_import
+    statuses = {row["collab_id"]: row for row in source.rows("exchange_fetch_status")}
+    exchange_pks = import_exchanges(exchanges, hma_exchanges, statuses, found)
+    import_api_credentials(exchanges, source.rows("exchange_api_config"), found)
+    import_signal_type_ratios(
+        exchanges, source.rows("signal_type_override"), set(registry.signal_types), found
+    )
+    summary.exchanges = found.exchanges
 
     bank_names: dict[int, str] = {}
     for bank in hma_banks:

@@ -119,10 +119,10 @@ def test_content_routes_answer_hma2_shapes(api: Api) -> None:
         {"signal_type": "pdq", "signal_value": PDQ}
     ]
 
+    # GET leaves out what is absent (signals unless asked, metadata, note), as HMA 2.0 does.
     expected = {
         "id": content_id,
         "disable_until_ts": 1,
-        "collab_metadata": {},
         "original_media_uri": None,
         "bank": {"name": "CONTENT", "matching_enabled_ratio": 1.0},
     }
@@ -136,9 +136,29 @@ def test_content_routes_answer_hma2_shapes(api: Api) -> None:
     assert unknown.status_code == 400
     assert unknown.get_json() == {"message": "No such signal type 'invalid'"}
 
+    # PUT answers HMA 2.0's whole stored record (its dataclass), not the GET shape.
+    record = {
+        "id": content_id,
+        "disable_until_ts": 1,
+        "collab_metadata": {},
+        "original_media_uri": None,
+        "bank": {"name": "CONTENT", "matching_enabled_ratio": 1.0},
+        "user_metadata": None,
+        "note": None,
+    }
     later = int(time.time()) + 3600
     disabled = api("PUT", f"/c/bank/CONTENT/content/{content_id}", json={"disable_until_ts": later})
-    assert disabled.get_json() == {**expected, "disable_until_ts": later}
+    assert disabled.get_json() == {**record, "disable_until_ts": later}
+    noted = api("PUT", f"/c/bank/CONTENT/content/{content_id}", json={"note": "seen twice"})
+    assert noted.get_json() == {**record, "disable_until_ts": later, "note": "seen twice"}
+    shown = api("GET", f"/c/bank/CONTENT/content/{content_id}").get_json()
+    assert shown == {**expected, "disable_until_ts": later, "note": "seen twice"}
+    cleared = api("PUT", f"/c/bank/CONTENT/content/{content_id}", json={"note": ""})
+    assert cleared.get_json()["note"] is None
+    assert "note" not in api("GET", f"/c/bank/CONTENT/content/{content_id}").get_json()
+    too_long = api("PUT", f"/c/bank/CONTENT/content/{content_id}", json={"note": "x" * 256})
+    assert too_long.status_code == 400
+    assert too_long.get_json() == {"message": "note must be at most 255 characters"}
     off = api("PUT", f"/c/bank/CONTENT/content/{content_id}", json={"disable_until_ts": "0"})
     assert off.get_json()["disable_until_ts"] == 0
     assert api("GET", f"/banks/CONTENT/members/{content_id}").get_json()["enabled"] is False
@@ -195,7 +215,14 @@ def test_add_content_by_upload_with_metadata_and_note(api: Api) -> None:
         member = api("GET", f"/banks/UPLOADS/members/{body['id']}").get_json()
         assert member["content_id"] == "post-7" and member["notes"] == "reported twice"
         content = api("GET", f"/c/bank/UPLOADS/content/{body['id']}").get_json()
-        assert content["original_media_uri"] == "https://x.test/7.jpg"
+        assert content["original_media_uri"] is None  # HMA 2.0 never fills it on add
+        assert content["metadata"] == {
+            "content_id": "post-7",
+            "content_uri": "https://x.test/7.jpg",
+            "json": None,
+            "collab": None,
+        }
+        assert content["note"] == "reported twice"
 
     for data, message in [
         ({}, "Neither `url` nor multipart file upload was received"),
@@ -209,6 +236,60 @@ def test_add_content_by_upload_with_metadata_and_note(api: Api) -> None:
             "POST", "/c/bank/UPLOADS/content", data=data, content_type="multipart/form-data"
         )
         assert response.status_code == 400 and message in response.get_json()["message"], data
+
+
+def test_metadata_and_notes_as_hma2_stores_them(api: Api) -> None:
+    """HMA 2.0's test_api_banks: JSON metadata is checked and shown back, notes on hashes."""
+    api("POST", "/c/banks", json={"name": "META"})
+    metadata = {"content_id": "ext-1", "content_uri": "https://x.test/1", "json": {"k": [1]}}
+    hashed = api("POST", "/c/bank/META/signal", json={"pdq": PDQ, "note": "campaign ABC"})
+    assert hashed.status_code == 200 and set(hashed.get_json()) == {"id", "signals"}
+    shown = api("GET", f"/c/bank/META/content/{hashed.get_json()['id']}").get_json()
+    assert shown["note"] == "campaign ABC" and "metadata" not in shown
+    for bad, message in [
+        ({"note": 5}, "note should be a string"),
+        ({"note": "x" * 256}, "note must be at most 255 characters"),
+    ]:
+        refused = api("POST", "/c/bank/META/signal", json={"pdq": PDQ, **bad})
+        assert refused.status_code == 400 and refused.get_json() == {"message": message}
+
+    photo = make_photo(seed=5)
+    with_meta = api(
+        "POST",
+        "/c/bank/META/content",
+        data={"photo": (io.BytesIO(photo), "p.jpg"), "metadata": json.dumps(metadata)},
+        content_type="multipart/form-data",
+    )
+    content_id = with_meta.get_json()["id"]
+    shown = api("GET", f"/c/bank/META/content/{content_id}").get_json()
+    assert shown == {
+        "id": content_id,
+        "disable_until_ts": 1,
+        "original_media_uri": None,
+        "bank": {"name": "META", "matching_enabled_ratio": 1.0},
+        "metadata": {**metadata, "collab": None},
+    }
+    hidden = api("GET", f"/c/bank/META/content/{content_id}?include_metadata=false")
+    assert "metadata" not in hidden.get_json()
+    record = api("PUT", f"/c/bank/META/content/{content_id}", json={}).get_json()
+    assert record["user_metadata"] == metadata and record["collab_metadata"] == {}
+
+    for bad, message in [
+        ({"invalid_metadata": 5}, "Invalid metadata: unknown fields ['invalid_metadata']"),
+        ([1], "metadata should be a json object"),
+        ({"json": "text"}, "Invalid metadata: json must be an object"),
+    ]:
+        refused = api(
+            "POST", "/c/bank/META/content?url=http://127.0.0.1:9/x.jpg", json={"metadata": bad}
+        )
+        assert refused.status_code == 400 and refused.get_json() == {"message": message}
+    broken = api(
+        "POST",
+        "/c/bank/META/content",
+        data={"photo": (io.BytesIO(photo), "p.jpg"), "metadata": "{nope"},
+        content_type="multipart/form-data",
+    )
+    assert broken.get_json() == {"message": "metadata form field must be valid JSON"}
 
 
 def test_bridge_photo_hashes_as_hma2_does(api: Api) -> None:
@@ -243,6 +324,71 @@ def test_type_listings(api: Api, runtime: Runtime) -> None:
     assert api("GET", "/c/content_type").get_json() == [
         {"name": name, "enabled": True} for name in sorted(installed)
     ]
+
+
+def test_signal_type_ratio_is_set_and_read_back(api: Api, client: Any, tokens: Tokens) -> None:
+    """``PUT /c/signal_type/<name>``: HMA 2.0's 204 with no body; its 500s are 400s here."""
+    changed = api("PUT", "/c/signal_type/pdq", json={"enabled_ratio": 0.25})
+    assert changed.status_code == 204 and changed.get_data() == b""
+    assert {"name": "pdq", "enabled_ratio": 0.25} in api("GET", "/c/signal_type").get_json()
+    assert api("PUT", "/c/signal_type/pdq", json={"enabled_ratio": "0.5"}).status_code == 204
+    assert {"name": "pdq", "enabled_ratio": 0.5} in api("GET", "/c/signal_type").get_json()
+    for body, path, message in [
+        ({}, "pdq", "enabled_ratio is required"),
+        ({"enabled_ratio": "half"}, "pdq", "Invalid float: 'half'"),
+        (
+            {"enabled_ratio": 2},
+            "pdq",
+            "Invalid enabled ratio 2.0. Must be in the range 0.0-1.0 inclusive.",
+        ),
+        ({"enabled_ratio": 1}, "nope", "Unknown signal type nope"),
+    ]:
+        refused = api("PUT", f"/c/signal_type/{path}", json=body)
+        assert refused.status_code == 400 and refused.get_json() == {"message": message}
+    read = Tokens.header(tokens.read)
+    assert (
+        client.put("/c/signal_type/pdq", json={"enabled_ratio": 1}, headers=read).status_code == 403
+    )
+    # Only reported, as in HMA 2.0: a pdq lookup still matches.
+    api("POST", "/c/banks", json={"name": "RATIO"})
+    api("PUT", "/c/signal_type/pdq", json={"enabled_ratio": 0})
+    added = api("POST", "/c/bank/RATIO/signal", json={"pdq": PDQ}).get_json()
+    assert api("GET", f"/m/raw_lookup?signal_type=pdq&signal={PDQ}").get_json() == {
+        "matches": [added["id"]]
+    }
+
+
+def test_signal_type_index_status(api: Api) -> None:
+    empty = api("GET", "/c/signal_type/index?signal_type=pdq")
+    assert empty.get_json() == {
+        "pdq": {
+            "db_size": 0,
+            "index_size": 0,
+            "index_out_of_date": False,
+            "newest_db_item": -1,
+            "index_built_to": -1,
+        }
+    }
+    api("POST", "/c/banks", json={"name": "INDEXED"})
+    before = int(time.time())
+    for _ in range(2):  # the same hash twice is one entry
+        api("POST", "/c/bank/INDEXED/signal", json={"pdq": PDQ})
+    api("POST", "/c/bank/INDEXED/signal", json={"video_md5": MD5})
+    status = api("GET", "/c/signal_type/index").get_json()
+    assert set(status) == set(api("GET", "/m/index/status").get_json())
+    pdq = status["pdq"]
+    assert pdq["newest_db_item"] >= before and pdq["index_built_to"] == pdq["newest_db_item"]
+    assert pdq == {
+        "db_size": 1,
+        "index_size": 1,
+        "index_out_of_date": False,
+        "newest_db_item": pdq["newest_db_item"],
+        "index_built_to": pdq["newest_db_item"],
+    }
+    assert status["video_md5"]["db_size"] == 1
+    unknown = api("GET", "/c/signal_type/index?signal_type=nope")
+    assert unknown.status_code == 400
+    assert unknown.get_json() == {"message": "No such signal type 'nope'"}
 
 
 def test_clients_quirks_are_tolerated(live_server: str, tokens: Tokens) -> None:

@@ -70,15 +70,17 @@ def test_api_routes_answer_hma2_shapes(api: Api, fake: FakeThreatExchange) -> No
     assert refused.status_code == 400
     assert refused.get_json() == {"message": "credentials: local_file takes no credentials"}
 
-    # No exchange of the API yet: nowhere to keep API credentials, said as a 409.
+    # API credentials may come before any exchange of the API (HMA 2.0 keeps them per API).
     early = api(
         "POST",
         "/c/exchanges/api/fb_threatexchange",
         json={"credential_json": {"api_token": TOKEN}},
     )
-    assert early.status_code == 409
-    assert "pass credential_json when creating the exchange" in early.get_json()["message"]
+    assert early.status_code == 200
+    assert early.get_json() == {"supports_authentification": True, "has_set_authentification": True}
     assert TOKEN not in early.get_data(as_text=True)
+    untouched = api("POST", "/c/exchanges/api/fb_threatexchange", json={"other": 1})
+    assert untouched.get_json()["has_set_authentification"] is True  # no credential_json: kept
     not_object = api(
         "POST", "/c/exchanges/api/fb_threatexchange", data="[1]", content_type="application/json"
     )
@@ -97,11 +99,7 @@ def test_api_routes_answer_hma2_shapes(api: Api, fake: FakeThreatExchange) -> No
     )
     assert created.status_code == 201, created.get_json()
     assert created.get_json() == {"message": "Created successfully"}
-    assert api("GET", "/c/exchanges/api/fb_threatexchange").get_json() == {
-        "supports_authentification": True,
-        "has_set_authentification": True,
-    }
-    # A second exchange of the API given no credentials borrows the API's.
+    # A second exchange of the API given no credentials uses the API's shared ones.
     second = api(
         "POST",
         "/c/exchanges",
@@ -111,28 +109,69 @@ def test_api_routes_answer_hma2_shapes(api: Api, fake: FakeThreatExchange) -> No
     assert api("GET", "/c/exchange/TE_TWO").get_json()["credential_status"] == {
         "supports_auth": True,
         "has_credentials": True,
-        "has_own_credentials": True,
-        "source": "exchange",
+        "source": "api",
     }
     bad = api(
         "POST", "/c/exchanges/api/fb_threatexchange", json={"credential_json": {"token": "x"}}
     )
     assert bad.status_code == 400
-    assert bad.get_json() == {"message": "credentials.token: unknown field"}
+    assert bad.get_json() == {"message": "credentials: unknown field; expected api_token"}
     replaced = api(
         "POST", "/c/exchanges/api/fb_threatexchange", json={"credential_json": {"api_token": "1|2"}}
     )
     assert replaced.status_code == 200
     assert "1|2" not in replaced.get_data(as_text=True)
+    cleared = api("POST", "/c/exchanges/api/fb_threatexchange", json={"credential_json": {}})
+    assert cleared.get_json() == {
+        "supports_authentification": True,
+        "has_set_authentification": False,
+    }
+    assert api("GET", "/c/exchange/TE_TWO/credentials").get_json() == {
+        "supports_auth": True,
+        "has_credentials": False,
+        "source": None,
+    }
+    assert api("GET", "/c/exchange/TE_ONE/credentials").get_json()["source"] == "exchange"
 
+    # The schema in HMA 2.0's vocabulary (what Coop builds its forms from), exactly.
     schema = api("GET", "/c/exchanges/api/fb_threatexchange/schema").get_json()
-    config_names = [f["name"] for f in schema["config_schema"]["fields"]]
-    assert "privacy_group" in config_names and "name" not in config_names
-    assert [f["name"] for f in schema["credentials_schema"]["fields"]] == ["api_token"]
-    assert schema["credentials_schema"]["fields"][0]["required"] is True
+    assert schema == {
+        "config_schema": {
+            "fields": [
+                {
+                    "name": "privacy_group",
+                    "type": "number",
+                    "required": True,
+                    "default": None,
+                    "help": "ThreatPrivacyGroup ID for this collaboration",
+                    "choices": None,
+                }
+            ]
+        },
+        "credentials_schema": {
+            "fields": [
+                {
+                    "name": "api_token",
+                    "type": "string",
+                    "required": True,
+                    "default": None,
+                    "help": schema["credentials_schema"]["fields"][0]["help"],
+                    "choices": None,
+                }
+            ]
+        },
+    }
+    ncmec = api("GET", "/c/exchanges/api/ncmec/schema").get_json()["config_schema"]["fields"]
+    assert [(f["name"], f["type"], f["required"], f["default"]) for f in ncmec] == [
+        ("environment", "enum", True, None),
+        ("only_esp_ids", "set_of_number", False, []),
+    ]
+    assert "https://report.cybertip.org/hashsharing" in ncmec[0]["choices"]
     local_schema = api("GET", "/c/exchanges/api/local_file/schema").get_json()
     assert local_schema["credentials_schema"] is None
-    assert api("GET", "/c/exchanges/api/nope/schema").status_code == 400
+    missing = api("GET", "/c/exchanges/api/nope/schema")
+    assert missing.status_code == 404
+    assert missing.get_json() == {"message": "Exchange API 'nope' not found"}
 
 
 def test_create_refuses_what_hma2_refuses(api: Api, fake: FakeThreatExchange) -> None:
@@ -232,7 +271,6 @@ def test_exchange_routes_answer_hma2_shapes(
         "credential_status": {
             "supports_auth": True,
             "has_credentials": True,
-            "has_own_credentials": True,
             "source": "exchange",
         },
     }
@@ -248,7 +286,7 @@ def test_exchange_routes_answer_hma2_shapes(
         "last_fetch_time": 0,
         "checkpoint_time": 0,
         "success": True,
-        "last_fetch_succeeded": True,
+        "last_fetch_succeeded": None,
         "last_fetch_complete_ts": None,
         "running_fetch_start_ts": None,
         "checkpoint_ts": None,
@@ -271,24 +309,47 @@ def test_exchange_routes_answer_hma2_shapes(
     assert abs(after["last_fetch_complete_ts"] - time.time()) < 120  # UTC, not host time
     assert after["fetched_items"] == 3 and after["up_to_date"] is True
 
-    # Coop's per-exchange credentials: set, then cleared (the TE client needs one: a 400).
+    # Per-exchange credentials: set, then cleared (a 200: it then has none at all).
     creds = api(
         "POST", "/c/exchange/TE_CSAM/credentials", json={"credential_json": {"api_token": "9|9"}}
     )
     assert creds.status_code == 200
-    assert creds.get_json()["has_own_credentials"] is True
+    assert creds.get_json() == {
+        "supports_auth": True,
+        "has_credentials": True,
+        "source": "exchange",
+    }
     assert "9|9" not in creds.get_data(as_text=True)
     cleared = api("POST", "/c/exchange/TE_CSAM/credentials", json={"credential_json": {}})
-    assert cleared.status_code == 400
+    assert cleared.status_code == 200
+    assert cleared.get_json() == {"supports_auth": True, "has_credentials": False, "source": None}
     assert api("POST", "/c/exchange/TE_CSAM/credentials", json={}).status_code == 400
 
-    # The bank cannot go alone; the exchange takes its bank along, and again is a 200.
-    assert api("DELETE", "/c/bank/TE_CSAM").status_code == 409
+    # The exchange takes its bank along, and again is a 200.
     gone = api("DELETE", "/c/exchange/TE_CSAM")
     assert gone.status_code == 200 and gone.get_json() == {"message": "Exchange deleted"}
     assert api("GET", "/c/bank/TE_CSAM").status_code == 404
     assert api("GET", "/c/exchanges").get_json() == []
     assert api("DELETE", "/c/exchange/TE_CSAM").get_json() == {"message": "Exchange deleted"}
+
+
+def test_deleting_an_exchange_fed_bank_deletes_its_exchange(
+    api: Api, fake: FakeThreatExchange
+) -> None:
+    """Coop's main version deletes every bank with DELETE /c/bank and needs its 200."""
+    body = {
+        "bank": "TE_GONE",
+        "api": "fb_threatexchange",
+        "api_json": te_json(fake),
+        "credential_json": {"api_token": TOKEN},
+    }
+    assert api("POST", "/c/exchanges", json=body).status_code == 201
+    deleted = api("DELETE", "/c/bank/TE_GONE")
+    assert deleted.status_code == 200 and deleted.get_json() == {"message": "Done"}
+    assert api("GET", "/c/bank/TE_GONE").status_code == 404
+    assert api("GET", "/c/exchange/TE_GONE").status_code == 404
+    assert api("GET", "/exchanges").get_json() == {"exchanges": []}
+    assert api("POST", "/c/exchanges", json=body).status_code == 201  # the name is free again
 
 
 def test_exchanges_made_through_our_api_are_named_by_their_bank(
@@ -321,3 +382,26 @@ def test_exchange_routes_need_admin(client: Any, tokens: Tokens) -> None:
     ):
         assert read(method, path).status_code == 403, path
         assert client.open(path, method=method).status_code == 401, path
+
+
+def test_exchange_shows_every_config_field_as_hma2_dumps_it(api: Api) -> None:
+    """The Ruby gem reads ``only_esp_ids`` (an array of integers) and ``environment`` off an
+    NCMEC exchange; HMA 2.0 dumps the whole config, defaults included."""
+    environment = "https://report.cybertip.org/hashsharing"
+    body = {
+        "bank": "NCMEC_CSAM",
+        "api": "ncmec",
+        "api_json": {"environment": environment},
+        "credential_json": {"user": "esp-user", "password": "esp-password-secret"},
+    }
+    assert api("POST", "/c/exchanges", json=body).status_code == 201
+    shown = api("GET", "/c/exchange/NCMEC_CSAM")
+    assert shown.get_json() == {
+        "environment": environment,
+        "only_esp_ids": [],
+        "name": "NCMEC_CSAM",
+        "api": "ncmec",
+        "enabled": True,
+        "credential_status": {"supports_auth": True, "has_credentials": True, "source": "exchange"},
+    }
+    assert "esp-password-secret" not in shown.get_data(as_text=True)

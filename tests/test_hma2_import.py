@@ -18,7 +18,9 @@ from sqlalchemy.engine import make_url
 from hma_framework.cli import cli
 from hma_framework.runtime import Runtime
 from hma_framework.store.bank_queries import BankQueries
-from hma_framework.testing import TEST_DATABASE_ENV, Tokens
+from hma_framework.store.tables import ExchangeApiCredentialsRow
+from hma_framework.testing import TEST_DATABASE_ENV, Tokens, run_jobs
+from tests.fakes.threatexchange import APP_ID, FakeThreatExchange, Indicator, fake_threatexchange
 from tests.test_compat_hma2_matching import flip
 
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
@@ -57,7 +59,9 @@ CREATE TABLE bank_content (
     bank_id INTEGER NOT NULL REFERENCES bank(id) ON DELETE CASCADE,
     imported_from_id INTEGER UNIQUE REFERENCES exchange_data(id) ON DELETE CASCADE,
     disable_until_ts INTEGER NOT NULL DEFAULT 1,
-    original_content_uri VARCHAR
+    original_content_uri VARCHAR,
+    bank_content_metadata JSON,
+    note VARCHAR(255)
 );
 CREATE TABLE content_signal (
     content_id INTEGER NOT NULL REFERENCES bank_content(id) ON DELETE CASCADE,
@@ -66,7 +70,31 @@ CREATE TABLE content_signal (
     create_time TIMESTAMP WITH TIME ZONE DEFAULT now(),
     PRIMARY KEY (content_id, signal_type)
 );
+CREATE TABLE exchange_fetch_status (
+    collab_id INTEGER PRIMARY KEY REFERENCES exchange(id) ON DELETE CASCADE,
+    running_fetch_start_ts BIGINT,
+    last_fetch_succeeded BOOLEAN,
+    last_fetch_complete_ts BIGINT,
+    is_up_to_date BOOLEAN NOT NULL,
+    checkpoint_ts BIGINT,
+    checkpoint_json JSON
+);
+CREATE TABLE exchange_api_config (
+    id SERIAL PRIMARY KEY,
+    api VARCHAR NOT NULL UNIQUE,
+    default_credentials_json JSON NOT NULL
+);
+CREATE TABLE signal_type_override (
+    id SERIAL PRIMARY KEY,
+    name VARCHAR(255) UNIQUE NOT NULL,
+    enabled_ratio FLOAT NOT NULL
+);
 """
+# HMA 2.0's per-exchange credentials (its migration b7e4c2a9d1f0), absent before it.
+PER_EXCHANGE_CREDENTIALS = "ALTER TABLE exchange ADD COLUMN credentials_json JSON"
+API_TOKEN = f"{APP_ID}|imported-api-level-token-secret"
+OWN_TOKEN = f"{APP_ID}|imported-exchange-own-token-secret"
+CHECKPOINT_UPDATE_TIME = 1_700_000_500
 
 
 @pytest.fixture
@@ -136,6 +164,42 @@ def _seed(url: str) -> dict[str, Any]:
         )
         c.execute(
             text(
+                "UPDATE bank_content SET note = 'reported by X', bank_content_metadata = :meta "
+                "WHERE id = 105"
+            ),
+            {"meta": json.dumps({"content_id": "ext-105", "json": {"case": 7}})},
+        )
+        c.execute(
+            text(
+                "INSERT INTO exchange_fetch_status (collab_id, last_fetch_succeeded, "
+                "last_fetch_complete_ts, is_up_to_date, checkpoint_ts, checkpoint_json) "
+                "VALUES (1, true, 1700000600, true, :ts, :checkpoint)"
+            ),
+            {
+                "ts": CHECKPOINT_UPDATE_TIME,
+                "checkpoint": json.dumps(
+                    {"update_time": CHECKPOINT_UPDATE_TIME, "last_fetch_time": 1_700_000_600}
+                ),
+            },
+        )
+        c.execute(
+            text(
+                "INSERT INTO exchange_api_config (api, default_credentials_json) VALUES "
+                "('fb_threatexchange', :creds), ('ncmec', '{}'), ('not_installed', :other)"
+            ),
+            {
+                "creds": json.dumps({"api_token": API_TOKEN}),
+                "other": json.dumps({"key": "not-installed-secret"}),
+            },
+        )
+        c.execute(
+            text(
+                "INSERT INTO signal_type_override (name, enabled_ratio) VALUES "
+                "('pdq', 0.5), ('tlsh', 1.0)"
+            )
+        )
+        c.execute(
+            text(
                 "INSERT INTO content_signal (content_id, signal_type, signal_val) VALUES "
                 "(101, 'pdq', :a), (101, 'video_md5', :md5), (102, 'pdq', :b), (103, 'pdq', :c), "
                 "(104, 'pdq', :d), (105, 'pdq', :a), (106, 'tlsh', 'T1abc'), (107, 'pdq', :e)"
@@ -170,6 +234,13 @@ def test_import_moves_banks_contents_signals_and_exchanges(
         "skipped 1 signal(s) (tlsh: unknown type x1); 1 content(s) had no usable signal"
         in result.output
     )
+    assert (
+        "credentials of 1 API(s) and 0 exchange(s) (sealed), 1 fetch checkpoint(s), "
+        "1 signal type ratio(s)" in result.output
+    )
+    assert "note: API not_installed: not installed here" in result.output
+    for secret in (API_TOKEN, "not-installed-secret"):
+        assert secret.split("|")[-1] not in result.output
 
     queries = BankQueries(runtime.store)
     banks = {b["name"]: b for b in queries.banks()}
@@ -217,9 +288,39 @@ def test_import_moves_banks_contents_signals_and_exchanges(
         client.get("/c/bank/LOCAL_BANK/content/101", **api).get_json()["original_media_uri"]
         == "https://x.test/a.jpg"
     )
-    assert client.get("/c/bank/TX_SHARED/content/104", **api).get_json()["collab_metadata"] == {
-        "TX_SHARED": ["te-123"]
+    assert client.get("/c/bank/TX_SHARED/content/104", **api).get_json()["metadata"] == {
+        "content_id": None,
+        "content_uri": None,
+        "json": None,
+        "collab": {"TX_SHARED": ["te-123"]},
     }
+    noted = client.get("/c/bank/LOCAL_BANK/content/105", **api).get_json()
+    assert noted["note"] == "reported by X"
+    assert noted["metadata"] == {
+        "content_id": "ext-105",
+        "content_uri": None,
+        "json": {"case": 7},
+        "collab": None,
+    }
+    assert {"name": "pdq", "enabled_ratio": 0.5} in client.get("/c/signal_type", **api).get_json()
+
+    # The exchange: its config without the fields HMA 2.0 repeats, the API's shared
+    # credentials (sealed), and its checkpoint.
+    exchange = client.get("/c/exchange/TX_SHARED", **api).get_json()
+    assert exchange == {
+        "name": "TX_SHARED",
+        "api": "fb_threatexchange",
+        "enabled": False,
+        "privacy_group": 1012,
+        "credential_status": {"supports_auth": True, "has_credentials": True, "source": "api"},
+    }
+    status = client.get("/c/exchange/TX_SHARED/status", **api).get_json()
+    assert status["checkpoint_ts"] == CHECKPOINT_UPDATE_TIME and status["up_to_date"] is True
+    assert status["last_fetch_complete_ts"] == 1_700_000_600
+    with runtime.store.reading() as session:
+        sealed = session.get(ExchangeApiCredentialsRow, "fb_threatexchange")
+        assert sealed is not None and set(sealed.credentials) == {"sealed"}
+        assert session.get(ExchangeApiCredentialsRow, "ncmec") is None
 
     # New members after the import get fresh ids past the kept ones.
     added = client.post("/c/bank/LOCAL_BANK/signal", json={"pdq": flip(PDQ, 50, seed=9)}, **api)
@@ -230,6 +331,49 @@ def test_import_moves_banks_contents_signals_and_exchanges(
     assert (
         again.exit_code == 1 and "already here, nothing imported: bank LOCAL_BANK" in again.output
     )
+
+
+def test_imported_exchange_resumes_from_its_checkpoint_with_its_own_credentials(
+    hma2_url: str, runtime: Runtime, client: Any, tokens: Tokens
+) -> None:
+    """HMA 2.0 with per-exchange credentials: the exchange's own win over the API's, and its
+    first fetch here starts at HMA 2.0's checkpoint, not from the beginning."""
+    engine = create_engine(hma2_url)
+    with engine.begin() as connection:
+        connection.execute(text(PER_EXCHANGE_CREDENTIALS))
+    engine.dispose()
+    _seed(hma2_url)
+    engine = create_engine(hma2_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE exchange SET credentials_json = :creds WHERE id = 1"),
+            {"creds": json.dumps({"api_token": OWN_TOKEN})},
+        )
+    engine.dispose()
+    env = {
+        "HMA_DATABASE_URL": runtime.settings.database_url,
+        "HMA_DATA_DIR": runtime.settings.data_dir,
+    }
+    result = CliRunner().invoke(cli, ["import-hma2", hma2_url], env=env)
+    assert result.exit_code == 0, result.output
+    assert "credentials of 1 API(s) and 1 exchange(s) (sealed)" in result.output
+    assert OWN_TOKEN.split("|")[1] not in result.output
+
+    admin = {"headers": Tokens.header(tokens.admin)}
+    shown = client.get("/c/exchange/TX_SHARED/credentials", **admin).get_json()
+    assert shown == {"supports_auth": True, "has_credentials": True, "source": "exchange"}
+    with fake_threatexchange(FakeThreatExchange(privacy_group=1012, token=OWN_TOKEN)) as fake:
+        fake.add(Indicator(flip(PDQ, 60, seed=11), last_updated=CHECKPOINT_UPDATE_TIME + 5))
+        config = {"privacy_group": 1012, "base_url": fake.base_url}
+        patched = client.patch("/exchanges/TX_SHARED", json={"config": config}, **admin)
+        assert patched.status_code == 200, patched.get_json()
+        assert client.post("/exchanges/TX_SHARED/fetch", **admin).status_code == 202
+        run_jobs(runtime, ["fetch"])
+        assert fake.requests, "no fetch reached the fake"
+        assert fake.requests[0]["query"]["access_token"] == OWN_TOKEN
+        assert fake.requests[0]["query"]["start_time"] == str(CHECKPOINT_UPDATE_TIME)
+    status = client.get("/c/exchange/TX_SHARED/status", **admin).get_json()
+    assert status["last_fetch_succeeded"] is True and status["fetched_items"] == 2
 
 
 def test_import_refuses_a_database_that_is_not_hma2(runtime: Runtime, tmp_path: Any) -> None:

@@ -5,6 +5,9 @@ local file). Its ``config`` is checked against the API's own collaboration confi
 python-threatexchange dataclass) so a bad field is a 400 naming it; its credentials are
 checked against the API's credential class, sealed by :mod:`hma_framework.secret_box` and
 never shown again. Creating an exchange creates the bank it fills, marked exchange-fed.
+
+An exchange with no credentials of its own uses its API's shared ones, if set (HMA 2.0's
+``/c/exchanges/api/<api>``): own credentials first, then the API's.
 """
 
 from __future__ import annotations
@@ -25,13 +28,17 @@ from hma_framework.secret_box import SecretBox, secret_box
 from hma_framework.settings import Settings
 from hma_framework.store.banks import Banks
 from hma_framework.store.db import Store
-from hma_framework.store.tables import BankRow, ExchangeRow
+from hma_framework.store.tables import BankRow, ExchangeApiCredentialsRow, ExchangeRow
 from hma_framework.types import ExchangeClientSpec, ExchangeRecord
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 #: Collaboration fields HMA fills itself; the rest come from the request's ``config``.
 OWN_FIELDS = ("name", "api", "enabled")
 BASE_URL = "base_url"
+#: Longer credential strings, or ones holding control characters, are refused (typos, junk).
+MAX_SECRET_CHARS = 4096
+#: Where an exchange's credentials come from (HMA 2.0's ``credential_status.source``).
+OWN_SOURCE, API_SOURCE = "exchange", "api"
 
 
 class ExchangeInputError(ValueError):
@@ -108,6 +115,9 @@ def _structure_fields(
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in skip}
     types = _field_types(cls)
     unknown = sorted(set(values) - set(fields))
+    if unknown and where == "credentials":
+        # The key itself may be a pasted secret: never quote it.
+        raise ExchangeInputError(f"credentials: unknown field; expected {', '.join(fields)}")
     if unknown:
         raise ExchangeInputError(f"{where}.{unknown[0]}: unknown field")
     checked: dict[str, Any] = {}
@@ -120,6 +130,8 @@ def _structure_fields(
         annotation = types[name]
         if annotation is int and isinstance(value, bool | float):
             raise ExchangeInputError(f"{where}.{name}: expected an integer")
+        if where == "credentials" and annotation is str and not isinstance(value, str):
+            raise ExchangeInputError(f"{where}.{name}: expected a string")
         try:
             structured = converter.structure(value, annotation)
             checked[name] = json_safe(converter.unstructure(structured))  # sets as lists
@@ -160,6 +172,10 @@ class Exchanges:
             raise ExchangeInputError(f"api: unknown exchange API {api!r}; installed: {installed}")
         return record
 
+    def installed_record(self, api: str) -> ExchangeRecord | None:
+        """The installed API of that name, or None (unlike :meth:`record`, no error)."""
+        return self._registry.exchanges.get(api)
+
     def apis(self) -> list[dict[str, Any]]:
         return [describe_api(r) for _, r in sorted(self._registry.exchanges.items())]
 
@@ -183,7 +199,50 @@ class Exchanges:
             if credentials:
                 raise ExchangeInputError(f"credentials: {record.name} takes no credentials")
             return {}
-        return _structure_fields(cls, credentials, "credentials")
+        checked = _structure_fields(cls, credentials, "credentials")
+        required = {f["name"] for f in describe_fields(cls) if f["required"]}
+        for name, value in checked.items():
+            if not isinstance(value, str):
+                continue
+            if name in required and not value.strip():
+                raise ExchangeInputError(f"credentials.{name}: must not be empty")
+            if len(value) > MAX_SECRET_CHARS or any(ord(c) < 32 for c in value):
+                raise ExchangeInputError(f"credentials.{name}: not a valid value")
+        return checked
+
+    # --- an API's shared credentials --------------------------------------------------------
+
+    def api_credentials(self, api: str) -> dict[str, Any]:
+        """The API's shared credentials, opened (for the service's own use, never shown)."""
+        with self._store.reading() as session:
+            row = session.get(ExchangeApiCredentialsRow, api)
+            stored = None if row is None else dict(row.credentials)
+        return {k: v for k, v in self._box.open(stored).items() if v}
+
+    def set_api_credentials(self, api: str, credentials: Any) -> None:
+        """Set the API's shared credentials to exactly these; empty clears them. Checked
+        against the API's credential class first, so a bad field changes nothing."""
+        record = self.record(api)
+        if credentials is not None and not isinstance(credentials, dict):
+            raise ExchangeInputError("credentials must be an object")
+        checked = self.check_credentials(record, credentials) if credentials else {}
+        with self._store.transaction() as session:
+            row = session.get(ExchangeApiCredentialsRow, api)
+            if not checked:
+                if row is not None:
+                    session.delete(row)
+            elif row is None:
+                session.add(ExchangeApiCredentialsRow(api=api, credentials=self._box.seal(checked)))
+            else:
+                row.credentials = self._box.seal(checked)
+
+    def credentials_of(self, row: ExchangeRow) -> tuple[dict[str, Any], str | None]:
+        """The credentials a client of this exchange uses, and where they come from."""
+        own = {k: v for k, v in self._box.open(row.credentials).items() if v}
+        if own:
+            return own, OWN_SOURCE
+        shared = self.api_credentials(row.api_type)
+        return (shared, API_SOURCE) if shared else ({}, None)
 
     # --- records ---------------------------------------------------------------------------
 
@@ -231,15 +290,24 @@ class Exchanges:
         bank: Any = None,
         enabled: bool = True,
         fetch_interval_seconds: int = 900,
+        credentials_later: bool = False,
     ) -> dict[str, Any]:
+        """``credentials_later``: an API that takes credentials may start with none (HMA 2.0
+        allows it; its fetches fail until some are set here or on the API)."""
         if not isinstance(name, str) or not NAME.match(name):
             raise ExchangeInputError("name must be 1-128 letters, digits, '_', '.' or '-'")
         if not isinstance(api, str):
             raise ExchangeInputError("api must be a string")
         record = self.record(api)
         checked = self.check_config(record, config)
-        secret = self.check_credentials(record, credentials or {})
-        self.make_client(record, name, checked, secret)  # refuses what cannot be built
+        secret = (
+            self.check_credentials(record, credentials or {})
+            if credentials or not credentials_later
+            else {}
+        )
+        usable = secret or self.api_credentials(api)
+        if usable or record.credential_class() is None or not credentials_later:
+            self.make_client(record, name, checked, usable)  # refuses what cannot be built
         if fetch_interval_seconds < 10:
             raise ExchangeInputError("fetch_interval_seconds must be at least 10")
         bank_name = bank if bank is not None else name.upper()
@@ -299,17 +367,24 @@ class Exchanges:
                 if fetch_interval_seconds < 10:
                     raise ExchangeInputError("fetch_interval_seconds must be at least 10")
                 row.fetch_interval_seconds = fetch_interval_seconds
-            self.make_client(record, row.name, row.config, self._box.open(row.credentials))
+            usable, _ = self.credentials_of(row)
+            if usable or record.credential_class() is None:
+                self.make_client(record, row.name, row.config, usable)
         return self.get(name)
 
     def replace_credentials(self, name: str, credentials: Any) -> dict[str, Any]:
-        """Set the credentials to exactly these (``update`` merges); checked, then sealed."""
+        """Set the credentials to exactly these (``update`` merges); checked, then sealed.
+        Empty clears them: the exchange falls back to its API's shared credentials."""
+        if credentials is not None and not isinstance(credentials, dict):
+            raise ExchangeInputError("credentials must be an object")
         with self._store.transaction() as session:
             row = self._row(session, name)
             record = self.record(row.api_type)
-            checked = self.check_credentials(record, credentials)
+            checked = self.check_credentials(record, credentials) if credentials else {}
+            usable = checked or self.api_credentials(row.api_type)
+            if usable:
+                self.make_client(record, row.name, row.config, usable)
             row.credentials = self._box.seal(checked)
-            self.make_client(record, row.name, row.config, checked)
         return self.get(name)
 
     def delete(self, name: str, *, delete_bank: bool = False) -> None:
@@ -356,13 +431,18 @@ class Exchanges:
 
     def client_for(self, row: ExchangeRow) -> tuple[ExchangeRecord, Any]:
         record = self.record(row.api_type)
-        return record, self.make_client(
-            record, row.name, row.config, self._box.open(row.credentials)
-        )
+        credentials, _ = self.credentials_of(row)
+        if not credentials and record.credential_class() is not None:
+            raise ExchangeInputError(
+                f"credentials: none set for exchange {row.name!r} or its API {row.api_type!r}"
+            )
+        return record, self.make_client(record, row.name, row.config, credentials)
 
     def credential_values(self, row: ExchangeRow) -> list[str]:
-        """The row's credential strings, for blanking them out of error messages."""
-        return [str(v) for v in self._box.open(row.credentials).values() if v]
+        """The credential strings in use, for blanking them out of error messages."""
+        own = self._box.open(row.credentials).values()
+        shared = self.api_credentials(row.api_type).values()
+        return [str(v) for v in (*own, *shared) if v]
 
 
 def exchanges_of(runtime: Any) -> Exchanges:

@@ -431,6 +431,28 @@ class ExchangeCheckpointRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class ExchangeApiCredentialsRow(Base):
+    """Credentials shared by every exchange of one API that has none of its own (HMA 2.0's
+    ``/c/exchanges/api/<api>``), sealed like an exchange's own."""
+
+    __tablename__ = "exchange_api_credentials"
+
+    api: Mapped[str] = mapped_column(String(64), primary_key=True)
+    credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SignalTypeSettingRow(Base):
+    """HMA 2.0's per-signal-type ``enabled_ratio`` (``PUT /c/signal_type/<name>``); a type
+    without a row reads as 1.0."""
+
+    __tablename__ = "signal_type_setting"
+
+    signal_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled_ratio: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 # --- access -----------------------------------------------------------------------------------
 
 

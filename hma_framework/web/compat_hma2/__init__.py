@@ -18,6 +18,7 @@ from hma_framework.web.compat_hma2 import (
     exchanges,
     hashing,
     matching,
+    signal_types,
     status,
 )
 from hma_framework.web.compat_hma2.auth import install_keyless_auth
@@ -27,6 +28,7 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     hashing.blueprint,
     matching.blueprint,
     banks.blueprint,
+    signal_types.blueprint,
     content.blueprint,
     exchanges.blueprint,
 )

@@ -1,4 +1,4 @@
-"""HMA 2.0's bank curation: ``/c/banks``, ``/c/bank/<name>`` and the type listings.
+"""HMA 2.0's bank curation: ``/c/banks`` and ``/c/bank/<name>``.
 
 Banks are this project's banks: ``matching_enabled_ratio`` is stored beside the bank's
 switch (0 is "off"), so a bank switched off through ``/banks`` reads as ratio 0 here and a
@@ -13,10 +13,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from sqlalchemy.exc import IntegrityError
 
+from hma_framework.exchanges.configs import exchanges_of
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
 from hma_framework.web.compat_hma2.auth import compat_view
-from hma_framework.web.compat_hma2.hashing import content_types, runtime
+from hma_framework.web.compat_hma2.hashing import runtime
 from hma_framework.web.compat_hma2.inputs import param, to_bool, to_ratio
 from hma_framework.web.errors import ApiError
 
@@ -102,27 +103,13 @@ def update_bank(bank_name: str) -> Response:
 @blueprint.delete("/c/bank/<bank_name>")
 @compat_view("admin")
 def delete_bank(bank_name: str) -> Response:
-    """200 whether or not the bank existed, as HMA 2.0 answers."""
+    """200 whether or not the bank existed, as HMA 2.0 answers. A bank an exchange fills goes
+    with its exchange (HMA 2.0 would leave the exchange behind, still holding credentials and
+    fetching into nothing; Coop's main version deletes such banks through this route)."""
     bank = BankQueries(runtime().store).bank(bank_name)
     if bank is not None:
         if bank["exchange"]:
-            raise ApiError(
-                409,
-                f"bank {bank_name!r} is filled by exchange {bank['exchange']!r}; "
-                "delete the exchange first",
-            )
-        Banks(runtime().store).delete_bank(bank_name)
+            exchanges_of(runtime()).delete(bank["exchange"], delete_bank=True)
+        else:
+            Banks(runtime().store).delete_bank(bank_name)
     return jsonify(message="Done")
-
-
-@blueprint.get("/c/signal_type")
-@compat_view("read")
-def signal_types() -> Response:
-    names = sorted(runtime().registry.signal_types)
-    return jsonify([{"name": name, "enabled_ratio": 1.0} for name in names])
-
-
-@blueprint.get("/c/content_type")
-@compat_view("read")
-def content_type_list() -> Response:
-    return jsonify([{"name": name, "enabled": True} for name in content_types(runtime())])

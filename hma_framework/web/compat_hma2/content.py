@@ -36,6 +36,12 @@ blueprint = Blueprint("hma2_content", __name__)
 ENABLED, DISABLED = 1, 0  # HMA 2.0's magic disable_until_ts values
 MAX_NOTE = 255
 FIVE_YEARS = 5 * 365 * 24 * 3600
+#: Where a member keeps HMA 2.0's content fields (``content_id`` is the member's own column).
+CONTENT_URI, METADATA_JSON, ORIGINAL_MEDIA_URI = (
+    "content_uri",
+    "metadata_json",
+    "original_media_uri",
+)
 
 
 def _disable_until_ts(member: dict[str, Any]) -> int:
@@ -47,17 +53,70 @@ def _disable_until_ts(member: dict[str, Any]) -> int:
     return int(dt.datetime.fromisoformat(until).timestamp())
 
 
-def content_view(member: dict[str, Any], bank: dict[str, Any]) -> dict[str, Any]:
+def _collab(member: dict[str, Any], bank: dict[str, Any]) -> dict[str, list[str]]:
+    """HMA 2.0's ``collab_metadata``: the exchange that filled the bank -> the fetch keys."""
+    if not bank["exchange"]:
+        return {}
+    return {bank["exchange"]: [member["external_id"] or str(member["id"])]}
+
+
+def _user_metadata(member: dict[str, Any]) -> dict[str, Any] | None:
+    """What a client gave as ``metadata`` (only the keys it gave), or None."""
     extra = member["exchange_metadata"] or {}
-    collab: dict[str, list[str]] = {}
-    if bank["exchange"]:
-        collab[bank["exchange"]] = [member["external_id"] or str(member["id"])]
+    given = {
+        "content_id": member["content_id"],
+        "content_uri": extra.get(CONTENT_URI),
+        "json": extra.get(METADATA_JSON),
+    }
+    return {k: v for k, v in given.items() if v is not None} or None
+
+
+def _base(member: dict[str, Any], bank: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": member["id"],
         "disable_until_ts": _disable_until_ts(member),
-        "collab_metadata": collab,
-        "original_media_uri": extra.get("original_media_uri"),
+        "original_media_uri": (member["exchange_metadata"] or {}).get(ORIGINAL_MEDIA_URI),
         "bank": bank_view(bank),
+    }
+
+
+def content_view(
+    member: dict[str, Any],
+    bank: dict[str, Any],
+    signals: dict[str, str] | None = None,
+    include_metadata: bool = True,
+) -> dict[str, Any]:
+    """``GET /c/bank/<name>/content/<id>``: ``signals``, ``metadata`` and ``note`` appear only
+    when asked for and present, as HMA 2.0 drops them otherwise."""
+    view = _base(member, bank)
+    if signals is not None:
+        view["signals"] = signals
+    collab = _collab(member, bank)
+    user = _user_metadata(member)
+    if include_metadata and (user or collab):
+        view["metadata"] = {
+            "content_id": None,
+            "content_uri": None,
+            "json": None,
+            **(user or {}),
+            "collab": collab or None,
+        }
+    if member["notes"]:
+        view["note"] = member["notes"]
+    return view
+
+
+def content_record(member: dict[str, Any], bank: dict[str, Any]) -> dict[str, Any]:
+    """``PUT /c/bank/<name>/content/<id>``: HMA 2.0 answers its whole stored record."""
+    base = _base(member, bank)
+    return {
+        "id": base["id"],
+        "disable_until_ts": base["disable_until_ts"],
+        "collab_metadata": _collab(member, bank),
+        "original_media_uri": base["original_media_uri"],
+        "bank": base["bank"],
+        "user_metadata": _user_metadata(member),
+        "note": member["notes"] or None,
     }
 
 
@@ -69,7 +128,9 @@ def _member_or_404(bank_name: str, content_id: int) -> tuple[dict[str, Any], dic
     return found[0], bank
 
 
-def _added(bank_name: str, signals: dict[str, str], extra: dict[str, Any]) -> dict[str, Any]:
+def _added(
+    bank_name: str, signals: dict[str, Any], metadata: dict[str, Any] | None, note: str | None
+) -> dict[str, Any]:
     """Store one member holding ``signals``; the answer is HMA 2.0's ``{id, signals}``."""
     if not signals:
         raise ApiError(400, "No signals given")
@@ -82,19 +143,13 @@ def _added(bank_name: str, signals: dict[str, str], extra: dict[str, Any]) -> di
             checked[name] = rt.registry.normalize_signal(name, str(value))
         except InvalidSignalError as exc:
             raise ApiError(400, f"Invalid {name} signal: {exc}") from exc
-    metadata = extra.get("metadata") or {}
+    metadata = metadata or {}
+    extra = {CONTENT_URI: metadata.get("content_uri"), METADATA_JSON: metadata.get("json")}
     member = NewMember(
         signals=tuple(sorted(checked.items())),
         content_id=metadata.get("content_id"),
-        notes=extra.get("note") or "",
-        exchange_metadata={
-            k: v
-            for k, v in {
-                "original_media_uri": metadata.get("content_uri"),
-                "metadata_json": metadata.get("json"),
-            }.items()
-            if v is not None
-        },
+        notes=note or "",
+        exchange_metadata={k: v for k, v in extra.items() if v is not None},
     )
     member_pk = Banks(rt.store).add_member(bank_name, member)
     # Read-your-writes in this process; other processes see it within the refresh interval.
@@ -103,35 +158,50 @@ def _added(bank_name: str, signals: dict[str, str], extra: dict[str, Any]) -> di
 
 
 def _note(raw: Any) -> str | None:
-    if raw is None or raw == "":
+    """HMA 2.0's note: a string of at most 255 characters; empty means none."""
+    if not raw:
         return None
     if not isinstance(raw, str):
-        raise ApiError(400, "note must be a string")
+        raise ApiError(400, "note should be a string")
     if len(raw) > MAX_NOTE:
         raise ApiError(400, f"note must be at most {MAX_NOTE} characters")
     return raw
 
 
-def _form_metadata(parts: list[Part]) -> dict[str, Any] | None:
-    """Metadata beside an upload. The Ruby gem sends the whole object as ``metadata``; Coop
-    sends ``content_id`` and ``content_uri`` as fields and only the free-form ``json`` part
-    as ``metadata``. An object with only the metadata keys is the former."""
+def _loose_metadata(raw: str | None, fields: dict[str, str | None]) -> dict[str, Any] | None:
+    """Metadata from form fields or the query string, as clients send it there.
+
+    The Ruby gem sends the whole object as ``metadata``; Coop sends ``content_id`` and
+    ``content_uri`` as fields of their own and only the free-form ``json`` part as
+    ``metadata``. An object holding only metadata keys is the former. (HMA 2.0 drops
+    query-string metadata; the clients mean it to be stored, so it is.)
+    """
     found: dict[str, Any] = {}
-    raw = form_text(parts, "metadata")
     if raw:
         try:
             parsed = json.loads(raw)
         except ValueError:
-            raise ApiError(400, "metadata should be a json object") from None
+            raise ApiError(400, "metadata form field must be valid JSON") from None
         if not isinstance(parsed, dict):
             raise ApiError(400, "metadata should be a json object")
-        whole = parsed and set(parsed) <= {"content_id", "content_uri", "json"}
+        whole = parsed and set(parsed) <= {"content_id", "content_uri", "json", "collab"}
         found = dict(metadata_object(parsed) or {}) if whole else {"json": parsed}
-    for key in ("content_id", "content_uri"):
-        value = form_text(parts, key)
+    for key, value in fields.items():
         if value:
             found[key] = value
     return found or None
+
+
+def _request_metadata(parts: list[Part]) -> dict[str, Any] | None:
+    """A JSON body's ``metadata`` is checked strictly (HMA 2.0's 400s); form fields beside
+    an upload and query parameters are read the clients' ways."""
+    body = json_object()
+    if "metadata" in body:
+        return metadata_object(body["metadata"])
+    keys = ("content_id", "content_uri")
+    if parts:
+        return _loose_metadata(form_text(parts, "metadata"), {k: form_text(parts, k) for k in keys})
+    return _loose_metadata(request.args.get("metadata"), {k: request.args.get(k) for k in keys})
 
 
 @blueprint.post("/c/bank/<bank_name>/content")
@@ -144,10 +214,8 @@ def add_content(bank_name: str) -> Response:
     """
     bank_or_404(bank_name)
     parts = multipart_parts()
-    extra = {
-        "metadata": _form_metadata(parts) if parts else metadata_object(param("metadata")),
-        "note": _note(form_text(parts, "note") or param("note")),
-    }
+    metadata = _request_metadata(parts)
+    note = _note(form_text(parts, "note") or param("note"))
     url = request.args.get("url") or param("url")
     if url:
         signals = hash_url_content(str(url), param("content_type"), param("types"))
@@ -155,33 +223,36 @@ def add_content(bank_name: str) -> Response:
         signals = hash_upload(parts)
     else:
         raise ApiError(400, "Neither `url` nor multipart file upload was received")
-    return jsonify(_added(bank_name, signals, extra))
+    return jsonify(_added(bank_name, signals, metadata, note))
 
 
 @blueprint.post("/c/bank/<bank_name>/signal")
 @compat_view("admin")
 def add_signals(bank_name: str) -> Response:
-    """``{signal_type: hash}`` straight into the bank; matchable within the refresh interval."""
+    """``{signal_type: hash, "note": ...}`` straight into the bank; matchable at once."""
     bank_or_404(bank_name)
-    body = json_object()
-    return jsonify(_added(bank_name, {k: v for k, v in body.items()}, {}))
+    body = dict(json_object())
+    note = _note(body.pop("note", None))
+    return jsonify(_added(bank_name, body, None, note))
 
 
 @blueprint.get("/c/bank/<bank_name>/content/<int:content_id>")
 @compat_view("read")
 def get_content(bank_name: str, content_id: int) -> Response:
-    """``include_signals=true`` adds every signal; ``signal_type=`` only that type's."""
+    """``include_signals=true`` adds every signal (``signal_type=`` only that type's);
+    ``include_metadata=false`` leaves the metadata out."""
     member, bank = _member_or_404(bank_name, content_id)
-    view = content_view(member, bank)
     signals = {s["signal_type"]: s["signal_value"] for s in member["signals"]}
     only = request.args.get("signal_type")
+    shown: dict[str, str] | None = None
     if only is not None:
         if only not in runtime().registry.signal_types:
             raise ApiError(400, f"No such signal type '{only}'")
-        view["signals"] = {k: v for k, v in signals.items() if k == only}
+        shown = {k: v for k, v in signals.items() if k == only}
     elif request.args.get("include_signals", "false").lower() == "true":
-        view["signals"] = signals
-    return jsonify(view)
+        shown = signals
+    include_metadata = request.args.get("include_metadata", "true").lower() == "true"
+    return jsonify(content_view(member, bank, shown, include_metadata))
 
 
 def _timestamp(raw: Any) -> int:
@@ -196,25 +267,34 @@ def _timestamp(raw: Any) -> int:
     return value
 
 
+def _set_disable_until(content_id: int, value: int) -> None:
+    banks = Banks(runtime().store)
+    if value == DISABLED:
+        banks.update_member(content_id, enabled=False)
+        banks.set_member_disabled_until(content_id, None)
+    else:
+        until = None if value == ENABLED else dt.datetime.fromtimestamp(value, dt.UTC)
+        banks.set_member_disabled_until(content_id, until)
+        banks.update_member(content_id, enabled=True)
+
+
 @blueprint.put("/c/bank/<bank_name>/content/<int:content_id>")
 @compat_view("admin")
 def update_content(bank_name: str, content_id: int) -> Response:
+    """``disable_until_ts`` and ``note`` (empty clears it); everything is checked first."""
     member, bank = _member_or_404(bank_name, content_id)
     body = json_object()
     raw = body.get("disable_until_ts", param("disable_until_ts"))
-    if raw is not None:
-        value = _timestamp(raw)
-        banks = Banks(runtime().store)
-        if value == DISABLED:
-            banks.update_member(content_id, enabled=False)
-            banks.set_member_disabled_until(content_id, None)
-        else:
-            banks.set_member_disabled_until(
-                content_id, None if value == ENABLED else dt.datetime.fromtimestamp(value, dt.UTC)
-            )
-            banks.update_member(content_id, enabled=True)
+    value = None if raw is None else _timestamp(raw)
+    has_note = "note" in body
+    note = _note(body.get("note")) if has_note else None
+    if value is not None:
+        _set_disable_until(content_id, value)
+    if has_note:
+        Banks(runtime().store).update_member(content_id, notes=note or "")
+    if value is not None or has_note:
         member, bank = _member_or_404(bank_name, content_id)
-    return jsonify(content_view(member, bank))
+    return jsonify(content_record(member, bank))
 
 
 @blueprint.delete("/c/bank/<bank_name>/content/<int:content_id>")

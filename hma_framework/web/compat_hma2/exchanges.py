@@ -3,29 +3,35 @@
 They map onto this project's exchanges through the exchanges service; the views translate
 only. HMA 2.0 names an exchange after its bank (``UPPER_SNAKE``), so an exchange is found
 here by its bank's name first and by its own name second, and is listed by its bank's name.
-Credentials stay write-only: answers say whether they are set, never what they are.
+Credentials stay write-only: answers say whether they are set, never what they are. An
+exchange uses its own credentials, else its API's shared ones (HMA 2.0's fallback order;
+HMA 2.0's last fallback, an environment variable, does not exist here).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
+from threatexchange.utils import dataclass_json
 
 from hma_framework.exchanges import api_credentials, fetching
 from hma_framework.exchanges.configs import (
+    API_SOURCE,
     BASE_URL,
+    OWN_SOURCE,
     ExchangeInputError,
     Exchanges,
-    describe_fields,
     exchanges_of,
 )
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.hashing import runtime
 from hma_framework.web.compat_hma2.inputs import json_object, param, to_bool
+from hma_framework.web.compat_hma2.schema import field_descriptors
 from hma_framework.web.errors import ApiError
 from hma_framework.web.exchanges import install_exchange_errors
 
@@ -61,20 +67,35 @@ def _exchange_or_404(exchanges: Exchanges, name: str) -> dict[str, Any]:
 
 
 def _credential_status(exchanges: Exchanges, view: dict[str, Any]) -> dict[str, Any]:
-    """HMA 2.0's ``credential_status``; credentials here always belong to the exchange."""
+    """HMA 2.0's ``credential_status``: ``source`` is ``exchange`` (its own), ``api`` (the
+    API's shared set) or null (none: its fetches fail until some are set)."""
     supports = view["installed"] and api_credentials.supports_credentials(exchanges, view["api"])
-    own = bool(view["credentials_set"])
-    return {
-        "supports_auth": supports,
-        "has_credentials": own,
-        "has_own_credentials": own,
-        "source": "exchange" if own else None,
-    }
+    source = None
+    if supports and view["credentials_set"]:
+        source = OWN_SOURCE
+    elif supports and exchanges.api_credentials(view["api"]):
+        source = API_SOURCE
+    return {"supports_auth": supports, "has_credentials": source is not None, "source": source}
+
+
+def _config_fields(exchanges: Exchanges, view: dict[str, Any]) -> dict[str, Any]:
+    """Every field of the API's collaboration config, defaults included (sets as lists), as
+    HMA 2.0 dumps it; only what is stored if the API is not installed here."""
+    stored = {k: v for k, v in view["config"].items() if k != BASE_URL}
+    record = exchanges.installed_record(view["api"])
+    if record is None:
+        return stored
+    try:
+        collab = exchanges.collab(record, view["name"], stored)
+        dumped = json.loads(dataclass_json.dataclass_dumps(collab))  # enums, sets: plain JSON
+    except Exception:  # a stored config the API no longer accepts: show it as stored
+        return stored
+    return {k: v for k, v in dumped.items() if k not in _OWN}
 
 
 def _collab(exchanges: Exchanges, view: dict[str, Any]) -> dict[str, Any]:
     """HMA 2.0's dump of a collaboration config: name (the bank), api, enabled, its fields."""
-    config = {k: v for k, v in view["config"].items() if k != BASE_URL}
+    config = _config_fields(exchanges, view)
     return {
         **config,
         "name": view["bank"] or view["name"],
@@ -111,6 +132,8 @@ def get_api(api: str) -> Response:
 @blueprint.post("/c/exchanges/api/<api>")
 @compat_view("admin")
 def set_api_credentials(api: str) -> Response:
+    """The API's shared credentials: an object sets them, ``{}`` clears them, a missing or
+    null ``credential_json`` leaves them. Exchanges with their own keep using theirs."""
     exchanges = _exchanges()
     _known_api(api)
     body = json_object()
@@ -128,13 +151,14 @@ def set_api_credentials(api: str) -> Response:
 @compat_view("admin")
 def api_schema(api: str) -> Response:
     exchanges = _exchanges()
-    _known_api(api)
-    record = exchanges.record(api)
+    record = exchanges.installed_record(api)
+    if record is None:
+        raise ApiError(404, f"Exchange API '{api}' not found")
     credential_cls = record.credential_class()
     return jsonify(
-        config_schema={"fields": describe_fields(record.api.get_config_cls(), _OWN)},
+        config_schema={"fields": field_descriptors(record.api.get_config_cls(), _OWN)},
         credentials_schema=(
-            None if credential_cls is None else {"fields": describe_fields(credential_cls)}
+            None if credential_cls is None else {"fields": field_descriptors(credential_cls)}
         ),
     )
 
@@ -172,8 +196,6 @@ def create_exchange() -> tuple[Response, int]:
         raise ApiError(409, f"an exchange named '{bank}' already exists")
     config = {k: v for k, v in api_json.items() if k not in _OWN}
     enabled = to_bool(api_json.get("enabled", True), "api_json.enabled")
-    if not credentials and api_credentials.supports_credentials(exchanges, api):
-        credentials = api_credentials.shared_credentials(exchanges, api)
     try:
         exchanges.create(
             name=bank,
@@ -182,8 +204,11 @@ def create_exchange() -> tuple[Response, int]:
             credentials=credentials or {},
             bank=bank,
             enabled=enabled,
+            credentials_later=True,
         )
     except ExchangeInputError as error:
+        if str(error).startswith("credentials"):
+            raise ApiError(400, str(error)) from None
         raise ApiError(
             400, f"Failed to parse `api_json` - verify all fields are supplied. {error}"
         ) from None
@@ -226,20 +251,29 @@ def delete_exchange(name: str) -> Response:
     return jsonify(message="Exchange deleted")
 
 
+@blueprint.get("/c/exchange/<name>/credentials")
+@compat_view("admin")
+def exchange_credentials(name: str) -> Response:
+    """Whether the exchange has credentials and where they come from; never the values."""
+    exchanges = _exchanges()
+    return jsonify(_credential_status(exchanges, _exchange_or_404(exchanges, name)))
+
+
 @blueprint.post("/c/exchange/<name>/credentials")
 @compat_view("admin")
 def set_exchange_credentials(name: str) -> Response:
-    """Coop sets one exchange's credentials here; ``{}`` or null clears them."""
+    """This exchange's own credentials; ``{}`` or null clears them (it then uses its API's
+    shared set, if any). Only ``credential_json`` is accepted."""
     exchanges = _exchanges()
     view = _exchange_or_404(exchanges, name)
     body = json_object()
     if "credential_json" not in body:
         raise ApiError(400, "Field `credential_json` is required")
+    if set(body) != {"credential_json"}:
+        raise ApiError(400, "Only `credential_json` is accepted")
     credentials = body["credential_json"] or {}
     if not isinstance(credentials, dict):
         raise ApiError(400, "Field `credential_json` must be object")
-    if credentials and not api_credentials.supports_credentials(exchanges, view["api"]):
-        raise ApiError(400, f"exchange API '{view['api']}' takes no credentials")
     view = exchanges.replace_credentials(view["name"], credentials)
     return jsonify(_credential_status(exchanges, view))
 
@@ -263,11 +297,15 @@ def exchange_status(name: str) -> Response:
     status = fetching.status(runtime(), view["name"])
     bank = BankQueries(runtime().store).bank(view["bank"]) if view["bank"] else None
     started = _timestamp(status["last_started"])
-    succeeded = status["state"] != fetching.FAILED and status["last_error"] is None
+    succeeded: bool | None = None  # HMA 2.0: unknown until a fetch has ended
+    if status["state"] == fetching.FAILED:
+        succeeded = False
+    elif status["last_succeeded"] is not None:
+        succeeded = status["last_error"] is None
     return jsonify(
         last_fetch_time=started or 0,
         checkpoint_time=_timestamp(status["checkpoint_time"]) or 0,
-        success=succeeded,
+        success=succeeded is not False,
         last_fetch_succeeded=succeeded,
         last_fetch_complete_ts=_timestamp(status["last_succeeded"]),
         running_fetch_start_ts=started if status["state"] == fetching.FETCHING else None,

@@ -130,10 +130,13 @@ def metadata_object(raw: Any) -> dict[str, Any] | None:
             raise ApiError(400, "metadata should be a json object") from None
     if not isinstance(raw, dict):
         raise ApiError(400, "metadata should be a json object")
+    raw = {k: v for k, v in raw.items() if k != "collab"}  # HMA 2.0 drops it too
     unknown = sorted(set(raw) - {"content_id", "content_uri", "json"})
     if unknown:
         raise ApiError(400, f"Invalid metadata: unknown fields {unknown}")
     for key in ("content_id", "content_uri"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise ApiError(400, f"Invalid metadata: {key} must be a string")
+    if raw.get("json") is not None and not isinstance(raw["json"], dict):
+        raise ApiError(400, "Invalid metadata: json must be an object")
     return raw
