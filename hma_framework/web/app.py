@@ -19,6 +19,7 @@ from hma_framework.web import (
     lookup,
     match_opinions,
     metrics,
+    openapi,
     retroaction,
     rules,
     stats,
@@ -71,6 +72,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         match_opinions.blueprint,
         retroaction.blueprint,
         stats.blueprint,
+        openapi.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():

@@ -18,6 +18,17 @@ from flask import Blueprint, Response, jsonify, request
 from hma_framework.registry import InvalidSignalError
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks, NewMember
+from hma_framework.web.api_schema import (
+    INT,
+    OBJ,
+    STR,
+    Media,
+    errors,
+    nullable,
+    obj,
+    operation,
+    string_map,
+)
 from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.banks import bank_or_404, bank_view
 from hma_framework.web.compat_hma2.hashing import hash_upload, hash_url_content, runtime
@@ -36,6 +47,16 @@ blueprint = Blueprint("hma2_content", __name__)
 ENABLED, DISABLED = 1, 0  # HMA 2.0's magic disable_until_ts values
 MAX_NOTE = 255
 FIVE_YEARS = 5 * 365 * 24 * 3600
+HMA2_CONTENT = obj(
+    {"signals": string_map(STR)},
+    id=INT,
+    disable_until_ts=INT,
+    collab_metadata=string_map({"type": "array", "items": STR}),
+    original_media_uri=nullable(STR),
+    bank=obj(name=STR, matching_enabled_ratio={"type": "number"}),
+)
+ADDED = obj(id=INT, signals=string_map(STR))
+UPLOAD = Media("multipart/form-data", OBJ)
 
 
 def _disable_until_ts(member: dict[str, Any]) -> int:
@@ -136,6 +157,13 @@ def _form_metadata(parts: list[Part]) -> dict[str, Any] | None:
 
 @blueprint.post("/c/bank/<bank_name>/content")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: hash a ?url= or an upload (form field named after its content type) into the bank",
+    query={"url": STR, "content_type": STR, "types": STR, "note": STR},
+    request=UPLOAD,
+    request_required=False,
+    responses={200: ADDED, **errors(502)},
+)
 def add_content(bank_name: str) -> Response:
     """Hash a ``?url=`` or an upload (field named after its content type) into the bank.
 
@@ -160,6 +188,11 @@ def add_content(bank_name: str) -> Response:
 
 @blueprint.post("/c/bank/<bank_name>/signal")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: add {signal_type: hash} to the bank",
+    request=string_map(STR),
+    responses={200: ADDED},
+)
 def add_signals(bank_name: str) -> Response:
     """``{signal_type: hash}`` straight into the bank; matchable within the refresh interval."""
     bank_or_404(bank_name)
@@ -169,6 +202,11 @@ def add_signals(bank_name: str) -> Response:
 
 @blueprint.get("/c/bank/<bank_name>/content/<int:content_id>")
 @compat_view("read")
+@operation(
+    "HMA 2.0: a bank content (a member)",
+    query={"signal_type": STR, "include_signals": STR},
+    responses={200: HMA2_CONTENT},
+)
 def get_content(bank_name: str, content_id: int) -> Response:
     """``include_signals=true`` adds every signal; ``signal_type=`` only that type's."""
     member, bank = _member_or_404(bank_name, content_id)
@@ -198,6 +236,12 @@ def _timestamp(raw: Any) -> int:
 
 @blueprint.put("/c/bank/<bank_name>/content/<int:content_id>")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: switch a bank content off, on, or off until a time",
+    request=obj({"disable_until_ts": INT}),
+    request_required=False,
+    responses={200: HMA2_CONTENT},
+)
 def update_content(bank_name: str, content_id: int) -> Response:
     member, bank = _member_or_404(bank_name, content_id)
     body = json_object()
@@ -219,6 +263,7 @@ def update_content(bank_name: str, content_id: int) -> Response:
 
 @blueprint.delete("/c/bank/<bank_name>/content/<int:content_id>")
 @compat_view("admin")
+@operation("HMA 2.0: remove a bank content", responses={200: obj(deleted=INT)})
 def delete_content(bank_name: str, content_id: int) -> Response:
     bank_or_404(bank_name)
     found = BankQueries(runtime().store).members(bank_name, member_pk=content_id)
