@@ -129,5 +129,6 @@ FORM = Media("application/x-www-form-urlencoded", {"type": "object"})
 
 
 def html_page(*extra: int) -> dict[int, Body]:
-    """A console page: HTML, a redirect (to the login page or after a form), or an error page."""
-    return {200: HTML, 302: None, 303: None, **dict.fromkeys(extra, HTML)}
+    """A console page: HTML, a redirect (to the login page or after a form; Flask gives it a
+    short HTML body), or an error page."""
+    return {200: HTML, 302: HTML, 303: HTML, **dict.fromkeys(extra, HTML)}

@@ -103,6 +103,10 @@ def _operation(rule: Rule, method: str, view: Any, op: Operation) -> Schema:
     scope, security = _security(view, op)
     console = bool(getattr(view, _CONSOLE_ATTR, False))
     responses = {str(s): _response(s, b, console=console) for s, b in op.responses.items()}
+    if console:  # a page's error may also come from the app-wide JSON handlers
+        for status, answer in responses.items():
+            if int(status) >= 400 and "content" in answer:
+                answer["content"].setdefault("application/json", {"schema": ERROR})
     common = list(_COMMON_ERRORS)
     if scope != PUBLIC:
         common += [401, 403]

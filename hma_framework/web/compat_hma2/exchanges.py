@@ -131,7 +131,7 @@ def get_api(api: str) -> Response:
 @operation(
     "HMA 2.0: set an exchange API's shared credentials",
     request=obj({"credential_json": OBJ}),
-    responses={200: API_ANSWER},
+    responses={200: API_ANSWER, **errors(409)},
 )
 def set_api_credentials(api: str) -> Response:
     exchanges = _exchanges()
