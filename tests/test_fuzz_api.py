@@ -34,6 +34,7 @@ from hma_framework.testing import free_port
 pytestmark = pytest.mark.slow
 
 SCOPES = ("submit", "read", "admin")
+HOOKS = Path(__file__).parent / "schemathesis_hooks.py"
 KEY = re.compile(r"hma_[0-9a-f]{12}_\S+")
 EXAMPLES = int(os.environ.get("HMA_FUZZ_EXAMPLES", "4"))
 CHECKS = (
@@ -205,7 +206,7 @@ def _schemathesis(base: str, scope: str, token: str | None, report: Path) -> sub
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**_env(), "NO_COLOR": "1"},
+        env={**_env(), "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": str(HOOKS)},
     )
 
 

@@ -57,3 +57,21 @@ def test_malformed_multipart_is_a_400_on_the_hma2_upload_routes(
         )
         assert answer.status_code == 400, (path, answer.get_json())
         assert "message" in answer.get_json()
+
+
+def test_an_id_past_the_largest_is_404_for_every_method(client: Any, tokens: Tokens) -> None:
+    """``DELETE``/``PATCH /banks/<name>/members/9223372036854775808`` (and the HMA 2.0
+    content routes) answered 405, a status those routes do not have; ``GET`` said 404."""
+    admin = Tokens.header(tokens.admin)
+    too_large = 2**63
+    for method, path in (
+        ("GET", f"/banks/b/members/{too_large}"),
+        ("PATCH", f"/banks/b/members/{too_large}"),
+        ("DELETE", f"/banks/b/members/{too_large}"),
+        ("PUT", f"/c/bank/B/content/{too_large}"),
+        ("DELETE", f"/c/bank/B/content/{too_large}"),
+        ("POST", f"/deliveries/{too_large}/redeliver"),
+    ):
+        answer = client.open(path, method=method, json={}, headers=admin)
+        assert answer.status_code == 404, (method, path, answer.status_code)
+        assert "larger than any id" in answer.get_json()["message"]
