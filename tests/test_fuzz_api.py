@@ -31,7 +31,9 @@ import requests
 
 from hma_framework.testing import free_port
 
-pytestmark = pytest.mark.slow
+#: Starting an instance, ~100 scope checks and four schemathesis runs: about 3 minutes on two
+#: idle cores, more on a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SCOPES = ("submit", "read", "admin")
 HOOKS = Path(__file__).parent / "schemathesis_hooks.py"

@@ -112,8 +112,8 @@ def _operation(rule: Rule, method: str, view: Any, op: Operation) -> Schema:
         common += [401, 403]
     if path_parameters:
         common.append(404)
-    for status in common:
-        responses.setdefault(str(status), _response(status, ERROR, console=console))
+    for code in common:
+        responses.setdefault(str(code), _response(code, ERROR, console=console))
     parameters = path_parameters + [
         {"name": name, "in": "query", "required": False, "schema": schema}
         for name, schema in op.query.items()
