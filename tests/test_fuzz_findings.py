@@ -74,4 +74,4 @@ def test_an_id_past_the_largest_is_404_for_every_method(client: Any, tokens: Tok
     ):
         answer = client.open(path, method=method, json={}, headers=admin)
         assert answer.status_code == 404, (method, path, answer.status_code)
-        assert "larger than any id" in answer.get_json()["message"]
+        assert "no id is as large as" in answer.get_json()["message"]

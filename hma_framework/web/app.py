@@ -51,7 +51,7 @@ class IdConverter(IntegerConverter):
         try:
             return super().to_python(value)
         except ValidationError:
-            raise NotFound(f"no such id: {value[:40]} is larger than any id") from None
+            raise NotFound(f"not found: no id is as large as {value[:40]}") from None
 
 
 def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> Flask:
