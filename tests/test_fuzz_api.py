@@ -205,6 +205,7 @@ def _schemathesis(base: str, scope: str, token: str | None, report: Path) -> sub
         command += ["--header", f"Authorization: Bearer {token}"]
     return subprocess.Popen(
         command,
+        cwd=report.parent,  # its crash cache (.schemathesis/) stays out of the work tree
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
