@@ -215,10 +215,12 @@ def run_jobs(runtime: Runtime, roles: Sequence[str] = QUEUE_NAMES) -> None:
 
 @pytest.fixture
 def app(runtime: Runtime) -> Any:
+    from hma_framework.testing_openapi import SpecCheckingClient
     from hma_framework.web.app import create_app
 
     app = create_app(runtime)
     app.testing = True
+    app.test_client_class = SpecCheckingClient  # every answer is checked against the spec
     return app
 
 

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Flask
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter, Map, ValidationError
 
 from hma_framework.runtime import Runtime
 from hma_framework.web import (
@@ -19,6 +20,7 @@ from hma_framework.web import (
     lookup,
     match_opinions,
     metrics,
+    openapi,
     retroaction,
     rules,
     stats,
@@ -42,6 +44,14 @@ class IdConverter(IntegerConverter):
     def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", MAX_ID)
         super().__init__(url_map, *args, **kwargs)
+
+    def to_python(self, value: str) -> Any:
+        """A 404 at once: werkzeug's matcher, told only that the value does not convert,
+        answered 405 for a method other than GET (the rule's other methods still matched)."""
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            raise NotFound(f"not found: no id is as large as {value[:40]}") from None
 
 
 def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> Flask:
@@ -71,6 +81,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
         match_opinions.blueprint,
         retroaction.blueprint,
         stats.blueprint,
+        openapi.blueprint,
     ):
         app.register_blueprint(blueprint)
     for source in runtime.registry.content_sources.values():

@@ -18,12 +18,14 @@ from hma_framework.bank_io import import_members, text_lines, validate_only
 from hma_framework.retroaction.automatic import request_retroaction
 from hma_framework.runtime import Runtime
 from hma_framework.store.bank_queries import BankQueries
+from hma_framework.web.api_schema import INT, STR, Media, array, obj, operation
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 
 blueprint = Blueprint("bank_transfer", __name__)
 #: Bodies up to this size stay in memory while spooled; larger ones go to a temporary file.
 SPOOL_IN_MEMORY_BYTES = 1 << 20
+IMPORT_REPORT = obj(added=INT, invalid=INT, errors=array(obj(line=INT, message=STR)))
 
 
 def _runtime_with_bank(name: str) -> Runtime:
@@ -53,6 +55,12 @@ def _spooled_body(limit: int) -> IO[bytes]:
 
 @blueprint.post("/banks/<name>/import")
 @requires_scope("admin")
+@operation(
+    "Import members from NDJSON (one member object a line)",
+    request=Media("application/x-ndjson", {"type": "string"}),
+    query={"strict": STR},
+    responses={200: IMPORT_REPORT, 400: obj({"message": STR}, message=STR)},
+)
 def import_ndjson(name: str) -> tuple[Response, int]:
     """One JSON object per line; ``?strict=true`` refuses the import if any line is invalid.
 
@@ -76,6 +84,10 @@ def import_ndjson(name: str) -> tuple[Response, int]:
 
 @blueprint.get("/banks/<name>/export")
 @requires_scope("read")
+@operation(
+    "Export the bank's members as NDJSON, streamed",
+    responses={200: Media("application/x-ndjson", {"type": "string"})},
+)
 def export_ndjson(name: str) -> Response:
     from hma_framework.bank_io import export_lines
 

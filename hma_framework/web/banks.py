@@ -12,6 +12,20 @@ from hma_framework.retroaction.automatic import request_retroaction
 from hma_framework.runtime import Runtime
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
+from hma_framework.web.api_schema import (
+    BOOL,
+    ERROR,
+    INT,
+    NUM,
+    STR,
+    TIME,
+    array,
+    errors,
+    nullable,
+    obj,
+    operation,
+    string_map,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.fetch_slots import RETRY_AFTER_SECONDS
@@ -19,6 +33,62 @@ from hma_framework.web.member_input import MAX_BATCH, MemberError, member_from_j
 from hma_framework.web.validation import field, int_arg, json_body, string_list
 
 blueprint = Blueprint("banks", __name__)
+
+BANK = obj(
+    name=STR,
+    description=STR,
+    tags=array(STR),
+    enabled=BOOL,
+    matching_enabled_ratio=NUM,
+    thresholds=string_map(INT),
+    exchange=nullable(STR),
+    member_count=INT,
+    created_at=TIME,
+    updated_at=TIME,
+)
+BANK_INPUT = obj(
+    {
+        "name": STR,
+        "description": STR,
+        "tags": array(STR),
+        "enabled": BOOL,
+        "thresholds": string_map(INT),
+    }
+)
+SIGNAL = obj(signal_type=STR, signal_value=STR)
+MEMBER = obj(
+    id=INT,
+    bank=STR,
+    content_id=nullable(STR),
+    external_id=nullable(STR),
+    notes=nullable(STR),
+    tags=array(STR),
+    enabled=BOOL,
+    disabled_until=nullable(TIME),
+    signals=array(SIGNAL),
+    exchange_metadata=nullable({"type": "object"}),
+    created_at=TIME,
+    updated_at=TIME,
+)
+MEMBER_INPUT = obj(
+    {
+        "content_type": STR,
+        "signal_type": STR,
+        "signal_value": STR,
+        "signals": array(SIGNAL),
+        "content_url": STR,
+        "content_bytes": STR,
+        "content_id": STR,
+        "external_id": STR,
+        "notes": STR,
+        "tags": array(STR),
+    }
+)
+MEMBER_BATCH_RESULT = obj(
+    {"message": STR},
+    added=array(obj(index=INT, id=INT)),
+    errors=array(obj(index=INT, message=STR)),
+)
 _BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -60,6 +130,7 @@ def _thresholds(body: dict[str, Any], runtime: Runtime) -> dict[str, int] | None
 
 @blueprint.post("/banks")
 @requires_scope("admin")
+@operation("Create a bank", request=BANK_INPUT, responses={201: BANK, **errors(409)})
 def create_bank() -> tuple[Response, int]:
     runtime = _runtime()
     body = json_body()
@@ -81,18 +152,21 @@ def create_bank() -> tuple[Response, int]:
 
 @blueprint.get("/banks")
 @requires_scope("read")
+@operation("List the banks", responses={200: obj(banks=array(BANK))})
 def list_banks() -> Response:
     return jsonify(banks=BankQueries(_runtime().store).banks())
 
 
 @blueprint.get("/banks/<name>")
 @requires_scope("read")
+@operation("A bank", responses={200: BANK})
 def get_bank(name: str) -> Response:
     return jsonify(_bank_or_404(name))
 
 
 @blueprint.patch("/banks/<name>")
 @requires_scope("admin")
+@operation("Change a bank's settings", request=BANK_INPUT, responses={200: BANK})
 def update_bank(name: str) -> Response:
     runtime = _runtime()
     body = json_body()
@@ -109,6 +183,11 @@ def update_bank(name: str) -> Response:
 
 @blueprint.delete("/banks/<name>")
 @requires_scope("admin")
+@operation(
+    "Delete a bank and its members",
+    query={"force": STR},
+    responses={204: None, **errors(409)},
+)
 def delete_bank(name: str) -> tuple[str, int]:
     bank = _bank_or_404(name)
     if bank["exchange"] and request.args.get("force") not in ("1", "true", "yes"):
@@ -126,6 +205,11 @@ def delete_bank(name: str) -> tuple[str, int]:
 
 @blueprint.post("/banks/<name>/members")
 @requires_scope("admin")
+@operation(
+    "Add a member (by hash, URL or media) or a batch of them",
+    request={"anyOf": [MEMBER_INPUT, obj(members=array(MEMBER_INPUT))]},
+    responses={201: MEMBER, 200: MEMBER_BATCH_RESULT, 400: {"anyOf": [ERROR, MEMBER_BATCH_RESULT]}},
+)
 def add_members(name: str) -> tuple[Response, int]:
     """One member (JSON object or multipart upload), or ``{"members": [...]}`` in a batch.
 
@@ -190,6 +274,11 @@ def _int_arg(name: str, default: int | None, high: int) -> int | None:
 
 @blueprint.get("/banks/<name>/members")
 @requires_scope("read")
+@operation(
+    "List a bank's members, a page at a time",
+    query={"limit": INT, "cursor": INT, "signal_type": STR, "tag": STR, "enabled": BOOL},
+    responses={200: obj(members=array(MEMBER), next_cursor=nullable(STR))},
+)
 def list_members(name: str) -> Response:
     _bank_or_404(name)
     limit = _int_arg("limit", 100, 1000) or 100
@@ -215,12 +304,18 @@ def _member_or_404(name: str, member_id: int) -> dict[str, Any]:
 
 @blueprint.get("/banks/<name>/members/<int:member_id>")
 @requires_scope("read")
+@operation("A member", responses={200: MEMBER})
 def get_member(name: str, member_id: int) -> Response:
     return jsonify(_member_or_404(name, member_id))
 
 
 @blueprint.patch("/banks/<name>/members/<int:member_id>")
 @requires_scope("admin")
+@operation(
+    "Change a member's notes, tags or state",
+    request=obj({"notes": STR, "tags": array(STR), "enabled": BOOL}),
+    responses={200: MEMBER},
+)
 def update_member(name: str, member_id: int) -> Response:
     body = json_body()
     _member_or_404(name, member_id)
@@ -235,6 +330,7 @@ def update_member(name: str, member_id: int) -> Response:
 
 @blueprint.delete("/banks/<name>/members/<int:member_id>")
 @requires_scope("admin")
+@operation("Remove a member", responses={204: None})
 def delete_member(name: str, member_id: int) -> tuple[str, int]:
     _member_or_404(name, member_id)
     Banks(_runtime().store).remove_member(member_id)

@@ -9,12 +9,77 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from hma_framework.runtime import Runtime
 from hma_framework.store.content_queries import ContentQueries
+from hma_framework.web.api_schema import (
+    BOOL,
+    INT,
+    NUM,
+    STR,
+    TIME,
+    array,
+    nullable,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.validation import int_arg, time_arg
 
 blueprint = Blueprint("content", __name__)
 MAX_PAGE = 1000
+
+MATCH = obj(
+    {"variant": STR},
+    id=INT,
+    content_id=STR,
+    bank=STR,
+    member_id=nullable(INT),
+    signal_type=STR,
+    content_signal=STR,
+    member_signal=STR,
+    distance=nullable(NUM),
+    matched_at=TIME,
+    superseded=BOOL,
+    superseded_at=nullable(TIME),
+    retroactive=BOOL,
+)
+MATCH_PAGE = obj(matches=array(MATCH), next_cursor=nullable(STR))
+CONTENT = obj(
+    content_id=STR,
+    content_type=STR,
+    submission_method=STR,
+    content_url=nullable(STR),
+    additional_fields=array(STR),
+    status=STR,
+    error=nullable(STR),
+    stages=obj(
+        submitted=nullable(TIME),
+        hashed=nullable(TIME),
+        matched=nullable(TIME),
+        actioned=nullable(TIME),
+    ),
+    upload_expires_at=nullable(TIME),
+    updated_at=nullable(TIME),
+    submissions=array(obj(submitted_at=nullable(TIME), method=STR)),
+    signals=array(
+        obj(
+            {"variant": STR},
+            signal_type=STR,
+            signal_value=STR,
+            quality=nullable(NUM),
+            status=STR,
+        )
+    ),
+    match_count=INT,
+)
+ACTION = obj(
+    id=INT,
+    action=STR,
+    rules_fired=array(STR),
+    status=STR,
+    attempts=INT,
+    last_error=nullable(STR),
+    created_at=nullable(TIME),
+)
 
 
 def _queries() -> ContentQueries:
@@ -44,6 +109,11 @@ def _page(matches: list[dict[str, Any]], limit: int) -> Response:
 
 @blueprint.get("/content/<path:content_id>/matches")
 @requires_scope("read")
+@operation(
+    "The content's matches, newest first",
+    query={"limit": INT, "cursor": INT},
+    responses={200: MATCH_PAGE},
+)
 def content_matches(content_id: str) -> Response:
     limit = _int_arg("limit", 100, low=1, high=MAX_PAGE) or 100
     cursor = _int_arg("cursor", None, low=1, high=2**62)
@@ -53,6 +123,10 @@ def content_matches(content_id: str) -> Response:
 
 @blueprint.get("/content/<path:content_id>/actions")
 @requires_scope("read")
+@operation(
+    "The actions taken on the content",
+    responses={200: obj(content_id=STR, actioned_at=nullable(TIME), actions=array(ACTION))},
+)
 def content_actions(content_id: str) -> Response:
     queries = _queries()
     described = queries.describe(content_id)
@@ -67,6 +141,7 @@ def content_actions(content_id: str) -> Response:
 
 @blueprint.get("/content/<path:content_id>")
 @requires_scope("read")
+@operation("The content's record: status, stages, signals", responses={200: CONTENT})
 def content(content_id: str) -> Response:
     described = _queries().describe(content_id)
     if described is None:
@@ -76,6 +151,18 @@ def content(content_id: str) -> Response:
 
 @blueprint.get("/matches")
 @requires_scope("read")
+@operation(
+    "Recent matches overall, newest first",
+    query={
+        "bank": STR,
+        "signal_type": STR,
+        "since": STR,
+        "until": STR,
+        "cursor": INT,
+        "limit": INT,
+    },
+    responses={200: MATCH_PAGE},
+)
 def matches() -> Response:
     limit = _int_arg("limit", 100, low=1, high=MAX_PAGE) or 100
     found = _queries().matches(

@@ -8,6 +8,19 @@ from hma_framework.actions import deliveries as records
 from hma_framework.actions.delivering import enqueue_attempt
 from hma_framework.actions.delivery_queries import DeliveryQueries
 from hma_framework.runtime import Runtime
+from hma_framework.web.api_schema import (
+    ANY,
+    BOOL,
+    INT,
+    OBJ,
+    STR,
+    TIME,
+    array,
+    errors,
+    nullable,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.rules import install_action_errors
@@ -16,6 +29,34 @@ from hma_framework.web.validation import int_arg
 blueprint = Blueprint("deliveries", __name__)
 install_action_errors(blueprint)
 MAX_PAGE = 1000
+DELIVERY = obj(
+    {
+        "request": OBJ,
+        "attempt_log": array(
+            obj(
+                attempted_at=nullable(TIME),
+                status_code=nullable(INT),
+                latency_ms=nullable(INT),
+                error=nullable(STR),
+                detail=ANY,
+            )
+        ),
+    },
+    id=INT,
+    content_id=nullable(STR),
+    handler=STR,
+    status=STR,
+    gave_up=BOOL,
+    rules_fired=array(STR),
+    params=OBJ,
+    write_back=ANY,
+    matches=INT,
+    attempts=INT,
+    next_attempt_at=nullable(TIME),
+    last_error=nullable(STR),
+    created_at=nullable(TIME),
+    updated_at=nullable(TIME),
+)
 
 
 def _runtime() -> Runtime:
@@ -29,6 +70,11 @@ def _int_arg(name: str, default: int | None, high: int) -> int | None:
 
 @blueprint.get("/deliveries")
 @requires_scope("read")
+@operation(
+    "Deliveries to action handlers, newest first",
+    query={"handler": STR, "status": STR, "content_id": STR, "limit": INT, "cursor": INT},
+    responses={200: obj(deliveries=array(DELIVERY), next_cursor=nullable(STR))},
+)
 def list_deliveries() -> Response:
     """Newest first; filter by ``handler``, ``status``, ``content_id``; page with ``cursor``."""
     status = request.args.get("status") or None
@@ -48,6 +94,7 @@ def list_deliveries() -> Response:
 
 @blueprint.get("/deliveries/<int:delivery_id>")
 @requires_scope("read")
+@operation("A delivery with every attempt", responses={200: DELIVERY})
 def get_delivery(delivery_id: int) -> Response:
     """One delivery with every attempt (time, HTTP status, latency, error)."""
     found = DeliveryQueries(_runtime().store).get(delivery_id)
@@ -58,6 +105,10 @@ def get_delivery(delivery_id: int) -> Response:
 
 @blueprint.post("/deliveries/<int:delivery_id>/redeliver")
 @requires_scope("admin")
+@operation(
+    "Deliver again from the start of the retry schedule",
+    responses={202: DELIVERY, **errors(409)},
+)
 def redeliver(delivery_id: int) -> tuple[Response, int]:
     """Try again from the start of the retry schedule, whatever the delivery's outcome was."""
     runtime = _runtime()

@@ -17,6 +17,18 @@ from hma_framework.exchanges.configs import (
     exchanges_of,
 )
 from hma_framework.runtime import Runtime
+from hma_framework.web.api_schema import (
+    BOOL,
+    INT,
+    OBJ,
+    STR,
+    TIME,
+    array,
+    errors,
+    nullable,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import json_error
 from hma_framework.web.validation import field, json_body
@@ -41,6 +53,42 @@ def install_exchange_errors(target: Blueprint) -> None:
 
 install_exchange_errors(blueprint)
 
+EXCHANGE = obj(
+    name=STR,
+    api=STR,
+    config=OBJ,
+    credentials_set=array(STR),
+    bank=nullable(STR),
+    enabled=BOOL,
+    fetch_interval_seconds=INT,
+    installed=BOOL,
+    created_at=TIME,
+)
+FETCH_STATUS = obj(
+    state=STR,
+    last_started=nullable(TIME),
+    last_succeeded=nullable(TIME),
+    checkpoint_time=nullable(STR),
+    items_added=INT,
+    items_updated=INT,
+    items_deleted=INT,
+    items_skipped=INT,
+    up_to_date=BOOL,
+    last_error=nullable(STR),
+)
+API = obj(name=STR, config_fields=array(OBJ), credential_fields=array(OBJ), opinions=array(STR))
+EXCHANGE_INPUT = obj(
+    {
+        "name": STR,
+        "api": STR,
+        "config": OBJ,
+        "credentials": OBJ,
+        "bank": STR,
+        "enabled": BOOL,
+        "fetch_interval_seconds": INT,
+    }
+)
+
 
 def _runtime() -> Runtime:
     runtime: Runtime = current_app.extensions["hma"]
@@ -53,12 +101,18 @@ def _exchanges() -> Exchanges:
 
 @blueprint.get("/exchanges/apis")
 @requires_scope("admin")
+@operation("The installed exchange APIs and their fields", responses={200: obj(apis=array(API))})
 def exchange_apis() -> Response:
     return jsonify(apis=_exchanges().apis())
 
 
 @blueprint.post("/exchanges")
 @requires_scope("admin")
+@operation(
+    "Configure an exchange (credentials are write-only)",
+    request=EXCHANGE_INPUT,
+    responses={201: EXCHANGE, **errors(409)},
+)
 def create_exchange() -> tuple[Response, int]:
     body = json_body()
     created = _exchanges().create(
@@ -77,18 +131,21 @@ def create_exchange() -> tuple[Response, int]:
 
 @blueprint.get("/exchanges")
 @requires_scope("admin")
+@operation("List the exchanges", responses={200: obj(exchanges=array(EXCHANGE))})
 def list_exchanges() -> Response:
     return jsonify(exchanges=_exchanges().all())
 
 
 @blueprint.get("/exchanges/<name>")
 @requires_scope("admin")
+@operation("An exchange", responses={200: EXCHANGE})
 def get_exchange(name: str) -> Response:
     return jsonify(_exchanges().get(name))
 
 
 @blueprint.patch("/exchanges/<name>")
 @requires_scope("admin")
+@operation("Change an exchange", request=EXCHANGE_INPUT, responses={200: EXCHANGE, **errors(409)})
 def update_exchange(name: str) -> Response:
     exchanges = _exchanges()
     exchanges.get(name)  # 404 before complaining about the body
@@ -106,6 +163,7 @@ def update_exchange(name: str) -> Response:
 
 @blueprint.delete("/exchanges/<name>")
 @requires_scope("admin")
+@operation("Delete an exchange", responses={204: None, **errors(409)})
 def delete_exchange(name: str) -> tuple[str, int]:
     delete_bank = request.args.get("delete_bank") in ("1", "true", "yes")
     _exchanges().delete(name, delete_bank=delete_bank)
@@ -114,6 +172,10 @@ def delete_exchange(name: str) -> tuple[str, int]:
 
 @blueprint.post("/exchanges/<name>/fetch")
 @requires_scope("admin")
+@operation(
+    "Fetch from the exchange now",
+    responses={202: obj(enqueued=BOOL, status=FETCH_STATUS), **errors(409)},
+)
 def fetch_exchange(name: str) -> tuple[Response, int]:
     enqueued = fetching.trigger_by_name(_runtime(), name)
     return jsonify(enqueued=enqueued, status=fetching.status(_runtime(), name)), 202
@@ -121,5 +183,6 @@ def fetch_exchange(name: str) -> tuple[Response, int]:
 
 @blueprint.get("/exchanges/<name>/status")
 @requires_scope("admin")
+@operation("The exchange's fetch state", responses={200: FETCH_STATUS})
 def exchange_status(name: str) -> Response:
     return jsonify(fetching.status(_runtime(), name))

@@ -16,6 +16,18 @@ from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store.content import ComputedSignal
 from hma_framework.store.content_queries import variant_field
+from hma_framework.web.api_schema import (
+    BOOL,
+    INT,
+    NUM,
+    STR,
+    array,
+    enum,
+    errors,
+    nullable,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.fetch_slots import fetch_slot
@@ -29,6 +41,30 @@ from hma_framework.web.validation import (
 )
 
 blueprint = Blueprint("lookup", __name__)
+
+MATCH = obj(
+    {"exchange": obj(name=STR), "variant": STR},
+    bank=STR,
+    member_id=INT,
+    content_id=nullable(STR),
+    tags=array(STR),
+    bank_tags=array(STR),
+    notes=nullable(STR),
+    signal_type=STR,
+    signal=STR,
+    distance=nullable(NUM),
+)
+LOOKUP_INPUT = obj(
+    {"content_url": STR, "content_bytes": STR, "content": STR, "banks": array(STR)},
+    content_type=enum("photo", "video", "text", "url"),
+)
+COMPUTED_SIGNAL = obj(
+    {"variant": STR},
+    signal_type=STR,
+    signal_value=STR,
+    quality=nullable(NUM),
+    quality_ok=BOOL,
+)
 
 
 def _runtime() -> Runtime:
@@ -70,6 +106,11 @@ def _banks_filter(raw: Any) -> list[str] | None:
 
 @blueprint.get("/lookup")
 @requires_scope("read")
+@operation(
+    "Match one hash against the banks",
+    query={"signal_type": STR, "signal": STR, "banks": STR},
+    responses={200: obj(signal_type=STR, signal=STR, matches=array(MATCH))},
+)
 def lookup_hash() -> Response:
     runtime = _runtime()
     signal_type = request.args.get("signal_type", "")
@@ -128,6 +169,11 @@ def _text_signals(runtime: Runtime, content_type: str, content: str) -> list[Com
 
 @blueprint.post("/lookup")
 @requires_scope("read")
+@operation(
+    "Hash media (by URL or bytes) or a text, then match it against the banks",
+    request=LOOKUP_INPUT,
+    responses={200: obj(signals=array(COMPUTED_SIGNAL), matches=array(MATCH)), **errors(502)},
+)
 def lookup_media() -> Response:
     """Hash a URL or media bytes, then match: one call answers "what is it" and "is it known".
 
@@ -171,6 +217,11 @@ def lookup_media() -> Response:
 
 @blueprint.post("/compare")
 @requires_scope("read")
+@operation(
+    "Compare two hashes of one signal type",
+    request=obj({"threshold": INT}, signal_type=STR, signal_a=STR, signal_b=STR),
+    responses={200: obj(signal_type=STR, match=BOOL, distance=nullable(INT))},
+)
 def compare() -> Response:
     runtime = _runtime()
     body = json_body()

@@ -16,12 +16,49 @@ from hma_framework.exchanges.configs import ExchangeNotFoundError
 from hma_framework.exchanges.opinions import opinions_of_match, request_opinion
 from hma_framework.runtime import Runtime
 from hma_framework.store.tables import BankMemberRow, BankRow, ContentRow, ExchangeRow, MatchRow
+from hma_framework.web.api_schema import (
+    INT,
+    NUM,
+    STR,
+    TIME,
+    array,
+    enum,
+    errors,
+    nullable,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.exchanges import install_exchange_errors
 from hma_framework.web.validation import field, json_body
 
 blueprint = Blueprint("match_opinions", __name__)
 install_exchange_errors(blueprint)
+
+OPINION = obj(
+    id=INT,
+    exchange=nullable(STR),
+    opinion=STR,
+    source=STR,
+    status=STR,
+    attempts=INT,
+    last_error=nullable(STR),
+    created_at=TIME,
+    updated_at=TIME,
+)
+MATCH = obj(
+    id=INT,
+    content_id=STR,
+    bank=STR,
+    member_id=nullable(INT),
+    signal_type=STR,
+    content_signal=STR,
+    member_signal=STR,
+    distance=nullable(NUM),
+    matched_at=TIME,
+    exchange=nullable(obj(name=STR, api=STR, metadata=nullable({"type": "object"}))),
+    write_backs=array(OPINION),
+)
 
 
 def _runtime() -> Runtime:
@@ -65,6 +102,7 @@ def _match(runtime: Runtime, match_pk: int) -> dict[str, Any]:
 
 @blueprint.get("/matches/<int:match_id>")
 @requires_scope("read")
+@operation("A match, the exchange record behind it and its write-backs", responses={200: MATCH})
 def get_match(match_id: int) -> Response:
     runtime = _runtime()
     shown = _match(runtime, match_id)
@@ -74,6 +112,11 @@ def get_match(match_id: int) -> Response:
 
 @blueprint.post("/matches/<int:match_id>/opinion")
 @requires_scope("submit")
+@operation(
+    "Tell the exchange behind a match what you think of it",
+    request=obj(opinion=enum("seen", "true_positive", "false_positive", "remove")),
+    responses={202: OPINION, **errors(409)},
+)
 def post_opinion(match_id: int) -> tuple[Response, int]:
     body = json_body()
     opinion = field(body, "opinion", str)

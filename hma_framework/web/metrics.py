@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from hma_framework import metrics
 from hma_framework.runtime import Runtime
+from hma_framework.web.api_schema import Media, operation
 from hma_framework.web.auth import bearer_token, public
 from hma_framework.web.errors import ApiError
 
@@ -38,6 +39,11 @@ def _from_allowed_network(runtime: Runtime) -> bool:
 
 @blueprint.get("/metrics")
 @public  # checked here: a read key, or a request from an allowed network
+@operation(
+    "Prometheus metrics (a read key, or a request from web.metrics_networks)",
+    responses={200: Media("text/plain", {"type": "string"})},
+    own_scope="read",
+)
 def scrape() -> Response:
     runtime = _runtime()
     if not _from_allowed_network(runtime):

@@ -11,11 +11,35 @@ from hma_framework.retroaction import rescans
 from hma_framework.retroaction.periods import parse_when
 from hma_framework.runtime import Runtime
 from hma_framework.store.banks import BankNotFoundError
+from hma_framework.web.api_schema import (
+    INT,
+    STR,
+    TIME,
+    array,
+    errors,
+    nullable,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.validation import field, json_body, string_list
 
 blueprint = Blueprint("retroaction", __name__)
+
+RESCAN = obj(
+    id=INT,
+    state=STR,
+    banks=array(STR),
+    since=TIME,
+    until=TIME,
+    total=nullable(INT),
+    scanned=INT,
+    matched=INT,
+    error=nullable(STR),
+    created_at=TIME,
+    finished_at=nullable(TIME),
+)
 
 
 def _runtime() -> Runtime:
@@ -36,6 +60,11 @@ def _when(body: dict[str, Any], name: str, default: dt.datetime | None) -> dt.da
 
 @blueprint.post("/retroaction")
 @requires_scope("admin")
+@operation(
+    "Rescan stored content signals against the banks",
+    request=obj({"until": STR, "banks": array(STR)}, since=STR),
+    responses={202: RESCAN, **errors(409)},
+)
 def start() -> tuple[Response, int]:
     """Body ``{"since": "30d" or ISO time, "until"?: ..., "banks"?: [names]}``."""
     runtime = _runtime()
@@ -57,6 +86,7 @@ def start() -> tuple[Response, int]:
 
 @blueprint.get("/retroaction/<int:scan_id>")
 @requires_scope("read")
+@operation("A rescan's progress", responses={200: RESCAN})
 def progress(scan_id: int) -> Response:
     described = rescans.describe(_runtime(), scan_id)
     if described is None:

@@ -8,11 +8,35 @@ from hma_framework.actions.errors import ActionConflict, ActionNotFound, Invalid
 from hma_framework.actions.rule_store import RuleStore
 from hma_framework.actions.rules import parse_rule
 from hma_framework.runtime import Runtime
+from hma_framework.web.api_schema import (
+    ANY,
+    BOOL,
+    STR,
+    TIME,
+    array,
+    errors,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import json_error
 from hma_framework.web.validation import json_body
 
 blueprint = Blueprint("rules", __name__)
+
+RULE = obj(
+    name=STR,
+    enabled=BOOL,
+    must_have=array(ANY),
+    must_not_have=array(ANY),
+    action=ANY,
+    created_at=TIME,
+    updated_at=TIME,
+)
+RULE_INPUT = obj(
+    {"name": STR, "enabled": BOOL, "must_have": array(ANY), "must_not_have": array(ANY)},
+    action=ANY,
+)
 
 
 def install_action_errors(target: Blueprint) -> None:
@@ -41,24 +65,28 @@ def _rules() -> RuleStore:
 
 @blueprint.post("/rules")
 @requires_scope("admin")
+@operation("Create an action rule", request=RULE_INPUT, responses={201: RULE, **errors(409)})
 def create_rule() -> tuple[Response, int]:
     return jsonify(_rules().create(parse_rule(json_body()))), 201
 
 
 @blueprint.get("/rules")
 @requires_scope("admin")
+@operation("List the action rules", responses={200: obj(rules=array(RULE))})
 def list_rules() -> Response:
     return jsonify(rules=_rules().all())
 
 
 @blueprint.get("/rules/<name>")
 @requires_scope("admin")
+@operation("An action rule", responses={200: RULE})
 def get_rule(name: str) -> Response:
     return jsonify(_rules().get(name))
 
 
 @blueprint.put("/rules/<name>")
 @requires_scope("admin")
+@operation("Replace an action rule", request=RULE_INPUT, responses={200: RULE, **errors(409)})
 def replace_rule(name: str) -> Response:
     """Replace the whole rule (same shape as POST; ``name`` may be left out or renamed)."""
     rules = _rules()
@@ -68,6 +96,7 @@ def replace_rule(name: str) -> Response:
 
 @blueprint.delete("/rules/<name>")
 @requires_scope("admin")
+@operation("Delete an action rule", responses={204: None, **errors(409)})
 def delete_rule(name: str) -> tuple[str, int]:
     _rules().delete(name)
     return "", 204

@@ -9,6 +9,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from hma_framework.retroaction.periods import parse_when
 from hma_framework.runtime import Runtime
 from hma_framework.store.stats_queries import INTERVALS, match_stats
+from hma_framework.web.api_schema import (
+    OBJ,
+    STR,
+    array,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 
@@ -38,6 +45,11 @@ def _time(name: str, default: dt.datetime) -> dt.datetime:
 
 @blueprint.get("/stats")
 @requires_scope("read")
+@operation(
+    "Per interval and bank: what came in, what matched, what was acted on",
+    query={"since": STR, "until": STR, "interval": STR},
+    responses={200: obj(since=STR, until=STR, interval=STR, intervals=array(OBJ))},
+)
 def stats() -> Response:
     """``?since=7d&until=...&interval=hour|day`` (default: the last day, by the hour)."""
     runtime: Runtime = current_app.extensions["hma"]

@@ -11,6 +11,15 @@ from hma_framework.index.warmup import index_state, wait_until_loaded
 from hma_framework.pipeline.maintenance import last_heartbeat_age
 from hma_framework.runtime import Runtime
 from hma_framework.store import migrate
+from hma_framework.web.api_schema import (
+    BOOL,
+    OBJ,
+    STR,
+    nullable,
+    obj,
+    operation,
+    string_map,
+)
 from hma_framework.web.auth import public, requires_scope
 
 log = logging.getLogger(__name__)
@@ -24,10 +33,20 @@ def _runtime() -> Runtime:
 
 @blueprint.get("/health")
 @public
+@operation("Liveness: the process answers", responses={200: obj(status=STR)})
 def liveness() -> Response:
     """The process answers. (``/status`` is HMA 2.0's plain-text check when it is on.)"""
     return jsonify(status="ok")
 
+
+READINESS = obj(
+    {
+        "index": OBJ,
+        "scheduler_heartbeat_age_seconds": nullable({"type": "number"}),
+        "status": STR,
+    },
+    checks=string_map(BOOL),
+)
 
 #: What a caller may learn about a failing check; the log has the exception.
 PUBLIC_REASONS = {
@@ -58,6 +77,10 @@ def _check(name: str, check: Any) -> bool:
 
 @blueprint.get("/status/ready")
 @public
+@operation(
+    "Readiness: database, schema, Redis and this process's index",
+    responses={200: READINESS, 503: {"allOf": [READINESS, obj(message=STR)]}},
+)
 def readiness() -> tuple[Response, int]:
     runtime = _runtime()
 
@@ -95,5 +118,6 @@ def _index_state(runtime: Runtime) -> dict[str, Any]:
 
 @blueprint.get("/plugins")
 @requires_scope("read")
+@operation("The installed plugins and what each provides", responses={200: OBJ})
 def plugins() -> Response:
     return jsonify(_runtime().registry.as_json())

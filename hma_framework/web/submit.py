@@ -31,6 +31,16 @@ from hma_framework.store import content as records
 from hma_framework.store.content import ComputedSignal, Submission, SubmitOutcome
 from hma_framework.store.hash_submissions import HashItem, HashSubmissions
 from hma_framework.store.tables import ContentRow
+from hma_framework.web.api_schema import (
+    BOOL,
+    STR,
+    array,
+    enum,
+    errors,
+    nullable,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import requires_scope
 from hma_framework.web.errors import ApiError
 from hma_framework.web.uploads import public_base_url, upload_url
@@ -51,6 +61,30 @@ UNREADABLE_SUFFIXES = ("/matches", "/actions")
 #: The most items ``/submit/hashes/`` takes in one request.
 MAX_BATCH_ITEMS = 1000
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+
+_COMMON_INPUT = {
+    "content_id": STR,
+    "content_type": enum(*CONTENT_TYPES),
+    "additional_fields": array(STR),
+    "force_resubmit": BOOL,
+}
+_REQUIRED = ["content_id", "content_type"]
+
+
+def _input(required: list[str], **fields: dict[str, Any]) -> dict[str, Any]:
+    properties = {**_COMMON_INPUT, **fields}
+    return {"type": "object", "properties": properties, "required": _REQUIRED + required}
+
+
+ACCEPTED = obj(content_id=STR, submit_successful={"const": True})
+HASH_INPUT = _input(
+    ["signal_type", "signal_value"], signal_type=STR, signal_value=STR, content_url=STR
+)
+HASHES_RESULT = obj(
+    {"matched": BOOL, "message": STR},
+    content_id=nullable(STR),
+    submit_successful=BOOL,
+)
 
 
 def _runtime() -> Runtime:
@@ -130,6 +164,11 @@ def _validated_url(body: dict[str, Any], runtime: Runtime, *, required: bool) ->
 
 @blueprint.post("/submit/url/")
 @requires_scope("submit")
+@operation(
+    "Submit content by URL; it is fetched, hashed, matched and actioned",
+    request=_input(["content_url"], content_url=STR),
+    responses={200: ACCEPTED, **errors(409)},
+)
 def submit_url() -> Response:
     runtime = _runtime()
     body = json_body()
@@ -152,6 +191,11 @@ def submit_url() -> Response:
 
 @blueprint.post("/submit/bytes/")
 @requires_scope("submit")
+@operation(
+    "Submit content as base64 bytes",
+    request=_input(["content_bytes"], content_bytes=STR),
+    responses={200: ACCEPTED, **errors(409)},
+)
 def submit_bytes() -> Response:
     runtime = _runtime()
     body = json_body()
@@ -222,6 +266,11 @@ def _hash_submission(
 
 @blueprint.post("/submit/hash/")
 @requires_scope("submit")
+@operation(
+    "Submit a hash computed elsewhere; matched before the answer",
+    request=HASH_INPUT,
+    responses={200: ACCEPTED, **errors(409)},
+)
 def submit_hash() -> Response:
     """The high-throughput path: matched here, in the API process, against its own index.
 
@@ -253,6 +302,11 @@ def _item_failure(raw: Any, message: str) -> dict[str, Any]:
 
 @blueprint.post("/submit/hashes/")
 @requires_scope("submit")
+@operation(
+    "Submit many hashes; answered item by item, in order",
+    request=obj(items=array(HASH_INPUT)),
+    responses={200: obj(results=array(HASHES_RESULT))},
+)
 def submit_hashes() -> Response:
     """Many ``/submit/hash/`` items in one request, answered item by item, in order.
 
@@ -308,6 +362,11 @@ def submit_hashes() -> Response:
 
 @blueprint.post("/submit/put-url/")
 @requires_scope("submit")
+@operation(
+    "Get a URL to PUT the content's media to",
+    request=_input(["file_type"], file_type=STR),
+    responses={200: obj(content_id=STR, file_type=STR, presigned_url=STR), **errors(409)},
+)
 def submit_put_url() -> Response:
     runtime = _runtime()
     body = json_body()

@@ -17,6 +17,14 @@ from hma_framework.pipeline.stages import advance
 from hma_framework.runtime import Runtime
 from hma_framework.secret_key import signing_key
 from hma_framework.store import content as records
+from hma_framework.web.api_schema import (
+    INT,
+    STR,
+    Media,
+    errors,
+    obj,
+    operation,
+)
 from hma_framework.web.auth import public
 from hma_framework.web.errors import ApiError
 
@@ -62,6 +70,14 @@ def _bound_submission(runtime: Runtime, token: str) -> tuple[int, int]:
 
 @blueprint.put("/upload/<token>")
 @public
+@operation(
+    "Upload the media of a /submit/put-url/ submission (the URL is the credential)",
+    request=Media("application/octet-stream", {"type": "string", "format": "binary"}),
+    responses={
+        200: obj(content_id=STR, size=INT, submit_successful={"const": True}),
+        **errors(403, 409, 410),
+    },
+)
 def upload(token: str) -> Response:
     runtime: Runtime = current_app.extensions["hma"]
     content_pk, submission_pk = _bound_submission(runtime, token)

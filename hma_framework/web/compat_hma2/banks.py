@@ -16,6 +16,15 @@ from sqlalchemy.exc import IntegrityError
 from hma_framework.exchanges.configs import exchanges_of
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
+from hma_framework.web.api_schema import (
+    BOOL,
+    NUM,
+    STR,
+    array,
+    errors,
+    obj,
+    operation,
+)
 from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.hashing import runtime
 from hma_framework.web.compat_hma2.inputs import param, to_bool, to_ratio
@@ -23,6 +32,16 @@ from hma_framework.web.errors import ApiError
 
 blueprint = Blueprint("hma2_banks", __name__)
 _BANK_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+HMA2_BANK = obj(name=STR, matching_enabled_ratio=NUM)
+#: Parameters come as JSON, form fields or the query string, as HMA 2.0 took them.
+HMA2_BANK_INPUT = obj(
+    {
+        "name": STR,
+        "enabled_ratio": NUM,
+        "matching_enabled_ratio": NUM,
+        "enabled": BOOL,
+    }
+)
 
 
 def bank_view(bank: dict[str, Any]) -> dict[str, Any]:
@@ -57,18 +76,26 @@ def _ratio_from_request() -> float | None:
 
 @blueprint.get("/c/banks")
 @compat_view("read")
+@operation("HMA 2.0: list banks", responses={200: array(HMA2_BANK)})
 def list_banks() -> Response:
     return jsonify([bank_view(b) for b in BankQueries(runtime().store).banks()])
 
 
 @blueprint.get("/c/bank/<bank_name>")
 @compat_view("read")
+@operation("HMA 2.0: a bank", responses={200: HMA2_BANK})
 def get_bank(bank_name: str) -> Response:
     return jsonify(bank_view(bank_or_404(bank_name)))
 
 
 @blueprint.post("/c/banks")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: create a bank",
+    request=HMA2_BANK_INPUT,
+    request_required=False,
+    responses={201: HMA2_BANK},
+)
 def create_bank() -> tuple[Response, int]:
     name = _checked_name(param("name"))
     ratio = _ratio_from_request()
@@ -83,6 +110,12 @@ def create_bank() -> tuple[Response, int]:
 
 @blueprint.put("/c/bank/<bank_name>")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: rename a bank or change its matching ratio",
+    request=HMA2_BANK_INPUT,
+    request_required=False,
+    responses={200: HMA2_BANK},
+)
 def update_bank(bank_name: str) -> Response:
     """Everything is checked before anything changes, so a refused rename changes nothing."""
     bank_or_404(bank_name, "Bank not found")
@@ -102,6 +135,10 @@ def update_bank(bank_name: str) -> Response:
 
 @blueprint.delete("/c/bank/<bank_name>")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: delete a bank (200 whether or not it existed)",
+    responses={200: obj(message=STR), **errors(409)},
+)
 def delete_bank(bank_name: str) -> Response:
     """200 whether or not the bank existed, as HMA 2.0 answers. A bank an exchange fills goes
     with its exchange (HMA 2.0 would leave the exchange behind, still holding credentials and

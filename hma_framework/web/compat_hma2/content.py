@@ -18,6 +18,19 @@ from flask import Blueprint, Response, jsonify, request
 from hma_framework.registry import InvalidSignalError
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks, NewMember
+from hma_framework.web.api_schema import (
+    ANY,
+    INT,
+    OBJ,
+    STR,
+    Media,
+    Schema,
+    errors,
+    nullable,
+    obj,
+    operation,
+    string_map,
+)
 from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.banks import bank_or_404, bank_view
 from hma_framework.web.compat_hma2.hashing import hash_upload, hash_url_content, runtime
@@ -42,6 +55,33 @@ CONTENT_URI, METADATA_JSON, ORIGINAL_MEDIA_URI = (
     "metadata_json",
     "original_media_uri",
 )
+_BASE: dict[str, Schema] = {
+    "id": INT,
+    "disable_until_ts": INT,
+    "original_media_uri": nullable(STR),
+    "bank": obj(name=STR, matching_enabled_ratio={"type": "number"}),
+}
+_COLLAB = string_map({"type": "array", "items": STR})
+#: ``GET``: signals, metadata and note only when asked for and present (see content_view).
+HMA2_CONTENT = obj(
+    {
+        "signals": string_map(STR),
+        "metadata": obj(
+            content_id=nullable(STR), content_uri=nullable(STR), json=ANY, collab=nullable(_COLLAB)
+        ),
+        "note": STR,
+    },
+    **_BASE,
+)
+#: ``PUT``: the whole stored record (see content_record).
+HMA2_CONTENT_RECORD = obj(
+    **_BASE,
+    collab_metadata=_COLLAB,
+    user_metadata=nullable(OBJ),
+    note=nullable(STR),
+)
+ADDED = obj(id=INT, signals=string_map(STR))
+UPLOAD = Media("multipart/form-data", OBJ)
 
 
 def _disable_until_ts(member: dict[str, Any]) -> int:
@@ -206,6 +246,13 @@ def _request_metadata(parts: list[Part]) -> dict[str, Any] | None:
 
 @blueprint.post("/c/bank/<bank_name>/content")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: hash a ?url= or an upload (form field named after its content type) into the bank",
+    query={"url": STR, "content_type": STR, "types": STR, "note": STR},
+    request=UPLOAD,
+    request_required=False,
+    responses={200: ADDED, **errors(502)},
+)
 def add_content(bank_name: str) -> Response:
     """Hash a ``?url=`` or an upload (field named after its content type) into the bank.
 
@@ -228,6 +275,11 @@ def add_content(bank_name: str) -> Response:
 
 @blueprint.post("/c/bank/<bank_name>/signal")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: add {signal_type: hash} to the bank",
+    request=string_map(STR),
+    responses={200: ADDED},
+)
 def add_signals(bank_name: str) -> Response:
     """``{signal_type: hash, "note": ...}`` straight into the bank; matchable at once."""
     bank_or_404(bank_name)
@@ -238,6 +290,11 @@ def add_signals(bank_name: str) -> Response:
 
 @blueprint.get("/c/bank/<bank_name>/content/<int:content_id>")
 @compat_view("read")
+@operation(
+    "HMA 2.0: a bank content (a member)",
+    query={"signal_type": STR, "include_signals": STR},
+    responses={200: HMA2_CONTENT},
+)
 def get_content(bank_name: str, content_id: int) -> Response:
     """``include_signals=true`` adds every signal (``signal_type=`` only that type's);
     ``include_metadata=false`` leaves the metadata out."""
@@ -280,6 +337,12 @@ def _set_disable_until(content_id: int, value: int) -> None:
 
 @blueprint.put("/c/bank/<bank_name>/content/<int:content_id>")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: switch a bank content off, on, or off until a time",
+    request=obj({"disable_until_ts": INT}),
+    request_required=False,
+    responses={200: HMA2_CONTENT_RECORD},
+)
 def update_content(bank_name: str, content_id: int) -> Response:
     """``disable_until_ts`` and ``note`` (empty clears it); everything is checked first."""
     member, bank = _member_or_404(bank_name, content_id)
@@ -299,6 +362,7 @@ def update_content(bank_name: str, content_id: int) -> Response:
 
 @blueprint.delete("/c/bank/<bank_name>/content/<int:content_id>")
 @compat_view("admin")
+@operation("HMA 2.0: remove a bank content", responses={200: obj(deleted=INT)})
 def delete_content(bank_name: str, content_id: int) -> Response:
     bank_or_404(bank_name)
     found = BankQueries(runtime().store).members(bank_name, member_pk=content_id)

@@ -28,6 +28,17 @@ from hma_framework.exchanges.configs import (
     exchanges_of,
 )
 from hma_framework.store.bank_queries import BankQueries
+from hma_framework.web.api_schema import (
+    BOOL,
+    INT,
+    OBJ,
+    STR,
+    array,
+    errors,
+    nullable,
+    obj,
+    operation,
+)
 from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.hashing import runtime
 from hma_framework.web.compat_hma2.inputs import json_object, param, to_bool
@@ -40,6 +51,11 @@ install_exchange_errors(blueprint)
 _BANK = r"^[A-Z0-9_]+$"
 #: Fields of HMA 2.0's collaboration config that this project fills itself.
 _OWN = ("name", "api", "enabled")
+API_ANSWER = obj(supports_authentification=BOOL, has_set_authentification=BOOL)
+CREDENTIAL_STATUS = obj(
+    supports_auth=BOOL, has_credentials=BOOL, has_own_credentials=BOOL, source=nullable(STR)
+)
+COLLAB = obj(name=STR, api=STR, enabled=BOOL, credential_status=CREDENTIAL_STATUS)
 
 
 def _exchanges() -> Exchanges:
@@ -110,6 +126,7 @@ def _collab(exchanges: Exchanges, view: dict[str, Any]) -> dict[str, Any]:
 
 @blueprint.get("/c/exchanges/apis")
 @compat_view("admin")
+@operation("HMA 2.0: the installed exchange APIs", responses={200: array(STR)})
 def exchange_apis() -> Response:
     return jsonify(sorted(runtime().registry.exchanges))
 
@@ -123,6 +140,7 @@ def _api_answer(exchanges: Exchanges, api: str) -> Response:
 
 @blueprint.get("/c/exchanges/api/<api>")
 @compat_view("admin")
+@operation("HMA 2.0: whether an exchange API has shared credentials", responses={200: API_ANSWER})
 def get_api(api: str) -> Response:
     exchanges = _exchanges()
     _known_api(api)
@@ -131,6 +149,11 @@ def get_api(api: str) -> Response:
 
 @blueprint.post("/c/exchanges/api/<api>")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: set an exchange API's shared credentials",
+    request=obj({"credential_json": OBJ}),
+    responses={200: API_ANSWER, **errors(409)},
+)
 def set_api_credentials(api: str) -> Response:
     """The API's shared credentials: an object sets them, ``{}`` clears them, a missing or
     null ``credential_json`` leaves them. Exchanges with their own keep using theirs."""
@@ -149,6 +172,15 @@ def set_api_credentials(api: str) -> Response:
 
 @blueprint.get("/c/exchanges/api/<api>/schema")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: an exchange API's configuration and credential fields",
+    responses={
+        200: obj(
+            config_schema=obj(fields=array(OBJ)),
+            credentials_schema=nullable(obj(fields=array(OBJ))),
+        )
+    },
+)
 def api_schema(api: str) -> Response:
     exchanges = _exchanges()
     record = exchanges.installed_record(api)
@@ -189,6 +221,12 @@ def _create_arguments() -> tuple[str, str, dict[str, Any], Any]:
 
 @blueprint.post("/c/exchanges")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: create an exchange and its bank",
+    request=obj({"bank": STR, "api": STR, "api_json": OBJ, "credential_json": OBJ}),
+    request_required=False,
+    responses={201: obj(message=STR), **errors(409)},
+)
 def create_exchange() -> tuple[Response, int]:
     bank, api, api_json, credentials = _create_arguments()
     exchanges = _exchanges()
@@ -217,12 +255,14 @@ def create_exchange() -> tuple[Response, int]:
 
 @blueprint.get("/c/exchanges")
 @compat_view("admin")
+@operation("HMA 2.0: the exchanges' names", responses={200: array(STR)})
 def list_exchanges() -> Response:
     return jsonify([v["bank"] or v["name"] for v in _exchanges().all()])
 
 
 @blueprint.get("/c/exchange/<name>")
 @compat_view("admin")
+@operation("HMA 2.0: an exchange", responses={200: COLLAB})
 def get_exchange(name: str) -> Response:
     exchanges = _exchanges()
     return jsonify(_collab(exchanges, _exchange_or_404(exchanges, name)))
@@ -230,6 +270,12 @@ def get_exchange(name: str) -> Response:
 
 @blueprint.put("/c/exchange/<name>")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: switch an exchange on or off",
+    request=obj({"enabled": BOOL}),
+    request_required=False,
+    responses={200: COLLAB},
+)
 def update_exchange(name: str) -> Response:
     """HMA 2.0 changes ``enabled`` only."""
     exchanges = _exchanges()
@@ -242,6 +288,10 @@ def update_exchange(name: str) -> Response:
 
 @blueprint.delete("/c/exchange/<name>")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: delete an exchange and its bank (200 if missing)",
+    responses={200: obj(message=STR)},
+)
 def delete_exchange(name: str) -> Response:
     """The exchange and its bank go together, as in HMA 2.0; a missing one is a 200."""
     exchanges = _exchanges()
@@ -261,6 +311,11 @@ def exchange_credentials(name: str) -> Response:
 
 @blueprint.post("/c/exchange/<name>/credentials")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: set or clear one exchange's credentials",
+    request=obj(credential_json=nullable(OBJ)),
+    responses={200: CREDENTIAL_STATUS},
+)
 def set_exchange_credentials(name: str) -> Response:
     """This exchange's own credentials; ``{}`` or null clears them (it then uses its API's
     shared set, if any). Only ``credential_json`` is accepted."""
@@ -290,6 +345,22 @@ def _timestamp(iso: str | None) -> int | None:
 
 @blueprint.get("/c/exchange/<name>/status")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: an exchange's fetch status",
+    responses={
+        200: obj(
+            last_fetch_time=INT,
+            checkpoint_time=INT,
+            success=BOOL,
+            last_fetch_succeeded=BOOL,
+            last_fetch_complete_ts=nullable(INT),
+            running_fetch_start_ts=nullable(INT),
+            checkpoint_ts=nullable(INT),
+            up_to_date=BOOL,
+            fetched_items=INT,
+        )
+    },
+)
 def exchange_status(name: str) -> Response:
     """Both spellings: HMA 2.0's documented one and the fetch status fields Coop reads."""
     exchanges = _exchanges()

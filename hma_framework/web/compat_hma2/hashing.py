@@ -12,6 +12,14 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from hma_framework.errors import PermanentMediaError, TransientFetchError
 from hma_framework.media_hashing import bytes_file, fetched, guess_content_type, hash_for_lookup
 from hma_framework.runtime import Runtime
+from hma_framework.web.api_schema import (
+    OBJ,
+    STR,
+    Media,
+    errors,
+    operation,
+    string_map,
+)
 from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.inputs import Part, multipart_parts, param
 from hma_framework.web.errors import ApiError
@@ -99,6 +107,11 @@ def hash_upload(parts: list[Part]) -> dict[str, str]:
 
 @blueprint.get("/h/hash")
 @compat_view("read")
+@operation(
+    "HMA 2.0: hash the media at a URL",
+    query={"url": STR, "content_type": STR, "types": STR},
+    responses={200: string_map(STR), **errors(502)},
+)
 def hash_get() -> Response:
     url = param("url")
     if not url:
@@ -108,5 +121,11 @@ def hash_get() -> Response:
 
 @blueprint.post("/h/hash")
 @compat_view("read")
+@operation(
+    "HMA 2.0: hash an upload (form field named after its content type)",
+    query={"types": STR},
+    request=Media("multipart/form-data", OBJ),
+    responses={200: string_map(STR)},
+)
 def hash_post() -> Response:
     return jsonify(hash_upload(multipart_parts()))

@@ -88,8 +88,15 @@ def multipart_parts(req: Request | None = None) -> list[Part]:
     boundary = req.mimetype_params.get("boundary")
     if req.mimetype != "multipart/form-data" or not boundary:
         return []
+    try:
+        return _decoded_parts(boundary, req.get_data(cache=True))
+    except ValueError as exc:  # werkzeug's decoder on a truncated or malformed body
+        raise ApiError(400, f"the multipart/form-data body is malformed: {exc}") from None
+
+
+def _decoded_parts(boundary: str, body: bytes) -> list[Part]:
     decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=None)
-    decoder.receive_data(req.get_data(cache=True))
+    decoder.receive_data(body)
     decoder.receive_data(None)
     parts: list[Part] = []
     current: tuple[str, str | None] | None = None

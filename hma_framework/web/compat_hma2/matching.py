@@ -17,6 +17,19 @@ from hma_framework.index.sampling import coin_flip, sampled_banks
 from hma_framework.json_input import JsonInputError, parse_json
 from hma_framework.registry import InvalidSignalError
 from hma_framework.store.bank_queries import BankQueries
+from hma_framework.web.api_schema import (
+    ANY,
+    BOOL,
+    INT,
+    OBJ,
+    STR,
+    Media,
+    array,
+    errors,
+    obj,
+    operation,
+    string_map,
+)
 from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.hashing import hash_upload, hash_url_content, runtime
 from hma_framework.web.compat_hma2.inputs import multipart_parts, param, to_bool
@@ -48,8 +61,17 @@ def _required(name: str) -> str:
     return str(value)
 
 
+HIT = obj(bank_content_id=INT, distance=STR)
+BY_BANK = string_map(array(HIT))
+
+
 @blueprint.get("/m/raw_lookup")
 @compat_view("read")
+@operation(
+    "HMA 2.0: the member ids matching a hash, whatever the banks' ratios",
+    query={"signal": STR, "signal_type": STR, "banks": STR, "include_distance": STR},
+    responses={200: obj(matches={"anyOf": [array(INT), array(HIT)]})},
+)
 def raw_lookup() -> Response:
     signal, signal_type = _required("signal"), _required("signal_type")
     include_distance = to_bool(param("include_distance") or "false", "include_distance")
@@ -85,6 +107,19 @@ def _by_bank(
 
 @blueprint.get("/m/lookup")
 @compat_view("read")
+@operation(
+    "HMA 2.0: matches by bank for a hash, or per signal type for the media at a URL",
+    query={
+        "signal": STR,
+        "signal_type": STR,
+        "url": STR,
+        "content_type": STR,
+        "types": STR,
+        "banks": STR,
+        "seed": STR,
+    },
+    responses={200: {"anyOf": [BY_BANK, string_map(BY_BANK)]}, **errors(502)},
+)
 def lookup_get() -> Response:
     """By signal: flat ``{bank: [...]}``. By URL: ``{signal_type: {bank: [...]}}``, or flat
     for the one ``signal_type`` when that is given too."""
@@ -105,6 +140,12 @@ def lookup_get() -> Response:
 
 @blueprint.post("/m/lookup")
 @compat_view("read")
+@operation(
+    "HMA 2.0: matches per signal type for an upload",
+    query={"bypass_coinflip": STR, "banks": STR, "seed": STR, "types": STR},
+    request=Media("multipart/form-data", OBJ),
+    responses={200: string_map(BY_BANK)},
+)
 def lookup_post() -> Response:
     hashes = hash_upload(multipart_parts())
     bypass = request.args.get("bypass_coinflip", "false") == "true"
@@ -114,6 +155,11 @@ def lookup_post() -> Response:
 
 @blueprint.post("/m/compare")
 @compat_view("read")
+@operation(
+    "HMA 2.0: compare pairs of hashes, {signal_type: [a, b]}",
+    request=string_map(array(STR)),
+    responses={200: string_map(array(ANY))},
+)
 def compare() -> Response:
     """``{signal_type: [hash_a, hash_b]}`` -> ``{signal_type: [matched, {"distance": d}]}``."""
     rt = runtime()
@@ -150,6 +196,11 @@ def compare() -> Response:
 
 @blueprint.get("/m/index/status")
 @compat_view("read")
+@operation(
+    "HMA 2.0: the index state per signal type",
+    query={"signal_type": STR},
+    responses={200: string_map(obj(present=BOOL, built_to=INT, size=INT))},
+)
 def index_status() -> Response:
     rt = runtime()
     names = sorted(rt.registry.signal_types)

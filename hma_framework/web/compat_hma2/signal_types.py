@@ -16,6 +16,7 @@ from hma_framework.store.signal_type_settings import (
     set_enabled_ratio,
 )
 from hma_framework.store.tables import BankMemberRow, MemberSignalRow, SignalRow
+from hma_framework.web.api_schema import BOOL, INT, NUM, STR, array, obj, operation, string_map
 from hma_framework.web.compat_hma2.auth import compat_view
 from hma_framework.web.compat_hma2.hashing import content_types, runtime
 from hma_framework.web.compat_hma2.inputs import json_object, param
@@ -26,6 +27,7 @@ blueprint = Blueprint("hma2_signal_types", __name__)
 
 @blueprint.get("/c/signal_type")
 @compat_view("read")
+@operation("HMA 2.0: the signal types", responses={200: array(obj(name=STR, enabled_ratio=NUM))})
 def signal_types() -> Response:
     rt = runtime()
     ratios = enabled_ratios(rt.store)
@@ -51,6 +53,13 @@ def _ratio(raw: Any) -> float:
 
 @blueprint.put("/c/signal_type/<signal_type_name>")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: set a signal type's enabled ratio (stored and reported, as HMA 2.0 does)",
+    request=obj(enabled_ratio=NUM),
+    request_required=False,
+    query={"enabled_ratio": NUM},
+    responses={204: None},
+)
 def update_signal_type(signal_type_name: str) -> tuple[str, int]:
     """204 with no body, as HMA 2.0 answers. Its unknown-type and range errors are 500s
     there; here they are the 400s they should be, with its messages."""
@@ -87,6 +96,21 @@ def _db_counts() -> dict[str, tuple[int, int]]:
 
 @blueprint.get("/c/signal_type/index")
 @compat_view("read")
+@operation(
+    "HMA 2.0: index build status per signal type",
+    query={"signal_type": STR},
+    responses={
+        200: string_map(
+            obj(
+                db_size=INT,
+                index_size=INT,
+                index_out_of_date=BOOL,
+                newest_db_item=INT,
+                index_built_to=INT,
+            )
+        )
+    },
+)
 def index_status() -> Response:
     """HMA 2.0's build status per type. The index applies the change log on every lookup,
     so after this refresh it is built to the newest item (never "out of date")."""
@@ -114,5 +138,6 @@ def index_status() -> Response:
 
 @blueprint.get("/c/content_type")
 @compat_view("read")
+@operation("HMA 2.0: the content types", responses={200: array(obj(name=STR, enabled=BOOL))})
 def content_type_list() -> Response:
     return jsonify([{"name": name, "enabled": True} for name in content_types(runtime())])

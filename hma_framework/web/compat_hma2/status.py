@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app
 
 from hma_framework.index.warmup import wait_until_loaded
 from hma_framework.runtime import Runtime
+from hma_framework.web.api_schema import Media, operation
 from hma_framework.web.auth import public
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ ALIVE = "I-AM-ALIVE"
 STALE = "INDEX-STALE"
 NOT_LOADED = "INDEX-NOT-LOADED"
 FIRST_LOAD_WAIT_SECONDS = 2.0
+PLAIN = Media("text/plain", {"type": "string"})
 
 
 def _text(body: str, status: int) -> Response:
@@ -30,6 +32,10 @@ def _text(body: str, status: int) -> Response:
 
 @blueprint.get("/status")
 @public
+@operation(
+    "HMA 2.0: I-AM-ALIVE, or INDEX-NOT-LOADED / INDEX-STALE with 503",
+    responses={200: PLAIN, 503: PLAIN},
+)
 def status() -> Response:
     runtime: Runtime = current_app.extensions["hma"]
     if not wait_until_loaded(runtime, FIRST_LOAD_WAIT_SECONDS):
@@ -44,6 +50,7 @@ def status() -> Response:
 
 @blueprint.get("/status/live")
 @public
+@operation("HMA 2.0: the process answers", responses={200: PLAIN})
 def live() -> Response:
     """The process answers requests; says nothing about the index (use ``/status``)."""
     return _text(ALIVE, 200)

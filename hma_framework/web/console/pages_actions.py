@@ -20,6 +20,7 @@ from hma_framework.actions.errors import ActionConflict, ActionNotFound, Invalid
 from hma_framework.actions.handlers import handlers_of
 from hma_framework.actions.rule_store import RuleStore
 from hma_framework.actions.rules import parse_rule
+from hma_framework.web.api_schema import FORM, STR, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, error_page, page, runtime
 
@@ -32,6 +33,11 @@ RULE_EXAMPLE = (
 
 @blueprint.get("/deliveries")
 @console_scope("read")
+@operation(
+    "Console: deliveries",
+    query={"status": STR, "handler": STR, "cursor": STR},
+    responses=html_page(400),
+)
 def deliveries() -> Response:
     """Given-up deliveries first, then the newest of every status (or the one filtered)."""
     queries = DeliveryQueries(runtime().store)
@@ -52,6 +58,7 @@ def deliveries() -> Response:
 
 @blueprint.get("/deliveries/<int:delivery_id>")
 @console_scope("read")
+@operation("Console: a delivery", responses=html_page(404))
 def delivery(delivery_id: int) -> Response:
     found = DeliveryQueries(runtime().store).get(delivery_id)
     if found is None:
@@ -61,6 +68,7 @@ def delivery(delivery_id: int) -> Response:
 
 @blueprint.post("/deliveries/<int:delivery_id>/redeliver")
 @console_scope("admin")
+@operation("Console: deliver again", request=FORM, responses=html_page(404, 409))
 def redeliver(delivery_id: int) -> Response:
     rt = runtime()
     try:
@@ -93,6 +101,7 @@ def _actions_page(status: int = 200, **context: Any) -> Response:
 
 @blueprint.get("/actions")
 @console_scope("admin")
+@operation("Console: rules and handlers", responses=html_page())
 def actions() -> Response:
     return _actions_page()
 
@@ -111,6 +120,7 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
 
 @blueprint.post("/actions/rules")
 @console_scope("admin")
+@operation("Console: create a rule", request=FORM, responses=html_page(400, 404, 409))
 def create_rule() -> Response:
     text = request.form.get("rule", "")
     try:
@@ -122,6 +132,7 @@ def create_rule() -> Response:
 
 @blueprint.post("/actions/handlers")
 @console_scope("admin")
+@operation("Console: configure a handler", request=FORM, responses=html_page(400, 404, 409))
 def create_handler() -> Response:
     rt = runtime()
     form = {k: request.form.get(k, "") for k in ("name", "type", "config")}

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from hma_framework.registry import InvalidSignalError
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
+from hma_framework.web.api_schema import FORM, OBJ, STR, Media, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.banks import valid_bank_name
 from hma_framework.web.console.common import blueprint, error_page, page, runtime
@@ -29,12 +30,14 @@ def _bank(name: str) -> dict[str, Any] | None:
 
 @blueprint.get("/banks")
 @console_scope("read")
+@operation("Console: banks", responses=html_page())
 def banks() -> Response:
     return page("banks.html", banks=BankQueries(runtime().store).banks())
 
 
 @blueprint.post("/banks")
 @console_scope("admin")
+@operation("Console: create a bank", request=FORM, responses=html_page(400, 409))
 def create_bank() -> Response:
     name = request.form.get("name", "").strip()
     if not valid_bank_name(name):
@@ -49,6 +52,7 @@ def create_bank() -> Response:
 
 @blueprint.post("/banks/<name>/enabled")
 @console_scope("admin")
+@operation("Console: switch a bank on or off", request=FORM, responses=html_page(404))
 def toggle_bank(name: str) -> Response:
     if _bank(name) is None:
         return error_page(404, f"No bank named {name!r}.")
@@ -81,6 +85,11 @@ def _search(name: str, query: str, after: int | None) -> list[dict[str, Any]]:
 
 @blueprint.get("/banks/<name>")
 @console_scope("read")
+@operation(
+    "Console: a bank and its members",
+    query={"q": STR, "after": STR},
+    responses=html_page(400, 404),
+)
 def bank(name: str, message: str = "", status: int = 200) -> Response:
     found = _bank(name)
     if found is None:
@@ -104,6 +113,11 @@ def bank(name: str, message: str = "", status: int = 200) -> Response:
 
 @blueprint.post("/banks/<name>/members")
 @console_scope("admin")
+@operation(
+    "Console: add a member",
+    request=Media("multipart/form-data", OBJ),
+    responses=html_page(400, 404, 413, 502, 503),
+)
 def add_member(name: str) -> Response:
     if _bank(name) is None:
         return error_page(404, f"No bank named {name!r}.")
@@ -128,6 +142,7 @@ def add_member(name: str) -> Response:
 
 @blueprint.post("/banks/<name>/members/<int:member_id>/enabled")
 @console_scope("admin")
+@operation("Console: switch a member on or off", request=FORM, responses=html_page(404))
 def toggle_member(name: str, member_id: int) -> Response:
     if not BankQueries(runtime().store).members(name, member_pk=member_id):
         return error_page(404, f"Bank {name!r} has no member {member_id}.")

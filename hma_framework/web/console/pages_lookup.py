@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from hma_framework.errors import PermanentMediaError
 from hma_framework.media_hashing import bytes_file, compute_signals
 from hma_framework.registry import InvalidSignalError
+from hma_framework.web.api_schema import OBJ, Media, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, page, runtime
 from hma_framework.web.errors import ApiError
@@ -32,12 +33,18 @@ def _form(status: int = 200, **context: Any) -> Response:
 
 @blueprint.get("/lookup")
 @console_scope("read")
+@operation("Console: the lookup form", responses=html_page())
 def lookup() -> Response:
     return _form()
 
 
 @blueprint.post("/lookup")
 @console_scope("read")
+@operation(
+    "Console: look up a URL, an upload or a hash",
+    request=Media("multipart/form-data", OBJ),
+    responses=html_page(400, 413, 502, 503),
+)
 def lookup_submit() -> Response:
     rt = runtime()
     upload = request.files.get("file")

@@ -13,6 +13,7 @@ from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.content_queries import ContentQueries
 from hma_framework.store.overview_queries import OverviewQueries
 from hma_framework.store.tables import utcnow
+from hma_framework.web.api_schema import STR, Media, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, error_page, page, runtime
 
@@ -28,6 +29,7 @@ PERIODS = {
 
 @blueprint.get("/")
 @console_scope("read")
+@operation("Console: overview", responses=html_page())
 def overview() -> Response:
     rt = runtime()
     queries = OverviewQueries(rt.store)
@@ -44,6 +46,11 @@ def overview() -> Response:
 
 @blueprint.get("/matches")
 @console_scope("read")
+@operation(
+    "Console: recent matches",
+    query={"bank": STR, "signal_type": STR, "cursor": STR},
+    responses=html_page(400),
+)
 def matches() -> Response:
     rt = runtime()
     bank = request.args.get("bank") or None
@@ -68,6 +75,7 @@ def matches() -> Response:
 
 @blueprint.get("/content")
 @console_scope("read")
+@operation("Console: a content record", query={"content_id": STR}, responses=html_page(404))
 def content() -> Response:
     content_id = request.args.get("content_id", "").strip()
     if not content_id:
@@ -94,6 +102,11 @@ def content() -> Response:
 
 @blueprint.get("/content/media")
 @console_scope("read")
+@operation(
+    "Console: the content's retained media",
+    query={"content_id": STR},
+    responses={**html_page(404), 200: Media("*/*")},
+)
 def content_media() -> Response:
     """Retained media for the Content page's veiled preview; 404 when previews are off."""
     rt = runtime()

@@ -13,6 +13,7 @@ from pathlib import Path
 from flask import redirect, request, send_from_directory, url_for
 from werkzeug.wrappers import Response
 
+from hma_framework.web.api_schema import ERROR, FORM, STR, Media, html_page, operation
 from hma_framework.web.auth import console_scope, public
 from hma_framework.web.console.common import (
     blueprint,
@@ -43,12 +44,14 @@ def _cookie(response: Response, name: str, value: str, max_age: int | None) -> N
 
 @blueprint.get("/static/<path:filename>")
 @public
+@operation("Console: its style sheet and icon", responses={200: Media("*/*"), 404: ERROR})
 def static(filename: str) -> Response:
     return send_from_directory(STATIC, filename, max_age=3600)
 
 
 @blueprint.get("/login")
 @public
+@operation("Console: the sign-in form", query={"next": STR}, responses=html_page())
 def login() -> Response:
     token = secrets.token_urlsafe(32)
     response = page("login.html", csrf_token=token, next=safe_next(request.args.get("next")))
@@ -58,6 +61,7 @@ def login() -> Response:
 
 @blueprint.post("/login")
 @public
+@operation("Console: sign in with an API key", request=FORM, responses=html_page(400, 401, 403))
 def login_submit() -> Response:
     form_token = request.form.get("csrf_token", "")
     cookie_token = request.cookies.get(LOGIN_COOKIE, "")
@@ -89,6 +93,7 @@ def login_submit() -> Response:
 
 @blueprint.post("/logout")
 @console_scope("read")
+@operation("Console: sign out", request=FORM, responses=html_page())
 def logout() -> Response:
     sessions().end(current_session().session_id)
     answer = redirect(url_for("console.login"), code=303)

@@ -60,7 +60,9 @@ class ConsoleSessions:
         name = _redis_key(session_id)
         pipe = self._redis.pipeline()
         pipe.hgetall(name)
-        pipe.expire(name, self._idle, xx=True)
+        # No XX flag: it needs Redis 7 (the embedded Redis is 6.2), and EXPIRE on a missing
+        # key is a no-op anyway, so an ended session is not brought back.
+        pipe.expire(name, self._idle)
         stored, _ = pipe.execute()
         if not stored:
             return None

@@ -18,6 +18,7 @@ import attrs
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from hma_framework.runtime import Runtime
+from hma_framework.web.api_schema import BOOL, INT, OBJ, STR, errors, obj, operation
 from hma_framework.web.auth import public
 from hma_framework.web.errors import ApiError
 from hma_s3_source.events import EventFormatError, ObjectCreated, parse_document, records_in
@@ -49,6 +50,20 @@ def _state(runtime: Runtime) -> _State:
 
 @blueprint.post("/sources/s3/events")
 @public  # authenticated below: a bearer token or an SNS signature
+@operation(
+    "S3 event notifications (MinIO with the events token, or signed SNS messages)",
+    request=OBJ,
+    responses={
+        200: {
+            "anyOf": [
+                obj(recorded=INT, unchanged=INT, skipped=INT),
+                obj(confirmed=BOOL, topic_arn=STR),
+                obj(ignored=STR),
+            ]
+        },
+        **errors(401, 403),
+    },
+)
 def receive_events() -> Response:
     runtime: Runtime = current_app.extensions["hma"]
     state = _state(runtime)
