@@ -34,6 +34,7 @@ from hma_framework.web.api_schema import (
     OBJ,
     STR,
     array,
+    enum,
     errors,
     nullable,
     obj,
@@ -53,7 +54,7 @@ _BANK = r"^[A-Z0-9_]+$"
 _OWN = ("name", "api", "enabled")
 API_ANSWER = obj(supports_authentification=BOOL, has_set_authentification=BOOL)
 CREDENTIAL_STATUS = obj(
-    supports_auth=BOOL, has_credentials=BOOL, has_own_credentials=BOOL, source=nullable(STR)
+    supports_auth=BOOL, has_credentials=BOOL, source=nullable(enum(OWN_SOURCE, API_SOURCE))
 )
 COLLAB = obj(name=STR, api=STR, enabled=BOOL, credential_status=CREDENTIAL_STATUS)
 
@@ -303,6 +304,9 @@ def delete_exchange(name: str) -> Response:
 
 @blueprint.get("/c/exchange/<name>/credentials")
 @compat_view("admin")
+@operation(
+    "HMA 2.0: whether an exchange has credentials, and whose", responses={200: CREDENTIAL_STATUS}
+)
 def exchange_credentials(name: str) -> Response:
     """Whether the exchange has credentials and where they come from; never the values."""
     exchanges = _exchanges()
@@ -352,7 +356,7 @@ def _timestamp(iso: str | None) -> int | None:
             last_fetch_time=INT,
             checkpoint_time=INT,
             success=BOOL,
-            last_fetch_succeeded=BOOL,
+            last_fetch_succeeded=nullable(BOOL),
             last_fetch_complete_ts=nullable(INT),
             running_fetch_start_ts=nullable(INT),
             checkpoint_ts=nullable(INT),
