@@ -43,7 +43,7 @@ def exchanges() -> Response:
     if fetched:
         queued = request.args.get("enqueued") == "1"
         notice = (
-            f"A fetch of {fetched} is queued."
+            f"A fetch of {fetched} was queued."
             if queued
             else f"{fetched} is already being fetched or queued."
         )

@@ -80,7 +80,7 @@ def _matches_page(args: Mapping[str, str], status: int = 200, message: str = "")
     found = ContentQueries(rt.store).matches(**query, limit=PAGE_SIZE)
     opinions = opinions_of_matches(rt, [m["id"] for m in found])
     taken = opinions_taken(rt)
-    filters = {k: v for k, v in chosen.items() if v}
+    filters: dict[str, Any] = {k: v for k, v in chosen.items() if v}
     for m in found:
         m["write_backs"] = opinions.get(m["id"], [])
         m["exchange"], m["opinions"] = taken.get(m["bank"], (None, ()))
@@ -89,7 +89,7 @@ def _matches_page(args: Mapping[str, str], status: int = 200, message: str = "")
         status=status,
         message=message,
         matches=found,
-        banks=[b["name"] for b in BankQueries(rt.store).banks()],
+        banks=BankQueries(rt.store).names(),
         signal_types=sorted(rt.registry.signal_types),
         periods=list(PERIODS),
         kinds=KINDS,

@@ -142,7 +142,7 @@ def check() -> Response:
     original = request.form.get("original", "")
     raw_match = request.form.get("match_id", "")
     match_id = int(raw_match) if raw_match.isdigit() and len(raw_match) < 19 else None
-    form = {"original": original, "rule_text": text, "match_id": match_id}
+    form: dict[str, Any] = {"original": original, "rule_text": text, "match_id": match_id}
     if match_id is None:
         return _rule_page(400, message="Choose a recent match to check the rule against.", **form)
     try:
