@@ -246,6 +246,8 @@ def test_rules_are_edited_with_the_apis_checks(
     for path in ("/ui/actions/rules/r2", "/ui/actions/handlers/hook"):
         assert client.get(path).status_code == 403
         assert client.post(path, data={"csrf_token": read_token, "rule": "{}"}).status_code == 403
+    checked = client.post("/ui/actions/check", data={"csrf_token": read_token, "rule": "{}"})
+    assert checked.status_code == 403 and "admin" in checked.text
     assert "Rules and handlers" not in client.get("/ui/matches").text
 
 

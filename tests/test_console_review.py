@@ -20,7 +20,7 @@ from hma_framework.exchanges.opinions import opinions_of_match
 from hma_framework.runtime import Runtime
 from hma_framework.testing import Tokens, run_jobs
 from tests.fakes.threatexchange import TOKEN, FakeThreatExchange, Indicator, fake_threatexchange
-from tests.test_actions_support import PDQ, bank_with
+from tests.test_actions_support import PDQ, bank_with, new_secret
 from tests.test_console import csrf_of, page_token, sign_in
 
 
@@ -186,3 +186,29 @@ def test_exchanges_page_shows_fetch_status_and_fetches_now_without_credentials(
     assert "failed" in bad and 'class="message error"' in bad
     for secret in (TOKEN, TOKEN.partition("|")[2], wrong, wrong.partition("|")[2]):
         assert secret not in after
+
+
+def test_review_pages_label_every_field_and_carry_no_inline_script(
+    client: Any, runtime: Runtime, tokens: Tokens, two_matches: Any
+) -> None:
+    from hma_framework.actions.handlers import handlers_of
+
+    handlers_of(runtime).create(
+        name="hook",
+        handler_type="webhook",
+        config={"url": "https://example.org/h", "signing_secrets": [new_secret()]},
+    )
+    sign_in(client, tokens.admin)
+    paths = ["/ui/matches", "/ui/deliveries", "/ui/exchanges", "/ui/actions"]
+    paths += ["/ui/actions/handlers/hook"]
+    for path in paths:
+        page = client.get(path)
+        assert page.status_code == 200, path
+        fields = re.findall(r"<(?:input|select|textarea) id=\"([^\"]+)\"", page.text)
+        assert fields or path == "/ui/exchanges", path
+        for field_id in fields:
+            assert f'for="{field_id}"' in page.text, (path, field_id)
+        for script in re.findall(r"<script[^>]*>.*?</script>", page.text, flags=re.S):
+            assert re.fullmatch(r'<script src="/ui/static/[a-z]+\.js" defer></script>', script)
+        assert "onclick" not in page.text and "javascript:" not in page.text
+    assert client.get("/ui/static/enhance.js").status_code == 200
