@@ -92,6 +92,8 @@ def test_opinion_buttons_write_back_through_the_service(
     # local_file takes true_positive only: that is the one button offered
     assert re.findall(r'name="opinion" value="([a-z_]+)"', rows["FILES"]) == ["true_positive"]
     assert 'name="back" value="/ui/matches?bank=FILES"' in rows["FILES"]
+    older = match_rows(client.get("/ui/matches?bank=FILES&before=999999").text)["FILES"]
+    assert 'name="back" value="/ui/matches?bank=FILES&amp;before=999999"' in older
     url = f"/ui/matches/{files_id}/opinion"
 
     forged = client.post(url, data={"opinion": "true_positive"})

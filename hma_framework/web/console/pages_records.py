@@ -94,7 +94,7 @@ def _matches_page(args: Mapping[str, str], status: int = 200, message: str = "")
         periods=list(PERIODS),
         kinds=KINDS,
         chosen=chosen,
-        here=url_for("console.matches", **filters),
+        here=url_for("console.matches", **{**filters, **_cursor(args)}),
         can_opine=current_key().allows("submit"),
         older=(
             url_for("console.matches", before=found[-1]["id"], **filters)
@@ -104,12 +104,18 @@ def _matches_page(args: Mapping[str, str], status: int = 200, message: str = "")
     )
 
 
+def _cursor(args: Mapping[str, str]) -> dict[str, str]:
+    """The page's ``before`` cursor, so an opinion sent from an older page comes back there."""
+    before = args.get("before", "")
+    return {"before": before} if before.isdigit() and len(before) < 19 else {}
+
+
 def _match_filters(args: Mapping[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
     """The filters as chosen (to refill the form) and as query arguments; ValueError if bad."""
     chosen = {k: args.get(k, "").strip() for k in ("bank", "signal_type", "period", "kind")}
     chosen.update({k: args.get(k, "").strip() for k in ("from", "to")})
-    raw_before = args.get("before", "")
-    before = int(raw_before) if raw_before.isdigit() and len(raw_before) < 19 else None
+    cursor = _cursor(args)
+    before = int(cursor["before"]) if cursor else None
     since = utcnow() - PERIODS[chosen["period"]] if chosen["period"] in PERIODS else None
     if chosen["kind"] not in KINDS:
         chosen["kind"] = ""
@@ -141,7 +147,7 @@ def _day(text: str, name: str) -> dt.datetime | None:
 @console_scope("submit")
 def match_opinion(match_id: int) -> Response:
     """The opinion buttons: the same service as ``POST /matches/<id>/opinion``."""
-    back = safe_next(request.form.get("back"))
+    back = safe_next(request.form.get("back") or url_for("console.matches"))
     back_args = dict(parse_qsl(urlsplit(back).query))
     opinion = request.form.get("opinion", "")
     try:

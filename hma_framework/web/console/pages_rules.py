@@ -113,7 +113,7 @@ def edit_rule(name: str) -> Response:
     try:
         shown = RuleStore(runtime().store).get(name)
     except ActionNotFound as exc:
-        return _rule_page(404, message=str(exc), rule_text="")
+        return error_page(404, str(exc))
     editable = {k: shown[k] for k in ("name", "enabled", "must_have", "must_not_have", "action")}
     return _rule_page(original=name, rule_text=json.dumps(editable, indent=2))
 
