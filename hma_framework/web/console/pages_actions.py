@@ -40,9 +40,7 @@ def deliveries() -> Response:
         newest=[d for d in newest if d["id"] not in shown],
         statuses=records.STATUSES,
         chosen_status=status or "",
-        here=url_for("console.deliveries", status=status)
-        if status
-        else url_for("console.deliveries"),
+        here=url_for("console.deliveries", status=status),  # None leaves it out
         redeliverable=REDELIVERABLE,
     )
 
