@@ -20,6 +20,7 @@ from hma_framework.actions.handlers import handlers_of
 from hma_framework.actions.rule_check import check_rule
 from hma_framework.actions.rule_store import RuleStore
 from hma_framework.actions.rules import parse_rule
+from hma_framework.json_input import JsonInputError, parse_json
 from hma_framework.store.content_queries import ContentQueries
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, error_page, page, runtime
@@ -41,12 +42,11 @@ def _status_of(error: Exception) -> int:
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
+    """The text as a JSON object, refused as the API refuses a body (depth, NUL, syntax)."""
     try:
-        value = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise InvalidActionInput(
-            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}"
-        ) from exc
+        value = parse_json(text or "{}")
+    except JsonInputError as exc:
+        raise InvalidActionInput(f"{what} is {exc}") from exc
     if not isinstance(value, dict):
         raise InvalidActionInput(f"{what} must be a JSON object")
     return value
