@@ -18,6 +18,7 @@ import requests
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 from hma_framework.testing import Tokens, make_photo, run_jobs
+from tests.fakes.threatexchange import TOKEN, FakeThreatExchange, Indicator, fake_threatexchange
 from tests.test_actions_support import Receiver, new_secret
 
 CHROMIUM = "/usr/bin/chromium"
@@ -80,8 +81,27 @@ def receiver() -> Iterator[Receiver]:
     server.close()
 
 
+@pytest.fixture
+def fake_te() -> Iterator[FakeThreatExchange]:
+    with fake_threatexchange(FakeThreatExchange()) as fake:
+        yield fake
+
+
+def pdq_of(runtime: Runtime, photo: bytes) -> str:
+    from hma_framework.media_hashing import bytes_file, compute_signals
+
+    with bytes_file(runtime, photo) as path:
+        (signal,) = compute_signals(runtime, "photo", path, alternates=False)
+    return str(signal.value)
+
+
 def test_the_analyst_journey(
-    page: Any, live_server: str, runtime: Runtime, tokens: Tokens, receiver: Receiver
+    page: Any,
+    live_server: str,
+    runtime: Runtime,
+    tokens: Tokens,
+    receiver: Receiver,
+    fake_te: FakeThreatExchange,
 ) -> None:
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -111,6 +131,30 @@ def test_the_analyst_journey(
     shot(page, "02-bank")
     page.get_by_role("link", name="Banks").click()
     shot(page, "03-banks")
+
+    # ThreatExchange shares the same photo; "fetch now" on the Exchanges page brings it in.
+    fake_te.add(Indicator(pdq_of(runtime, photo), tags=("journey-te",)))
+    created = requests.post(
+        f"{live_server}/exchanges",
+        json={
+            "name": "te",
+            "api": "fb_threatexchange",
+            "config": {"privacy_group": fake_te.privacy_group, "base_url": fake_te.base_url},
+            "credentials": {"api_token": TOKEN},
+        },
+        headers=Tokens.header(tokens.admin),
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    page.get_by_role("link", name="Exchanges").click()
+    assert "never" in page.inner_text("tr.exchange")
+    page.get_by_role("button", name="Fetch te now").click()
+    assert "A fetch of te was queued" in page.inner_text("main")
+    run_jobs(runtime, ["fetch"])
+    page.reload()
+    assert "added 1," in page.inner_text("tr.exchange")
+    assert TOKEN.partition("|")[2] not in page.content()
+    shot(page, "03c-exchanges")
 
     # A webhook handler (its secret typed once, never shown) and a rule for every match.
     page.get_by_role("link", name="Rules and handlers").click()
@@ -146,20 +190,50 @@ def test_the_analyst_journey(
 
     page.get_by_role("link", name="Matches").click()
     rows = page.locator("tr.match")
-    assert rows.count() == 1
-    assert "journey-1" in rows.first.inner_text() and "journey" in rows.first.inner_text()
+    assert rows.count() == 2  # in our bank and in the exchange's
+    assert all("journey-1" in text for text in rows.all_inner_texts())
+    local = rows.filter(has=page.get_by_role("link", name="journey", exact=True))
+    assert "no exchange to tell" in local.inner_text()
     shot(page, "04-matches")
+
+    # The analyst disagrees with ThreatExchange: the row updates in place (no page load).
+    te_row = rows.filter(has=page.get_by_role("link", name="TE", exact=True))
+    page.evaluate("window.stayedOnThePage = true")
+    te_row.get_by_role("button", name="False positive").click()
+    te_row = page.locator("tr.match", has=page.get_by_role("link", name="TE", exact=True))
+    te_row.locator("li.write-back").wait_for()
+    assert "false positive: pending" in te_row.inner_text()
+    assert page.evaluate("window.stayedOnThePage") is True
+    run_jobs(runtime, ["action"])
+    page.reload()
+    te_row = page.locator("tr.match", has=page.get_by_role("link", name="TE", exact=True))
+    assert "false positive: sent" in te_row.inner_text()
+    assert [r["reactions"] for r in fake_te.reactions if "reactions" in r] == ["DISAGREE_WITH_TAGS"]
+    shot(page, "04b-matches-opinion")
+
     page.get_by_role("link", name="Overview").click()
-    assert page.inner_text('[data-count="matches-day"]') == "1"
+    assert page.inner_text('[data-count="matches-day"]') == "2"
     assert page.inner_text('[data-count="submissions-day"]') == "1"
-    assert page.inner_text("tr.bank-matches").split() == ["journey", "1", "1"]
     shot(page, "05-overview")
+
+    # Would the rule fire? Checked on its own page against the match just found.
+    page.get_by_role("link", name="Rules and handlers").click()
+    page.get_by_role("link", name="Edit or check rule every-match").click()
+    page.get_by_role("button", name="Would this rule fire?").click()
+    assert "Would fire for match" in page.inner_text("#check-result")
+    shot(page, "04c-rule-check")
+    page.get_by_role("link", name="Rules and handlers").first.click()
+    page.get_by_role("link", name="Edit handler hook").click()
+    assert secret not in page.content()
+    assert page.get_by_label("Enabled").is_checked()
+    shot(page, "04d-handler")
 
     # The webhook was delivered, and the Deliveries page says so.
     assert len(receiver.received) == 1 and receiver.received[0].path == "/journey-1"
     page.get_by_role("link", name="Deliveries").click()
     delivered = page.locator("tr.delivery.succeeded")
     assert delivered.count() == 1 and "journey-1" in delivered.first.inner_text()
+    shot(page, "05c-deliveries")
     delivered.first.get_by_role("link").first.click()
     assert page.locator("tr.attempt").count() == 1 and "200" in page.inner_text("tr.attempt")
     shot(page, "05b-delivery")

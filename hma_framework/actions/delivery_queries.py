@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
-from hma_framework.actions.deliveries import FAILED
+from hma_framework.actions.deliveries import FAILED, HELD, PENDING
 from hma_framework.store.db import Store
 from hma_framework.store.tables import (
     ContentRow,
@@ -84,6 +84,26 @@ class DeliveryQueries:
             query = query.where(ContentRow.content_id == content_id)
         if before_id is not None:
             query = query.where(DeliveryRow.id < before_id)
+        with self._store.reading() as session:
+            return [delivery_view(*found) for found in session.execute(query)]
+
+    def failing(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Deliveries that have not given up but are not getting through, newest first.
+
+        Pending ones whose last attempt failed (a retry is scheduled) and held ones (their
+        handler is disabled); both use the status index.
+        """
+        query = (
+            self._query()
+            .where(
+                or_(
+                    and_(DeliveryRow.status == PENDING, DeliveryRow.last_error.is_not(None)),
+                    DeliveryRow.status == HELD,
+                )
+            )
+            .order_by(DeliveryRow.id.desc())
+            .limit(limit)
+        )
         with self._store.reading() as session:
             return [delivery_view(*found) for found in session.execute(query)]
 

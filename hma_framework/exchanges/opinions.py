@@ -147,14 +147,44 @@ def _record(runtime: Runtime, opinion_pk: int, status: str, error: str | None) -
 
 
 def opinions_of_match(runtime: Runtime, match_pk: int) -> list[dict[str, Any]]:
+    return opinions_of_matches(runtime, [match_pk]).get(match_pk, [])
+
+
+def opinions_of_matches(runtime: Runtime, match_pks: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each match's write-backs, oldest first, in one query (a page of matches at a time)."""
+    if not match_pks:
+        return {}
     with runtime.store.reading() as session:
         rows = session.execute(
             select(ExchangeOpinionRow, ExchangeRow.name)
             .outerjoin(ExchangeRow, ExchangeRow.id == ExchangeOpinionRow.exchange_pk)
-            .where(ExchangeOpinionRow.match_pk == match_pk)
+            .where(ExchangeOpinionRow.match_pk.in_(match_pks))
             .order_by(ExchangeOpinionRow.id)
         ).all()
-        return [_view(row, name) for row, name in rows]
+        found: dict[int, list[dict[str, Any]]] = {}
+        for row, name in rows:
+            if row.match_pk is not None:
+                found.setdefault(row.match_pk, []).append(_view(row, name))
+        return found
+
+
+def opinions_taken(runtime: Runtime) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Exchange-fed bank name -> (exchange name, the opinions its API takes, in OPINIONS order).
+
+    What a review page offers per match; ``request_opinion`` still decides each request.
+    """
+    with runtime.store.reading() as session:
+        rows = session.execute(
+            select(BankRow.name, ExchangeRow.name, ExchangeRow.api_type).join(
+                ExchangeRow, ExchangeRow.id == BankRow.exchange_pk
+            )
+        ).all()
+    taken = {}
+    for bank, exchange, api in rows:
+        record = runtime.registry.exchanges.get(api)
+        takes = record.opinions if record is not None else ()
+        taken[bank] = (exchange, tuple(o for o in OPINIONS if o in takes))
+    return taken
 
 
 class QueueingExchangeWriter:

@@ -59,6 +59,11 @@ class BankQueries:
         found = self.banks(name)
         return found[0] if found else None
 
+    def names(self) -> list[str]:
+        """Every bank's name, for filter menus: no member count (a scan at 1M members)."""
+        with self._store.reading() as session:
+            return list(session.scalars(select(BankRow.name).order_by(BankRow.name)))
+
     def matching_ratios(self, names: list[str]) -> dict[str, float]:
         """Each named bank's share of lookups it answers (0 for a bank switched off)."""
         if not names:

@@ -130,9 +130,13 @@ class ContentQueries:
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         before_id: int | None = None,
+        retroactive: bool | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Matches newest first; ``before_id`` is the cursor (the last id of the prior page)."""
+        """Matches newest first; ``before_id`` is the cursor (the last id of the prior page).
+
+        ``retroactive`` keeps only matches found on submission (False) or by retroaction (True).
+        """
         query = (
             select(MatchRow, BankRow.name, ContentRow.content_id)
             .join(BankRow, BankRow.id == MatchRow.bank_pk)
@@ -152,6 +156,8 @@ class ContentQueries:
             query = query.where(MatchRow.created_at < until)
         if before_id is not None:
             query = query.where(MatchRow.id < before_id)
+        if retroactive is not None:
+            query = query.where(MatchRow.retroactive.is_(retroactive))
         with self._store.reading() as session:
             return [_match_json(m, bank_name, cid) for m, bank_name, cid in session.execute(query)]
 

@@ -16,8 +16,10 @@ from hma_framework.web.auth import CONSOLE_AUTH
 from hma_framework.web.console import (
     pages_actions,
     pages_banks,
+    pages_exchanges,
     pages_lookup,
     pages_records,
+    pages_rules,
     pages_session,
 )
 from hma_framework.web.console.common import blueprint, check_session
@@ -33,8 +35,10 @@ __all__ = [
     "install",
     "pages_actions",
     "pages_banks",
+    "pages_exchanges",
     "pages_lookup",
     "pages_records",
+    "pages_rules",
     "pages_session",
 ]
 

@@ -81,6 +81,8 @@ def check_session(scope: str) -> Response | None:
     g.hma_console_session = session
     if request.method == "POST" and not session.csrf_ok(request.form.get("csrf_token")):
         return error_page(403, "This form has expired or was not sent by the console.")
+    if request.method == "POST" and any("\x00" in v for v in request.form.values()):
+        return error_page(400, "A form field contains a NUL character.")  # PostgreSQL refuses
     if not key.allows(scope):
         return error_page(403, f"Your API key lacks the {scope!r} scope needed here.")
     return None

@@ -1,14 +1,10 @@
-"""Deliveries (failing first, attempts, redeliver) and Rules and handlers (list and create).
+"""Deliveries: given-up and failing first, every attempt with status and timing, redeliver.
 
-Rules and handlers are created through the same parsers and stores as ``/rules`` and
-``/handlers``, so the console shows the API's own validation messages. Handler secrets are
-write-only here as there: the form never refills them and pages show only which are set.
+Redelivery goes through the same record change and job as
+``POST /deliveries/<id>/redeliver`` (scope ``admin``).
 """
 
 from __future__ import annotations
-
-import json
-from typing import Any
 
 from flask import redirect, request, url_for
 from werkzeug.wrappers import Response
@@ -16,59 +12,50 @@ from werkzeug.wrappers import Response
 from hma_framework.actions import deliveries as records
 from hma_framework.actions.delivering import enqueue_attempt
 from hma_framework.actions.delivery_queries import DeliveryQueries
-from hma_framework.actions.errors import ActionConflict, ActionNotFound, InvalidActionInput
-from hma_framework.actions.handlers import handlers_of
-from hma_framework.actions.rule_store import RuleStore
-from hma_framework.actions.rules import parse_rule
-from hma_framework.web.api_schema import FORM, STR, html_page, operation
+from hma_framework.actions.errors import ActionConflict, ActionNotFound
 from hma_framework.web.auth import console_scope
-from hma_framework.web.console.common import blueprint, error_page, page, runtime
+from hma_framework.web.console.common import blueprint, error_page, page, runtime, safe_next
 
 PAGE_SIZE = 50
-RULE_EXAMPLE = (
-    '{"name": "csam", "must_have": [{"label": "tag", "in": ["csam"]}], '
-    '"action": {"handler": "moderation", "params": {}}}'
-)
+#: Statuses a delivery can be redelivered from (the others are already on their way).
+REDELIVERABLE = (records.SUCCEEDED, records.FAILED, records.HELD)
 
 
 @blueprint.get("/deliveries")
 @console_scope("read")
-@operation(
-    "Console: deliveries",
-    query={"status": STR, "handler": STR, "cursor": STR},
-    responses=html_page(400),
-)
 def deliveries() -> Response:
-    """Given-up deliveries first, then the newest of every status (or the one filtered)."""
+    """Given up first, then failing (retrying or held), then the newest of any status."""
     queries = DeliveryQueries(runtime().store)
     status = request.args.get("status") or None
     if status is not None and status not in records.STATUSES:
         return error_page(400, f"status must be one of {', '.join(records.STATUSES)}")
-    failing = [] if status else queries.find(status=records.FAILED, limit=PAGE_SIZE)
+    given_up = [] if status else queries.find(status=records.FAILED, limit=PAGE_SIZE)
+    failing = [] if status else queries.failing(limit=PAGE_SIZE)
     newest = queries.find(status=status, limit=PAGE_SIZE)
-    shown = {d["id"] for d in failing}
+    shown = {d["id"] for d in given_up + failing}
     return page(
         "deliveries.html",
+        given_up=given_up,
         failing=failing,
         newest=[d for d in newest if d["id"] not in shown],
         statuses=records.STATUSES,
         chosen_status=status or "",
+        here=url_for("console.deliveries", status=status),  # None leaves it out
+        redeliverable=REDELIVERABLE,
     )
 
 
 @blueprint.get("/deliveries/<int:delivery_id>")
 @console_scope("read")
-@operation("Console: a delivery", responses=html_page(404))
 def delivery(delivery_id: int) -> Response:
     found = DeliveryQueries(runtime().store).get(delivery_id)
     if found is None:
         return error_page(404, f"No delivery {delivery_id}.")
-    return page("delivery.html", delivery=found)
+    return page("delivery.html", delivery=found, redeliverable=REDELIVERABLE)
 
 
 @blueprint.post("/deliveries/<int:delivery_id>/redeliver")
 @console_scope("admin")
-@operation("Console: deliver again", request=FORM, responses=html_page(404, 409))
 def redeliver(delivery_id: int) -> Response:
     rt = runtime()
     try:
@@ -78,84 +65,6 @@ def redeliver(delivery_id: int) -> Response:
     except ActionConflict as exc:
         return error_page(409, str(exc))
     enqueue_attempt(rt, delivery_id, job_id)
-    return redirect(url_for("console.delivery", delivery_id=delivery_id), code=303)
-
-
-def _actions_page(status: int = 200, **context: Any) -> Response:
-    rt = runtime()
-    handler_types = {
-        name: list(record.secret_fields)
-        for name, record in sorted(rt.registry.action_handlers.items())
-    }
-    defaults: dict[str, Any] = {"message": "", "rule_text": "", "handler_form": {}}
-    return page(
-        "actions.html",
-        status=status,
-        rules=RuleStore(rt.store).all(),
-        handlers=handlers_of(rt).all(),
-        handler_types=handler_types,
-        rule_example=RULE_EXAMPLE,
-        **{**defaults, **context},
-    )
-
-
-@blueprint.get("/actions")
-@console_scope("admin")
-@operation("Console: rules and handlers", responses=html_page())
-def actions() -> Response:
-    return _actions_page()
-
-
-def _json_object(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise InvalidActionInput(
-            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}"
-        ) from exc
-    if not isinstance(value, dict):
-        raise InvalidActionInput(f"{what} must be a JSON object")
-    return value
-
-
-@blueprint.post("/actions/rules")
-@console_scope("admin")
-@operation("Console: create a rule", request=FORM, responses=html_page(400, 404, 409))
-def create_rule() -> Response:
-    text = request.form.get("rule", "")
-    try:
-        RuleStore(runtime().store).create(parse_rule(_json_object(text, "the rule")))
-    except (InvalidActionInput, ActionNotFound, ActionConflict) as exc:
-        return _actions_page(_status_of(exc), message=f"Rule not created: {exc}", rule_text=text)
-    return redirect(url_for("console.actions"), code=303)
-
-
-@blueprint.post("/actions/handlers")
-@console_scope("admin")
-@operation("Console: configure a handler", request=FORM, responses=html_page(400, 404, 409))
-def create_handler() -> Response:
-    rt = runtime()
-    form = {k: request.form.get(k, "") for k in ("name", "type", "config")}
-    try:
-        config = _json_object(form["config"], "the config")
-        secrets = _json_object(request.form.get("secrets", ""), "the secret fields")
-        overlap = sorted(set(config) & set(secrets))
-        if overlap:
-            raise InvalidActionInput(f"give {', '.join(overlap)} once, as config or as secret")
-        handlers_of(rt).create(
-            name=form["name"].strip(), handler_type=form["type"], config={**config, **secrets}
-        )
-    except (InvalidActionInput, ActionNotFound, ActionConflict) as exc:
-        # The secrets are never sent back into the page, even to the one who typed them.
-        return _actions_page(
-            _status_of(exc), message=f"Handler not created: {exc}", handler_form=form
-        )
-    return redirect(url_for("console.actions"), code=303)
-
-
-def _status_of(error: Exception) -> int:
-    if isinstance(error, ActionNotFound):
-        return 404
-    if isinstance(error, ActionConflict):
-        return 409
-    return 400
+    default = url_for("console.delivery", delivery_id=delivery_id)
+    back = request.form.get("back")
+    return redirect(safe_next(back) if back else default, code=303)

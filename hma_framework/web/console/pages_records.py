@@ -1,24 +1,46 @@
-"""Overview, Matches and Content: read-only views over the records."""
+"""Overview, Matches and Content: views over the records, and the opinion buttons.
+
+An opinion goes through the same service as ``POST /matches/<id>/opinion`` (scope
+``submit``): the exchange write-back is recorded and queued, or refused with its reason.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from flask import request, url_for
+from flask import redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from hma_framework.actions.delivery_queries import DeliveryQueries
+from hma_framework.exchanges.configs import (
+    ExchangeConflictError,
+    ExchangeInputError,
+    ExchangeNotFoundError,
+)
+from hma_framework.exchanges.opinions import opinions_of_matches, opinions_taken, request_opinion
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.content_queries import ContentQueries
 from hma_framework.store.overview_queries import OverviewQueries
 from hma_framework.store.tables import utcnow
 from hma_framework.web.api_schema import STR, Media, html_page, operation
 from hma_framework.web.auth import console_scope
-from hma_framework.web.console.common import blueprint, error_page, page, runtime
+from hma_framework.web.console.common import (
+    blueprint,
+    current_key,
+    error_page,
+    page,
+    runtime,
+    safe_next,
+)
 
 PAGE_SIZE = 50
 #: The Matches page's time filter: label -> how far back.
+#: The Matches page's live/retroactive filter: choice -> ``retroactive`` value.
+KINDS: dict[str, bool | None] = {"": None, "live": False, "retroactive": True}
 PERIODS = {
     "hour": dt.timedelta(hours=1),
     "day": dt.timedelta(days=1),
@@ -52,25 +74,98 @@ def overview() -> Response:
     responses=html_page(400),
 )
 def matches() -> Response:
+    return _matches_page(request.args)
+
+
+def _matches_page(args: Mapping[str, str], status: int = 200, message: str = "") -> Response:
+    """Newest matches first under the filters in ``args``, each with its write-backs."""
     rt = runtime()
-    bank = request.args.get("bank") or None
-    signal_type = request.args.get("signal_type") or None
-    period = request.args.get("period", "")
-    raw_before = request.args.get("before", "")
-    before = int(raw_before) if raw_before.isdigit() and len(raw_before) < 19 else None
-    since = utcnow() - PERIODS[period] if period in PERIODS else None
-    found = ContentQueries(rt.store).matches(
-        bank=bank, signal_type=signal_type, since=since, before_id=before, limit=PAGE_SIZE
-    )
+    try:
+        chosen, query = _match_filters(args)
+    except ValueError as exc:
+        return error_page(400, str(exc))
+    found = ContentQueries(rt.store).matches(**query, limit=PAGE_SIZE)
+    opinions = opinions_of_matches(rt, [m["id"] for m in found])
+    taken = opinions_taken(rt)
+    filters: dict[str, Any] = {k: v for k, v in chosen.items() if v}
+    for m in found:
+        m["write_backs"] = opinions.get(m["id"], [])
+        m["exchange"], m["opinions"] = taken.get(m["bank"], (None, ()))
     return page(
         "matches.html",
+        status=status,
+        message=message,
         matches=found,
-        banks=[b["name"] for b in BankQueries(rt.store).banks()],
+        banks=BankQueries(rt.store).names(),
         signal_types=sorted(rt.registry.signal_types),
         periods=list(PERIODS),
-        chosen={"bank": bank or "", "signal_type": signal_type or "", "period": period},
-        next_before=found[-1]["id"] if len(found) == PAGE_SIZE else None,
+        kinds=KINDS,
+        chosen=chosen,
+        here=url_for("console.matches", **{**filters, **_cursor(args)}),
+        can_opine=current_key().allows("submit"),
+        older=(
+            url_for("console.matches", before=found[-1]["id"], **filters)
+            if len(found) == PAGE_SIZE
+            else None
+        ),
     )
+
+
+def _cursor(args: Mapping[str, str]) -> dict[str, str]:
+    """The page's ``before`` cursor, so an opinion sent from an older page comes back there."""
+    before = args.get("before", "")
+    return {"before": before} if before.isdigit() and len(before) < 19 else {}
+
+
+def _match_filters(args: Mapping[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The filters as chosen (to refill the form) and as query arguments; ValueError if bad."""
+    chosen = {k: args.get(k, "").strip() for k in ("bank", "signal_type", "period", "kind")}
+    chosen.update({k: args.get(k, "").strip() for k in ("from", "to")})
+    cursor = _cursor(args)
+    before = int(cursor["before"]) if cursor else None
+    since = utcnow() - PERIODS[chosen["period"]] if chosen["period"] in PERIODS else None
+    if chosen["kind"] not in KINDS:
+        chosen["kind"] = ""
+    day_from, day_to = _day(chosen["from"], "from"), _day(chosen["to"], "to")
+    if day_from is not None:
+        since = max(since, day_from) if since is not None else day_from
+    query: dict[str, Any] = {
+        "bank": chosen["bank"] or None,
+        "signal_type": chosen["signal_type"] or None,
+        "since": since,
+        "until": day_to + dt.timedelta(days=1) if day_to is not None else None,
+        "before_id": before,
+        "retroactive": KINDS.get(chosen["kind"]),
+    }
+    return chosen, query
+
+
+def _day(text: str, name: str) -> dt.datetime | None:
+    """A ``YYYY-MM-DD`` filter day as the start of that day (UTC, as matches are stored)."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(text), dt.time()).replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise ValueError(f"{name} must be a day as YYYY-MM-DD, not {text[:40]!r}") from None
+
+
+@blueprint.post("/matches/<int:match_id>/opinion")
+@console_scope("submit")
+def match_opinion(match_id: int) -> Response:
+    """The opinion buttons: the same service as ``POST /matches/<id>/opinion``."""
+    back = safe_next(request.form.get("back") or url_for("console.matches"))
+    back_args = dict(parse_qsl(urlsplit(back).query))
+    opinion = request.form.get("opinion", "")
+    try:
+        request_opinion(runtime(), match_id, opinion, f"console:{current_key().name}"[:128])
+    except ExchangeInputError as exc:
+        return _matches_page(back_args, 400, f"Opinion not recorded: {exc}")
+    except ExchangeNotFoundError as exc:
+        return _matches_page(back_args, 404, f"Opinion not recorded: {exc}")
+    except ExchangeConflictError as exc:
+        return _matches_page(back_args, 409, f"Opinion not recorded: {exc}")
+    return redirect(f"{back}#match-{match_id}", code=303)
 
 
 @blueprint.get("/content")
