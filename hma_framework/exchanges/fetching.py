@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 
 from hma_framework.actions.handlers import blank_secrets
 from hma_framework.exchanges.configs import ExchangeNotFoundError, Exchanges, exchanges_of
+from hma_framework.exchanges.prefetch import prefetched
 from hma_framework.exchanges.records import RecordConverter
 from hma_framework.exchanges.sync import apply_batch, remove_unseen
 from hma_framework.pipeline.context import current_runtime
@@ -190,7 +191,7 @@ def _run(runtime: Runtime, exchanges: Exchanges, row: ExchangeRow, lock: Lock) -
         pending.clear()
         lock.reacquire()  # renew the lease; raises if another worker took it over
 
-    for delta in client.fetch_iter(signal_types, checkpoint):
+    for delta in prefetched(client.fetch_iter(signal_types, checkpoint)):
         batch = converter.batch(delta.updates)
         pending.update(batch)
         if record.full_snapshot:
