@@ -17,6 +17,7 @@ from threatexchange.exchanges.impl.techagainstterrorism_api import TATSignalExch
 from hma_framework.hookspecs import hookimpl
 from hma_framework.types import ExchangeRecord
 from hma_threatexchange.local_file import ConfinedLocalFileExchange
+from hma_threatexchange.ncmec import FEEDBACK as NCMEC_FEEDBACK
 from hma_threatexchange.ncmec import NCMECExchange
 from hma_threatexchange.stop_ncii import FEEDBACK, StopNCIIExchange
 from hma_threatexchange.te import REACTIONS, ThreatExchangeExchange
@@ -36,7 +37,12 @@ def hma_exchanges() -> Iterator[ExchangeRecord]:
         opinions=("true_positive",),
         full_snapshot=True,
     )
-    yield ExchangeRecord(NCMECExchange, client_factory=NCMECExchange.from_spec, takes_base_url=True)
+    yield ExchangeRecord(
+        NCMECExchange,
+        client_factory=NCMECExchange.from_spec,
+        opinions=tuple(NCMEC_FEEDBACK),
+        takes_base_url=True,
+    )
     yield ExchangeRecord(
         StopNCIIExchange,
         client_factory=StopNCIIExchange.from_spec,
