@@ -177,7 +177,9 @@ def _run(runtime: Runtime, exchanges: Exchanges, row: ExchangeRow, lock: Lock) -
     if bank_pk is None:
         raise RuntimeError("the exchange has no bank (it was deleted); recreate the exchange")
     signal_types = [r.signal_type for r in runtime.registry.signal_types.values()]
-    converter = RecordConverter(row.name, record.api, client.collab, signal_types)
+    # Some library clients (sample) keep no collaboration config; conversion still needs one.
+    collab = getattr(client, "collab", None) or exchanges.collab(record, row.name, row.config)
+    converter = RecordConverter(row.name, record.api, collab, signal_types)
     checkpoint = None if record.full_snapshot else _load_checkpoint(runtime, row.id, record.api)
     batch_size = runtime.settings.exchanges.batch_size
     pending: dict[str, NewMember | None] = {}
