@@ -35,6 +35,9 @@ from hma_framework.store.tables import BankRow, ExchangeCheckpointRow, ExchangeR
 log = logging.getLogger(__name__)
 
 FETCHING, SUCCEEDED, FAILED = "fetching", "succeeded", "failed"
+#: A first fetch of a large exchange (1M records on a busy host) outlasts the queues' default
+#: job timeout (10 minutes); the lease, not the timeout, keeps fetches from overlapping.
+FETCH_JOB_TIMEOUT_SECONDS = 6 * 3600
 _checkpoints = cattrs.Converter()
 
 
@@ -76,6 +79,7 @@ def trigger(runtime: Runtime, exchange_pk: int) -> bool:
         fetch_exchange,
         exchange_pk,
         job_id=job_id(exchange_pk),
+        job_timeout=FETCH_JOB_TIMEOUT_SECONDS,
         result_ttl=0,
         failure_ttl=24 * 3600,
     )
