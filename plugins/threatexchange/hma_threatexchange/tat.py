@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from threatexchange.exchanges.clients.techagainstterrorism import api
+from threatexchange.exchanges.collab_config import CollaborationConfigWithDefaults
 from threatexchange.exchanges.impl.techagainstterrorism_api import (
     TATCredentials,
     TATSignalExchangeAPI,
@@ -47,6 +48,7 @@ class TATExchange(TATSignalExchangeAPI):
 
     base_url: str | None = None
     policy: HttpPolicy = HttpPolicy()
+    collab: CollaborationConfigWithDefaults | None = None
 
     @classmethod
     def from_spec(cls, spec: ExchangeClientSpec) -> TATExchange:
