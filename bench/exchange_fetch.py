@@ -126,7 +126,11 @@ def main() -> None:
         "HMA_DATABASE_URL": settings.effective_database_url,
         "HMA_REDIS_URL": args.redis_url,
     }
-    fetching.trigger(runtime, exchange_pk)
+    if not fetching.trigger(runtime, exchange_pk):
+        raise SystemExit(
+            "a fetch job of exchange 1 is already queued or leased in this Redis database "
+            "(left by an interrupted run?); use an unused --redis-url"
+        )
     started = time.monotonic()
     worker = subprocess.Popen(
         [sys.executable, "-m", "hma_framework", "worker", "--queues", "fetch", "--burst"],
