@@ -126,7 +126,11 @@ def main() -> None:
         "HMA_DATABASE_URL": settings.effective_database_url,
         "HMA_REDIS_URL": args.redis_url,
     }
-    fetching.trigger(runtime, exchange_pk)
+    if not fetching.trigger(runtime, exchange_pk):
+        raise SystemExit(
+            "a fetch job of exchange 1 is already queued or leased in this Redis database "
+            "(left by an interrupted run?); use an unused --redis-url"
+        )
     started = time.monotonic()
     worker = subprocess.Popen(
         [sys.executable, "-m", "hma_framework", "worker", "--queues", "fetch", "--burst"],
@@ -135,10 +139,13 @@ def main() -> None:
     )
     process = psutil.Process(worker.pid)
     peak = 0
+    cpu = 0.0
     last_poll = 0.0
     while worker.poll() is None:
         try:
             peak = max(peak, process.memory_info().rss)
+            times = process.cpu_times()
+            cpu = times.user + times.system
         except psutil.NoSuchProcess:
             break
         if time.monotonic() - last_poll > 1.0:  # keep the index fresh, as lookups would
@@ -159,7 +166,9 @@ def main() -> None:
     matchable = time.time() - committed_at.timestamp()
     print(f"database: {runtime.store.engine.dialect.name}; records: {args.records}; added {added}")
     print(f"fetch + commit: {elapsed:.1f} s, {args.records / elapsed:,.0f} records/s")
+    print(f"worker CPU: {cpu:.1f} s ({args.records / max(cpu, 1e-9):,.0f} records per CPU second)")
     print(f"worker peak RSS: {peak / 2**20:.0f} MiB")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"last commit -> last record matchable: {matchable * 1000:.0f} ms")
     server.terminate()
 

@@ -1,21 +1,27 @@
-"""The whole loop through the public surface, against the fake ThreatExchange.
+"""The whole loop through the public surface, against each exchange's fake server.
 
-POST /exchanges -> the scheduler's tick fetches -> /submit/hash/ matches with exchange labels ->
-a rule on the ``exchange`` label fires a webhook and writes ``seen`` back -> a
-``false_positive`` opinion reaches the fake -> a withdrawn record stops matching. No response,
-log line or job payload carries the credential.
+POST /exchanges -> the scheduler's tick fetches -> /submit/hash/ matches with exchange labels
+and tags -> a rule on the ``exchange`` label fires a webhook to a loopback receiver (and, on
+ThreatExchange, writes ``seen`` back) -> a ``false_positive`` opinion reaches the fake -> a
+withdrawn record stops matching within a second of the next fetch. No response, log line or
+job payload carries a credential. The same test runs for ThreatExchange, NCMEC and StopNCII;
+``local_file`` has its own below (it takes other opinions).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
+from threatexchange.exchanges.clients.ncmec.hash_api import NCMECEnvironment
 
 from hma_framework.actions.labels import load_labeled_matches
 from hma_framework.exchanges import fetching
@@ -24,9 +30,9 @@ from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 from hma_framework.store.tables import MatchRow
 from hma_framework.testing import run_jobs
+from tests.fakes import ncmec, stopncii
 from tests.fakes.threatexchange import TOKEN, FakeThreatExchange, Indicator, fake_threatexchange
 from tests.test_actions_support import (
-    OTHER_PDQ,
     PDQ,
     Api,
     Receiver,
@@ -40,6 +46,162 @@ from tests.test_actions_support import (
 )
 
 SECRET_PART = TOKEN.partition("|")[2]
+SECOND_PDQ = "a" * 64
+
+
+class Source:
+    """One exchange API's fake and what the loop expects of it; subclasses per API."""
+
+    api = ""
+    #: What the match's ``tag`` label must include (the exchange's tags for the record).
+    tags: frozenset[str] = frozenset()
+    #: The rule's write_back, where the exchange takes one.
+    rule_write_back: str | None = None
+    fake: Any
+
+    def config(self) -> dict[str, Any]:
+        return {"base_url": self.fake.base_url}
+
+    def credentials(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def secrets(self) -> list[str]:
+        """Credential strings that must appear nowhere (whole, or the secret part of one)."""
+        return [str(v) for v in self.credentials().values()]
+
+    def serve(self) -> Any:
+        """A context manager serving the fake holding PDQ and SECOND_PDQ."""
+        raise NotImplementedError
+
+    def withdraw(self) -> None:
+        raise NotImplementedError
+
+    def false_positives(self) -> list[Any]:
+        """What the fake received for the false_positive opinion on the PDQ record."""
+        raise NotImplementedError
+
+    expected_false_positive: list[Any] = []
+
+    def after_rules(self) -> None:
+        """Checks of what the rule's write_back sent (only where there is one)."""
+
+
+class ThreatExchangeSource(Source):
+    api = "fb_threatexchange"
+    tags = frozenset({"csam", "violent"})
+    rule_write_back = "seen"
+    expected_false_positive = [
+        {
+            "descriptor_id": 10_001,
+            "reactions": "DISAGREE_WITH_TAGS",
+            "reactions_to_remove": "HELPFUL",
+        }
+    ]
+
+    @contextmanager
+    def serve(self) -> Iterator[Any]:
+        with fake_threatexchange(FakeThreatExchange(page_size=2)) as fake:
+            fake.add(Indicator(PDQ, tags=("csam", "violent"), last_updated=1_700_000_001))
+            fake.add(Indicator(SECOND_PDQ, last_updated=1_700_000_002))
+            self.fake = fake
+            yield fake
+
+    def config(self) -> dict[str, Any]:
+        return {"privacy_group": self.fake.privacy_group, "base_url": self.fake.base_url}
+
+    def credentials(self) -> dict[str, Any]:
+        return {"api_token": TOKEN}
+
+    def secrets(self) -> list[str]:
+        return [SECRET_PART]
+
+    def withdraw(self) -> None:
+        self.fake.withdraw(PDQ, at=1_700_000_100)
+
+    def false_positives(self) -> list[Any]:
+        return [r for r in self.fake.reactions if r.get("reactions") == "DISAGREE_WITH_TAGS"]
+
+    def after_rules(self) -> None:
+        # The rule's write_back (seen) reached the fake as a reaction on the descriptor.
+        assert {r["reactions"] for r in self.fake.reactions if "reactions" in r} == {"SAW_THIS_TOO"}
+
+
+class NCMECSource(Source):
+    api = "ncmec"
+    tags = frozenset({"A1"})
+    expected_false_positive = [
+        {
+            "member": 42,
+            "entry": "E1",
+            "fingerprint": "PDQ",
+            "vote": "negative",
+            "reasons": [ncmec.REASON_GUID],
+        }
+    ]
+
+    @contextmanager
+    def serve(self) -> Iterator[Any]:
+        now = int(time.time())
+        with ncmec.fake_ncmec() as fake:
+            fake.entries += [
+                ncmec.Entry("E1", now - 3600, pdq=PDQ, classification="A1"),
+                ncmec.Entry("E2", now - 60, pdq=SECOND_PDQ, classification="B1"),
+            ]
+            self.fake = fake
+            yield fake
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "environment": NCMECEnvironment.Industry.value,
+            "base_url": self.fake.base_url,
+        }
+
+    def credentials(self) -> dict[str, Any]:
+        return {"user": ncmec.USER, "password": ncmec.PASSWORD}
+
+    def secrets(self) -> list[str]:
+        return [ncmec.PASSWORD]
+
+    def withdraw(self) -> None:
+        # NCMEC's next window starts where the last ended (5 s before it ran): the tombstone
+        # must fall after that and before the next window's end.
+        self.fake.entries.append(ncmec.Entry("E1", int(time.time()) - 4, deleted=True))
+        time.sleep(1.5)
+
+    def false_positives(self) -> list[Any]:
+        return list(self.fake.feedback)
+
+
+class StopNCIISource(Source):
+    api = "stop_ncii"
+    tags = frozenset({"ncii"})
+    expected_false_positive = [
+        {
+            "count": 1,
+            "hashFeedbacks": [{"tags": [], "feedbackValue": "NotBlocked", "hashValue": PDQ}],
+        }
+    ]
+
+    @contextmanager
+    def serve(self) -> Iterator[Any]:
+        with stopncii.fake_stopncii() as fake:
+            fake.add(PDQ, at=1_000)
+            fake.add(SECOND_PDQ, at=1_001)
+            self.fake = fake
+            yield fake
+
+    def credentials(self) -> dict[str, Any]:
+        return {
+            "fetch_function_key": stopncii.FETCH_KEY,
+            "subscription_key": stopncii.SUBSCRIPTION_KEY,
+            "feedback_function_key": stopncii.FEEDBACK_KEY,
+        }
+
+    def withdraw(self) -> None:
+        self.fake.add(PDQ, at=2_000, status="Withdrawn")
+
+    def false_positives(self) -> list[Any]:
+        return list(self.fake.feedback)
 
 
 @pytest.fixture
@@ -59,12 +221,11 @@ def receiver() -> Iterator[Receiver]:
     server.close()
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeThreatExchange]:
-    with fake_threatexchange(FakeThreatExchange(page_size=2)) as fake:
-        fake.add(Indicator(PDQ, tags=("csam", "violent"), last_updated=1_700_000_001))
-        fake.add(Indicator("a" * 64, last_updated=1_700_000_002))
-        yield fake
+@pytest.fixture(params=[ThreatExchangeSource, NCMECSource, StopNCIISource], ids=lambda c: c.api)
+def source(request: Any) -> Iterator[Source]:
+    chosen: Source = request.param()
+    with chosen.serve():
+        yield chosen
 
 
 def queued_payloads(runtime: Runtime) -> str:
@@ -82,9 +243,10 @@ def test_exchange_loop_end_to_end(
     runtime: Runtime,
     worker_runtime: Runtime,
     receiver: Receiver,
-    fake: FakeThreatExchange,
+    source: Source,
     caplog: Any,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     admin = Api(live_server, runtime.api_keys.create("ops", ["admin"]).token)
     submitter = Api(live_server, runtime.api_keys.create("app", ["submit", "read"]).token)
     seen_bodies: list[str] = []
@@ -99,21 +261,21 @@ def test_exchange_loop_end_to_end(
         "POST",
         "/exchanges",
         {
-            "name": "te_csam",
-            "api": "fb_threatexchange",
-            "config": {"privacy_group": fake.privacy_group, "base_url": fake.base_url},
-            "credentials": {"api_token": TOKEN},
+            "name": "shared",
+            "api": source.api,
+            "config": source.config(),
+            "credentials": source.credentials(),
             "fetch_interval_seconds": 60,
         },
     )
     assert created.status_code == 201, created.text
-    webhook_handler(admin, "hook", receiver.url + "/te", [new_secret()])
+    webhook_handler(admin, "hook", receiver.url + "/x", [new_secret()])
     rule(
         admin,
-        "te-hits",
+        "exchange-hits",
         "hook",
-        [{"label": "exchange", "equals": "fb_threatexchange"}],
-        write_back="seen",
+        [{"label": "exchange", "equals": source.api}],
+        **({"write_back": source.rule_write_back} if source.rule_write_back else {}),
     )
 
     # The schedule: the scheduler's tick enqueues the due fetch; a worker runs it.
@@ -122,7 +284,7 @@ def test_exchange_loop_end_to_end(
     run_jobs(worker_runtime, ["maintenance"])
     payloads += queued_payloads(runtime)
     run_jobs(worker_runtime, ["fetch"])
-    status = call(admin, "GET", "/exchanges/te_csam/status").json()
+    status = call(admin, "GET", "/exchanges/shared/status").json()
     assert status["items_added"] == 2 and status["up_to_date"], status
 
     submit_hash(submitter, "c-1")
@@ -132,41 +294,31 @@ def test_exchange_loop_end_to_end(
     run_jobs(worker_runtime)
 
     matches = call(submitter, "GET", "/content/c-1/matches").json()["matches"]
-    [te_match] = [m for m in matches if m["bank"] == "TE_CSAM"]
+    [fed_match] = [m for m in matches if m["bank"] == "SHARED"]
     with runtime.store.reading() as session:
         match_content = session.scalar(
-            select(MatchRow.content_pk).where(MatchRow.id == te_match["id"])
+            select(MatchRow.content_pk).where(MatchRow.id == fed_match["id"])
         )
     _, labeled = load_labeled_matches(runtime.store, match_content)
-    [labels] = [m for m in labeled if m.match_pk == te_match["id"]]
-    assert labels.values("exchange") == {"fb_threatexchange"}
-    assert labels.values("collaboration") == {"te_csam"}
-    assert {"csam", "violent"} <= labels.values("tag")
-    assert [r.path for r in receiver.received] == ["/te", "/te"]  # c-1 and c-2 each once
-    # The rule's write_back (seen) reached the fake as a reaction on the descriptor.
-    assert {r["reactions"] for r in fake.reactions if "reactions" in r} == {"SAW_THIS_TOO"}
+    [labels] = [m for m in labeled if m.match_pk == fed_match["id"]]
+    assert labels.values("exchange") == {source.api}
+    assert labels.values("collaboration") == {"shared"}
+    assert source.tags and source.tags <= labels.values("tag")
+    assert [r.path for r in receiver.received] == ["/x", "/x"]  # c-1 and c-2 each once
+    source.after_rules()
 
     # An operator says the match was a false positive.
     answered = call(
-        submitter, "POST", f"/matches/{te_match['id']}/opinion", {"opinion": "false_positive"}
+        submitter, "POST", f"/matches/{fed_match['id']}/opinion", {"opinion": "false_positive"}
     )
     assert answered.status_code == 202, answered.text
     payloads += queued_payloads(runtime)
     run_jobs(worker_runtime, ["action"])
-    disagree = [r for r in fake.reactions if r.get("reactions") == "DISAGREE_WITH_TAGS"]
-    assert disagree == [
-        {
-            "descriptor_id": 10_001,
-            "reactions": "DISAGREE_WITH_TAGS",
-            "reactions_to_remove": "HELPFUL",
-        }
-    ]
-    shown = call(submitter, "GET", f"/matches/{te_match['id']}").json()
-    assert shown["exchange"]["name"] == "te_csam"
-    assert shown["exchange"]["metadata"]["opinions"][0]["tags"] == ["csam", "violent"]
+    assert source.false_positives() == source.expected_false_positive
+    shown = call(submitter, "GET", f"/matches/{fed_match['id']}").json()
+    assert shown["exchange"]["name"] == "shared"
     outcomes = {(w["opinion"], w["source"], w["status"]) for w in shown["write_backs"]}
     assert ("false_positive", "api", "sent") in outcomes
-    assert ("seen", "rule", "sent") in outcomes
 
     # A match from a bank no exchange fills: nobody to tell, so 409 now, not a silent skip.
     local = [
@@ -176,25 +328,34 @@ def test_exchange_loop_end_to_end(
     ]
     refused = call(submitter, "POST", f"/matches/{local[0]['id']}/opinion", {"opinion": "seen"})
     assert refused.status_code == 409 and "not filled by an exchange" in refused.json()["message"]
-    bad = call(submitter, "POST", f"/matches/{te_match['id']}/opinion", {"opinion": "maybe"})
+    bad = call(submitter, "POST", f"/matches/{fed_match['id']}/opinion", {"opinion": "maybe"})
     assert bad.status_code == 400
     assert (
         call(submitter, "POST", "/matches/999999/opinion", {"opinion": "seen"}).status_code == 404
     )
 
-    # The exchange withdraws the record: the next fetch removes it and it stops matching.
-    fake.withdraw(PDQ, at=1_700_000_100)
-    assert call(admin, "POST", "/exchanges/te_csam/fetch").status_code == 202
+    # The exchange withdraws the record: the next fetch removes it, and within a second of
+    # that fetch's commit a lookup through the API no longer finds it.
+    source.withdraw()
+    assert call(admin, "POST", "/exchanges/shared/fetch").status_code == 202
     payloads += queued_payloads(runtime)
     run_jobs(worker_runtime, ["fetch"])
-    looked = call(submitter, "GET", f"/lookup?signal_type=pdq&signal={PDQ}").json()
-    assert [m["bank"] for m in looked["matches"]] == ["local"]
-    assert call(submitter, "GET", f"/lookup?signal_type=pdq&signal={OTHER_PDQ}").status_code == 200
+    assert call(admin, "GET", "/exchanges/shared/status").json()["items_deleted"] == 1
+    committed = time.monotonic()
+    while True:
+        looked = call(submitter, "GET", f"/lookup?signal_type=pdq&signal={PDQ}").json()
+        if [m["bank"] for m in looked["matches"]] == ["local"]:
+            break
+        assert time.monotonic() - committed < 1.0, looked
+        time.sleep(0.05)
+    still = call(submitter, "GET", f"/lookup?signal_type=pdq&signal={SECOND_PDQ}").json()
+    assert [m["bank"] for m in still["matches"]] == ["SHARED"]
 
     everything = "\n".join([*seen_bodies, caplog.text, payloads])
     assert "c-1" in everything  # the haystack is real
-    assert SECRET_PART not in everything
-    assert TOKEN not in json.dumps(call(admin, "GET", "/exchanges").json())
+    for secret in source.secrets():
+        assert secret not in everything
+        assert secret not in json.dumps(call(admin, "GET", "/exchanges").json())
 
 
 def test_an_exchange_that_takes_no_such_opinion_answers_409(

@@ -1,5 +1,8 @@
 """A fetch worker killed with SIGKILL mid-fetch: the lease runs out, the next fetch resumes
-from the last committed checkpoint, and the bank ends exactly as a clean fetch leaves it."""
+from the last committed checkpoint, and the bank ends exactly as a clean fetch leaves it.
+
+Run against ThreatExchange (a time cursor) and NCMEC (time windows of several pages each,
+whose checkpoint may stop mid-window on a page URL)."""
 
 from __future__ import annotations
 
@@ -9,19 +12,30 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
 import pytest
+from hma_threatexchange.ncmec import utc_timestamp
 from sqlalchemy import select
+from threatexchange.exchanges.clients.ncmec.hash_api import NCMECEnvironment
 
 from hma_framework.exchanges import fetching
 from hma_framework.exchanges.configs import exchanges_of
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
-from hma_framework.store.tables import BankMemberRow, BankRow, MemberSignalRow, SignalRow
+from hma_framework.store.tables import (
+    BankMemberRow,
+    BankRow,
+    ExchangeCheckpointRow,
+    MemberSignalRow,
+    SignalRow,
+)
 from hma_framework.testing import run_jobs
+from tests.fakes import ncmec
 from tests.fakes.threatexchange import TOKEN, FakeThreatExchange, Indicator, fake_threatexchange
 
 RECORDS = 1200
@@ -33,14 +47,103 @@ def settings(settings: Settings) -> Settings:
     return attrs.evolve(settings, exchanges=exchanges)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeThreatExchange]:
-    with fake_threatexchange(FakeThreatExchange(page_size=50)) as fake:
-        for i in range(RECORDS):
-            value = hashlib.sha256(f"resume {i}".encode()).hexdigest()
-            fake.add(Indicator(value, last_updated=1_700_000_000 + i))
-        fake.page_delay = 0.1
-        yield fake
+def record_value(i: int) -> str:
+    return hashlib.sha256(f"resume {i}".encode()).hexdigest()
+
+
+class Feed:
+    """One exchange's fake holding RECORDS records, served a page at a time with a delay."""
+
+    api = ""
+    fake: Any
+
+    def serve(self) -> Any:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def credentials(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def slow(self, delay: float) -> None:
+        self.fake.page_delay = delay
+
+    def requests(self) -> list[dict[str, str]]:
+        raise NotImplementedError
+
+    def check_resumed(self, checkpoint: dict[str, Any], first: dict[str, str]) -> None:
+        """The resumed fetch's first request starts where the committed checkpoint says."""
+        raise NotImplementedError
+
+
+class ThreatExchangeFeed(Feed):
+    api = "fb_threatexchange"
+
+    @contextmanager
+    def serve(self) -> Iterator[Any]:
+        with fake_threatexchange(FakeThreatExchange(page_size=50)) as fake:
+            for i in range(RECORDS):
+                fake.add(Indicator(record_value(i), last_updated=1_700_000_000 + i))
+            self.fake = fake
+            yield fake
+
+    def config(self) -> dict[str, Any]:
+        return {"privacy_group": self.fake.privacy_group, "base_url": self.fake.base_url}
+
+    def credentials(self) -> dict[str, Any]:
+        return {"api_token": TOKEN}
+
+    def requests(self) -> list[dict[str, str]]:
+        return [r["query"] for r in self.fake.requests]
+
+    def check_resumed(self, checkpoint: dict[str, Any], first: dict[str, str]) -> None:
+        assert checkpoint["update_time"] > 1_700_000_000
+        assert int(first["start_time"]) == checkpoint["update_time"]
+
+
+class NCMECFeed(Feed):
+    """NCMEC's windows hold several pages; a checkpoint may stop mid-window on a page URL."""
+
+    api = "ncmec"
+
+    @contextmanager
+    def serve(self) -> Iterator[Any]:
+        oldest = int(time.time()) - 3600
+        with ncmec.fake_ncmec(ncmec.FakeNCMEC(page_size=50)) as fake:
+            fake.entries += [
+                ncmec.Entry(f"E{i}", oldest + i // 2, pdq=record_value(i)) for i in range(RECORDS)
+            ]
+            self.fake = fake
+            yield fake
+
+    def config(self) -> dict[str, Any]:
+        return {"environment": NCMECEnvironment.Industry.value, "base_url": self.fake.base_url}
+
+    def credentials(self) -> dict[str, Any]:
+        return {"user": ncmec.USER, "password": ncmec.PASSWORD}
+
+    def requests(self) -> list[dict[str, str]]:
+        return list(self.fake.pages)
+
+    def check_resumed(self, checkpoint: dict[str, Any], first: dict[str, str]) -> None:
+        paging = checkpoint.get("paging_info")
+        if paging:  # stopped mid-window: resumes on the page URL the checkpoint kept
+            expected = dict(
+                urllib.parse.parse_qsl(urllib.parse.urlsplit(paging["paging_url"]).query)
+            )
+            assert first == expected
+        else:
+            assert first["from"] == utc_timestamp(checkpoint["get_entries_max_ts"])
+        assert checkpoint["get_entries_max_ts"] > 0
+
+
+@pytest.fixture(params=[ThreatExchangeFeed, NCMECFeed], ids=lambda c: c.api)
+def feed(request: Any) -> Iterator[Feed]:
+    chosen: Feed = request.param()
+    with chosen.serve():
+        chosen.slow(0.1)
+        yield chosen
 
 
 def bank_contents(runtime: Runtime, bank: str) -> list[tuple[str | None, str]]:
@@ -55,21 +158,25 @@ def bank_contents(runtime: Runtime, bank: str) -> list[tuple[str | None, str]]:
     return sorted((ext, value) for ext, value in rows)
 
 
-def add_exchange(runtime: Runtime, name: str, fake: FakeThreatExchange) -> int:
+def add_exchange(runtime: Runtime, name: str, feed: Feed) -> int:
     exchanges_of(runtime).create(
-        name=name,
-        api="fb_threatexchange",
-        config={"privacy_group": fake.privacy_group, "base_url": fake.base_url},
-        credentials={"api_token": TOKEN},
+        name=name, api=feed.api, config=feed.config(), credentials=feed.credentials()
     )
     return fetching.exchange_pk(runtime, name)
 
 
+def stored_checkpoint(runtime: Runtime, exchange_pk: int) -> dict[str, Any]:
+    with runtime.store.reading() as session:
+        row = session.get(ExchangeCheckpointRow, exchange_pk)
+        assert row is not None
+        return dict(row.checkpoint)
+
+
 @pytest.mark.slow
 def test_a_killed_fetch_resumes_without_loss_or_doubles(
-    runtime: Runtime, settings: Settings, fake: FakeThreatExchange
+    runtime: Runtime, settings: Settings, feed: Feed
 ) -> None:
-    exchange_pk = add_exchange(runtime, "killed", fake)
+    exchange_pk = add_exchange(runtime, "killed", feed)
     env: dict[str, Any] = {
         **os.environ,
         "HMA_DATABASE_URL": settings.database_url,
@@ -86,7 +193,7 @@ def test_a_killed_fetch_resumes_without_loss_or_doubles(
     )
     try:
         assert fetching.trigger(runtime, exchange_pk)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             added = fetching.status(runtime, "killed")["items_added"]
             if added >= 300:
@@ -100,21 +207,21 @@ def test_a_killed_fetch_resumes_without_loss_or_doubles(
         worker.kill()
     partial = len(bank_contents(runtime, "KILLED"))
     assert 300 <= partial < RECORDS
+    checkpoint = stored_checkpoint(runtime, exchange_pk)
     # The dead worker's lease still holds: a trigger now does nothing...
     assert fetching.status(runtime, "killed")["state"] == "fetching"
     assert fetching.trigger(runtime, exchange_pk) is False
     time.sleep(5.2)  # ...until the lease runs out.
-    fake.requests.clear()
+    already = len(feed.requests())
     assert fetching.trigger(runtime, exchange_pk)
     run_jobs(runtime, ["fetch"])
     status = fetching.status(runtime, "killed")
     assert status["state"] == "idle" and status["up_to_date"], status
-    resumed_from = int(fake.requests[0]["query"]["start_time"])
-    assert resumed_from >= 1_700_000_000 + partial - 100  # from the checkpoint, not the start
+    feed.check_resumed(checkpoint, feed.requests()[already])
 
-    add_exchange(runtime, "clean", fake)
+    add_exchange(runtime, "clean", feed)
     fetching.trigger(runtime, fetching.exchange_pk(runtime, "clean"))
-    fake.page_delay = 0
+    feed.slow(0)
     run_jobs(runtime, ["fetch"])
     resumed, clean = bank_contents(runtime, "KILLED"), bank_contents(runtime, "CLEAN")
     assert len(clean) == RECORDS

@@ -1,9 +1,9 @@
 """The ``fetch`` queue's job, its fleet-wide lease, triggers and the schedule.
 
 One fetch per exchange runs at a time across the fleet: the job takes a Redis lock whose
-lease it renews after every batch. A second trigger while one runs finds the lock taken and
-does nothing; a worker killed mid-fetch stops renewing, the lease runs out and the next
-trigger resumes from the checkpoint committed with the last batch.
+lease a thread renews while the fetch runs (:mod:`.lease`). A second trigger while one runs
+finds the lock taken and does nothing; a worker killed mid-fetch stops renewing, the lease
+runs out and the next trigger resumes from the checkpoint committed with the last batch.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from sqlalchemy import select, update
 
 from hma_framework.actions.handlers import blank_secrets
 from hma_framework.exchanges.configs import ExchangeNotFoundError, Exchanges, exchanges_of
+from hma_framework.exchanges.lease import LeaseKeeper
+from hma_framework.exchanges.prefetch import prefetched
 from hma_framework.exchanges.records import RecordConverter
 from hma_framework.exchanges.sync import apply_batch, remove_unseen
 from hma_framework.pipeline.context import current_runtime
@@ -33,6 +35,9 @@ from hma_framework.store.tables import BankRow, ExchangeCheckpointRow, ExchangeR
 log = logging.getLogger(__name__)
 
 FETCHING, SUCCEEDED, FAILED = "fetching", "succeeded", "failed"
+#: A first fetch of a large exchange (1M records on a busy host) outlasts the queues' default
+#: job timeout (10 minutes); the lease, not the timeout, keeps fetches from overlapping.
+FETCH_JOB_TIMEOUT_SECONDS = 6 * 3600
 _checkpoints = cattrs.Converter()
 
 
@@ -46,6 +51,7 @@ def fetch_lock(runtime: Runtime, exchange_pk: int) -> Lock:
         lock_name(exchange_pk),
         timeout=runtime.settings.exchanges.lease_seconds,
         blocking=False,
+        thread_local=False,  # the lease keeper's thread renews it
     )
 
 
@@ -73,6 +79,7 @@ def trigger(runtime: Runtime, exchange_pk: int) -> bool:
         fetch_exchange,
         exchange_pk,
         job_id=job_id(exchange_pk),
+        job_timeout=FETCH_JOB_TIMEOUT_SECONDS,
         result_ttl=0,
         failure_ttl=24 * 3600,
     )
@@ -155,7 +162,8 @@ def fetch_exchange(exchange_pk: int) -> str:
             return "exchange deleted"
         exchanges = exchanges_of(runtime)
         try:
-            return _run(runtime, exchanges, row, lock)
+            with LeaseKeeper(lock, runtime.settings.exchanges.lease_seconds) as lease:
+                return _run(runtime, exchanges, row, lease)
         except Exception as exc:
             message = blank_secrets(
                 f"{type(exc).__name__}: {exc}", exchanges.credential_values(row)
@@ -169,14 +177,16 @@ def fetch_exchange(exchange_pk: int) -> str:
             lock.release()
 
 
-def _run(runtime: Runtime, exchanges: Exchanges, row: ExchangeRow, lock: Lock) -> str:
+def _run(runtime: Runtime, exchanges: Exchanges, row: ExchangeRow, lease: LeaseKeeper) -> str:
     record, client = exchanges.client_for(row)
     with runtime.store.reading() as session:
         bank_pk = session.scalar(select(BankRow.id).where(BankRow.exchange_pk == row.id))
     if bank_pk is None:
         raise RuntimeError("the exchange has no bank (it was deleted); recreate the exchange")
     signal_types = [r.signal_type for r in runtime.registry.signal_types.values()]
-    converter = RecordConverter(row.name, record.api, client.collab, signal_types)
+    # Some library clients (sample) keep no collaboration config; conversion still needs one.
+    collab = getattr(client, "collab", None) or exchanges.collab(record, row.name, row.config)
+    converter = RecordConverter(row.name, record.api, collab, signal_types)
     checkpoint = None if record.full_snapshot else _load_checkpoint(runtime, row.id, record.api)
     batch_size = runtime.settings.exchanges.batch_size
     pending: dict[str, NewMember | None] = {}
@@ -184,13 +194,13 @@ def _run(runtime: Runtime, exchanges: Exchanges, row: ExchangeRow, lock: Lock) -
     last_checkpoint: Any = None
 
     def commit() -> None:
+        lease.check()  # never commit after another worker took the fetch over
         skipped, converter.skipped = converter.skipped, 0
         stored = None if last_checkpoint is None else _checkpoints.unstructure(last_checkpoint)
         apply_batch(runtime.store, row.id, bank_pk, pending, stored, skipped)
         pending.clear()
-        lock.reacquire()  # renew the lease; raises if another worker took it over
 
-    for delta in client.fetch_iter(signal_types, checkpoint):
+    for delta in prefetched(client.fetch_iter(signal_types, checkpoint)):
         batch = converter.batch(delta.updates)
         pending.update(batch)
         if record.full_snapshot:

@@ -92,6 +92,7 @@ class RecordConverter:
     _by_name: dict[str, type[SignalType]] = attrs.field(factory=dict)
     _simple: bool = False
     _logged: set[str] = attrs.field(factory=set)
+    _converted_tags: tuple[str, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         self._by_name = {st.get_name(): st for st in self.signal_types}
@@ -131,6 +132,13 @@ class RecordConverter:
             label = str(key[0]) if isinstance(key, tuple) else f"{self.api.get_name()} record"
             self._unknown(label)
             return None
+        # The API's own metadata for the signal carries its opinions' tags (NCMEC turns an
+        # entry's classification into one) when the fetched record itself has none.
+        self._converted_tags = tuple(
+            sorted(
+                {t for found in converted.values() for meta in found.values() for t in _tags(meta)}
+            )
+        )
         return [(st.get_name(), s) for st, found in converted.items() for s in found]
 
     def _convert_all(self, updates: Mapping[Any, Any]) -> dict[int, list[tuple[str, str]]]:
@@ -153,6 +161,7 @@ class RecordConverter:
         self, key: Any, value: Any, known: dict[int, list[tuple[str, str]]] | None = None
     ) -> NewMember | None:
         """The member for one record, or None when it is skipped (counted)."""
+        self._converted_tags = ()
         signals = self._signals(key, value, known)
         if signals is None:
             return None
@@ -168,7 +177,7 @@ class RecordConverter:
         return NewMember(
             signals=tuple(sorted(set(valid))),
             external_id=external_id(key),
-            tags=_tags(value),
+            tags=_tags(value) or self._converted_tags,
             exchange_metadata=metadata_json(value),
         )
 

@@ -15,6 +15,7 @@ import re
 import threading
 import weakref
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -57,7 +58,7 @@ class BulkWriter:
         for start in range(0, len(rows), per_statement):
             batch = rows[start : start + per_statement]
             sql = f"{head} VALUES {', '.join([group] * len(batch))} {tail}"
-            result = connection.exec_driver_sql(sql, tuple(v for row in batch for v in row))
+            result = connection.exec_driver_sql(sql, tuple(chain.from_iterable(batch)))
             if result.returns_rows:
                 returned.extend(result.all())
         return returned

@@ -9,14 +9,14 @@ opaque ``nextPageToken`` while ``hasMoreRecords``; each record carries its aggre
 from __future__ import annotations
 
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import attrs
+
+from tests.fakes.loopback import FakeHandler, page, serve
 
 FETCH_KEY = "fetch-function-key-secret-1"
 FEEDBACK_KEY = "feedback-function-key-secret-2"
@@ -47,20 +47,9 @@ class FakeStopNCII:
         )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(FakeHandler):
     def _answer(self, status: int, body: Any) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.answer(status, json.dumps(body).encode(), "application/json")
 
     def _authorized(self, function_key: str) -> bool:
         ok = (
@@ -72,64 +61,44 @@ class _Handler(BaseHTTPRequestHandler):
         return ok
 
     def do_GET(self) -> None:
-        fake = self.server.fake
+        fake: FakeStopNCII = self.fake
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         fake.requests.append({"path": url.path, "query": query})
-        if url.path != "/v1/FetchHashes" or not self._authorized(FETCH_KEY):
-            if url.path != "/v1/FetchHashes":
-                self._answer(404, {"message": "not found"})
+        if url.path != "/v1/FetchHashes":
+            self._answer(404, {"message": "not found"})
+            return
+        if not self._authorized(FETCH_KEY):
             return
         start = int(query.get("startTimestamp", "0"))
-        offset = int(query.get("nextPageToken") or 0)
         newer = sorted(
             (r for r in fake.records if r["lastModtimestamp"] >= start),
             key=lambda r: r["lastModtimestamp"],
         )
-        page = newer[offset : offset + fake.page_size]
-        more = offset + fake.page_size < len(newer)
+        shown, following = page(newer, int(query.get("nextPageToken") or 0), fake.page_size)
         self._answer(
             200,
             {
-                "count": len(page),
-                "nextPageToken": str(offset + fake.page_size) if more else None,
+                "count": len(shown),
+                "nextPageToken": None if following is None else str(following),
                 "nextSetTimestamp": max((r["lastModtimestamp"] for r in newer), default=start),
-                "hasMoreRecords": more,
-                "hashRecords": page,
+                "hasMoreRecords": following is not None,
+                "hashRecords": list(shown),
             },
         )
 
     def do_POST(self) -> None:
-        fake = self.server.fake
         url = urllib.parse.urlsplit(self.path)
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        body = json.loads(self.body())
         if url.path != "/v1/SubmitFeedback":
             self._answer(404, {"message": "not found"})
             return
         if self._authorized(FEEDBACK_KEY):
-            fake.feedback.append(body)
+            self.fake.feedback.append(body)
             self._answer(200, {})
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, fake: FakeStopNCII) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
 
 
 @contextmanager
 def fake_stopncii(fake: FakeStopNCII | None = None) -> Iterator[FakeStopNCII]:
-    fake = fake or FakeStopNCII()
-    server = _Server(fake)
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(fake or FakeStopNCII(), _Handler, "/v1") as served:
+        yield served

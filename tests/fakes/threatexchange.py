@@ -16,10 +16,11 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import attrs
+
+from tests.fakes.loopback import FakeHandler, page, serve
 
 APP_ID = 1234567890
 TOKEN = f"{APP_ID}|fakeThreatExchangeTokenSecretValue42"
@@ -91,22 +92,9 @@ class FakeThreatExchange:
         return sorted(chosen, key=lambda i: (i.last_updated, i.id))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(FakeHandler):
     def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        self.answer(status, json.dumps(body).encode(), "application/json", headers)
 
     def _fault(self) -> bool:
         fake = self.server.fake
@@ -139,15 +127,13 @@ class _Handler(BaseHTTPRequestHandler):
         offset = int(query.get("after", "0"))
         limit = int(query.get("limit") or fake.page_size)
         limit = min(limit, fake.page_size) if fake.honour_limit else fake.page_size
-        updates = fake.updates_since(start)
-        page = updates[offset : offset + limit]
-        body: dict[str, Any] = {"data": [i.as_json() for i in page]}
-        if offset + limit < len(updates):
-            following = dict(query, after=str(offset + limit))
+        shown, following = page(fake.updates_since(start), offset, limit)
+        body: dict[str, Any] = {"data": [i.as_json() for i in shown]}
+        if following is not None:
             body["paging"] = {
-                "cursors": {"after": str(offset + limit)},
+                "cursors": {"after": str(following)},
                 "next": f"{fake.base_url.removesuffix('/v1')}{url.path}?"
-                + urllib.parse.urlencode(following),
+                + urllib.parse.urlencode(dict(query, after=str(following))),
             }
         self._answer(200, body)
 
@@ -155,8 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
-        length = int(self.headers.get("Content-Length") or 0)
-        form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+        form = dict(urllib.parse.parse_qsl(self.body().decode()))
         if self._fault():
             return
         if query.get("access_token") != fake.token:
@@ -167,26 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200, {"success": True})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # a client's idle keep-alive connection must not delay shutdown
-
-    def __init__(self, fake: FakeThreatExchange) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-
 @contextmanager
 def fake_threatexchange(fake: FakeThreatExchange | None = None) -> Iterator[FakeThreatExchange]:
     """Serve ``fake`` on a free loopback port; its ``base_url`` is set while it runs."""
-    fake = fake or FakeThreatExchange()
-    server = _Server(fake)
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(fake or FakeThreatExchange(), _Handler, "/v1") as served:
+        yield served

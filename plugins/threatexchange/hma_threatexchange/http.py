@@ -11,6 +11,7 @@ configured timeout.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -23,6 +24,30 @@ from hma_framework.settings import Settings
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_QUERY_SECRET = re.compile(r"((?:access_token|api_key|key|token)=)[^&\s\"]+", re.IGNORECASE)
+
+
+class RedactQuerySecrets(logging.Filter):
+    """Blanks credentials carried in URLs (ThreatExchange's ``access_token``) out of the
+    lines urllib3 logs at DEBUG for every request, which quote the whole path and query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _QUERY_SECRET.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def redact_request_logs() -> None:
+    """Install :class:`RedactQuerySecrets` on urllib3's request logger (once)."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, RedactQuerySecrets) for f in logger.filters):
+        logger.addFilter(RedactQuerySecrets())
+
+
+redact_request_logs()
 
 
 @attrs.frozen

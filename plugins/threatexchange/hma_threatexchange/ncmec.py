@@ -28,6 +28,15 @@ from hma_threatexchange.http import ExchangeSession, HttpPolicy
 
 UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
+#: Opinions NCMEC takes, as feedback votes on the entry's fingerprint.
+FEEDBACK = {"true_positive": api.FeedbackType.upvote, "false_positive": api.FeedbackType.downvote}
+#: HMA signal type -> the fingerprint NCMEC takes feedback on.
+FINGERPRINTS = {"pdq": api.FingerprintType.pdq, "video_md5": api.FingerprintType.md5}
+
+
+class NCMECFeedbackError(RuntimeError):
+    """The opinion cannot be sent as NCMEC feedback (no entry, or no single reason)."""
+
 
 def utc_timestamp(timestamp: int) -> str:
     """``timestamp`` as NCMEC reads it: ISO 8601 in UTC."""
@@ -107,6 +116,24 @@ class NCMECExchange(NCMECSignalExchangeAPI):
             if base not in signal_types and any(issubclass(st, base) for st in signal_types)
         ]
         return super().naive_convert_to_signal_type([*signal_types, *bases], collab, fetched)
+
+    def write_opinion(
+        self, opinion: str, signal_type: str, signal_value: str, metadata: Mapping[str, Any]
+    ) -> None:
+        """An upvote or downvote on the entry's fingerprint of this signal type.
+
+        A downvote needs a reason: the library takes the only one NCMEC offers for the
+        fingerprint type and refuses to guess among several, and so do we.
+        """
+        fingerprint = FINGERPRINTS.get(signal_type)
+        if fingerprint is None or "id" not in metadata or "member_id" not in metadata:
+            raise NCMECFeedbackError(
+                f"no NCMEC entry fingerprint to give feedback on ({signal_type})"
+            )
+        client = self.get_client(self.collab.environment)
+        client.submit_feedback(
+            int(metadata["member_id"]), str(metadata["id"]), fingerprint, FEEDBACK[opinion]
+        )
 
     def get_client(self, environment: api.NCMECEnvironment) -> api.NCMECHashAPI:
         return NCMECClient(
