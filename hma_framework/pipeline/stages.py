@@ -22,6 +22,7 @@ from hma_framework.media_hashing import compute_signals, fetched
 from hma_framework.pipeline.act_queue import queue_for_action
 from hma_framework.pipeline.acting import act_many
 from hma_framework.pipeline.context import current_runtime
+from hma_framework.pipeline.waiting_sets import WaitingSet
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
 from hma_framework.store.content import ComputedSignal, RecordedMatch
@@ -95,7 +96,36 @@ def _resubmitted_since(runtime: Runtime, row: ContentRow) -> bool:
 
 def hash_content(content_pk: int) -> str:
     """Fetch the media, compute every signal type for its content type, record them."""
+    return _hash(current_runtime(), content_pk, may_retry=_retries_left() > 0)
+
+
+def hash_pending(job_id: str) -> dict[str, int]:
+    """The hash job of uploaded media: hash the contents waiting in the set, a few at a time."""
     runtime = current_runtime()
+    return HASH.take(runtime, job_id, lambda pks: _hash_each(runtime, pks))
+
+
+#: Uploaded media (``/submit/bytes/``) waits here for hashing; a job hashes several per RQ
+#: round, two or three to a batch so that every idle worker gets a share of a burst.
+HASH = WaitingSet("hash", "hash", hash_pending, batch=3, budget_seconds=2.0)
+
+
+def _hash_each(runtime: Runtime, content_pks: list[int]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for content_pk in content_pks:
+        try:
+            outcome = _hash(runtime, content_pk, may_retry=True)
+        except Exception as exc:
+            # A job of its own then retries it on RQ's schedule, as for any hash job.
+            log.warning("hashing content %d failed (%s); retrying it alone", content_pk, exc)
+            advance(runtime, "hash", content_pk)
+            outcome = "retrying"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _hash(runtime: Runtime, content_pk: int, *, may_retry: bool) -> str:
+    """The hash stage for one content; raises a failure worth retrying if ``may_retry``."""
     row = runtime.content.get_row(content_pk)
     if row is None or row.status != records.SUBMITTED:
         return "skipped: not awaiting hashing"
@@ -111,7 +141,7 @@ def hash_content(content_pk: int) -> str:
     except Exception as exc:
         # Transient failures (and unexpected errors: bugs, a full disk) are retried; once
         # retries run out the content is marked failed with the reason, never left silent.
-        if _retries_left() > 0:
+        if may_retry:
             runtime.content.touch(content_pk)
             raise
         what = "fetching" if isinstance(exc, TransientFetchError) else "hashing"

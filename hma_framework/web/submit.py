@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from hma_framework import log_context
 from hma_framework.media import MediaStoreUnavailable
 from hma_framework.pipeline.act_queue import queue_for_action
-from hma_framework.pipeline.stages import enqueue_stage, find_matches, new_job_id
+from hma_framework.pipeline.stages import HASH, enqueue_stage, find_matches, new_job_id
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
@@ -180,7 +180,7 @@ def submit_bytes() -> Response:
             runtime.media.delete(media_key)
     _forget_superseded(runtime, outcome, superseded)
     if job_id is not None:
-        enqueue_stage(runtime, "hash", content_pk, job_id)
+        HASH.add(runtime, [content_pk])  # hashed with others: one RQ job per few uploads
     return _accepted(content_id)
 
 
