@@ -1,11 +1,17 @@
-"""The ``action`` queue's jobs: one attempt per job, retries scheduled as new jobs.
+"""The ``action`` queue's deliver jobs: a batch of attempts per job, retries as new jobs.
 
-Each attempt is its own RQ job (``deliver(delivery id, job id)``). A failure worth retrying
-schedules the next job with ``Queue.enqueue_in`` after the wait the retry schedule, jitter
-and the receiver's ``Retry-After`` agree on; workers run RQ's scheduler, which enqueues it
-when due. The database is written before each job is enqueued, and ``reconcile_deliveries``
-re-enqueues any delivery whose job went missing, so Redis may lose work without losing an
-action.
+A deliver job (``deliver_batch(job id)``) carries the deliveries recorded under its id, mostly
+one handler's (see ``deliveries.JOB_BATCH``): it claims them in one transaction, sends them one
+after another over the handler's pooled connections, and records the attempts in a
+transaction every ``FLUSH_SECONDS``. A job that has run for ``BATCH_SECONDS`` hands what it
+has not sent to a new job at the back of the queue: a slow receiver then holds a worker for
+one request at a time, and the deliveries of other handlers queued behind it go first.
+
+A failure worth retrying schedules the next attempt with ``Queue.enqueue_at`` after the wait
+the retry schedule, jitter and the receiver's ``Retry-After`` agree on; workers run RQ's
+scheduler, which enqueues it when due. The database is written before each job is enqueued,
+and ``reconcile_deliveries`` re-enqueues any delivery whose job went missing, so Redis may
+lose work without losing an action.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import datetime as dt
 import logging
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -44,10 +51,14 @@ RESULT_TTL = 0  # the records hold the outcome; a kept job result is only more R
 FAILURE_TTL = 7 * 24 * 3600
 
 
-def enqueue_attempt(
-    runtime: Runtime, delivery_pk: int, job_id: str, due: dt.datetime | None = None
-) -> None:
-    """Put an attempt on the ``action`` queue now, or schedule it for ``due``."""
+#: A deliver job gives what it has not sent to a new job after this long (see above).
+BATCH_SECONDS = 1.0
+#: How often a running batch records the attempts it has made so far.
+FLUSH_SECONDS = 0.5
+
+
+def enqueue_deliveries(runtime: Runtime, job_id: str, due: dt.datetime | None = None) -> None:
+    """Put a deliver job on the ``action`` queue now, or schedule it for ``due``."""
     queue = runtime.queues["action"]
     options: dict[str, Any] = {
         "job_id": job_id,
@@ -55,12 +66,18 @@ def enqueue_attempt(
         "failure_ttl": FAILURE_TTL,
     }
     if due is None or due <= utcnow():
-        queue.enqueue(deliver, delivery_pk, job_id, **options)
+        queue.enqueue(deliver_batch, job_id, **options)
         return
     # RQ's scheduler keeps whole seconds and drops the fraction, which would start the job
     # up to a second early (before a receiver's Retry-After, say): round up instead.
     at = dt.datetime.fromtimestamp(math.ceil(due.timestamp()), dt.UTC)
-    queue.enqueue_at(at, deliver, delivery_pk, job_id, **options)
+    queue.enqueue_at(at, deliver_batch, job_id, **options)
+
+
+def enqueue_created(runtime: Runtime, created: list[tuple[int, str]]) -> None:
+    """One deliver job per job id among newly recorded ``(delivery id, job id)`` pairs."""
+    for job_id in dict.fromkeys(job_id for _, job_id in created):
+        enqueue_deliveries(runtime, job_id)
 
 
 def _perform(runtime: Runtime, claimed: records.Claimed) -> ActionOutcome:
@@ -89,12 +106,8 @@ def _write_back(runtime: Runtime, delivery: DeliveryRow) -> str | None:
     return f"write-back {opinion}: " + ("; ".join(lines) or "no exchange-fed matches")
 
 
-def deliver(delivery_pk: int, job_id: str) -> str:
-    """Attempt one delivery once; record the attempt and what happens next."""
-    runtime = current_runtime()
-    claimed = records.claim(runtime.store, delivery_pk, job_id)
-    if isinstance(claimed, str):
-        return claimed
+def _attempt(runtime: Runtime, claimed: records.Claimed) -> records.Finished:
+    """Attempt one delivery once; say what it did and what happens next."""
     attempted_at = utcnow()
     started = time.perf_counter()
     outcome = _perform(runtime, claimed)
@@ -122,15 +135,51 @@ def deliver(delivery_pk: int, job_id: str) -> str:
         tries = claimed.delivery.round_attempts + 1
         why = f"after {tries} attempts" if outcome.retry else "as retrying cannot help"
         last_error = f"gave up {why}: {attempt.error}"
-    next_job = records.finish_attempt(
-        runtime.store, claimed, attempt, status, next_at, disable_reason, last_error
-    )
     metrics.observe_delivery_attempt(
         claimed.handler.name, outcome.ok, retrying=status == records.PENDING
     )
-    if next_job is not None:
-        enqueue_attempt(runtime, delivery_pk, next_job, next_at)
-    return status
+    return records.Finished(claimed, attempt, status, next_at, disable_reason, last_error)
+
+
+def _record(
+    runtime: Runtime, finished: list[records.Finished], unsent: Sequence[records.Claimed] = ()
+) -> None:
+    for job_id, due in records.finish_attempts(runtime.store, finished, unsent):
+        enqueue_deliveries(runtime, job_id, due)
+
+
+def deliver_batch(job_id: str) -> str:
+    """Attempt each delivery this job carries once; record the attempts and what comes next."""
+    runtime = current_runtime()
+    claimed = records.claim(runtime.store, job_id)
+    if not claimed:
+        return "skipped: nothing pending under this job"
+    started = flushed = time.monotonic()
+    finished: list[records.Finished] = []
+    disabled: set[int] = set()
+    unsent: list[records.Claimed] = []
+    for position, item in enumerate(claimed):
+        if item.handler.id in disabled:  # held with the rest of its handler's deliveries
+            unsent.append(item)
+            continue
+        if position and time.monotonic() - started > BATCH_SECONDS:
+            unsent.extend(claimed[position:])
+            break
+        done = _attempt(runtime, item)
+        finished.append(done)
+        if done.disable_reason is not None:
+            disabled.add(item.handler.id)
+        elif time.monotonic() - flushed > FLUSH_SECONDS:
+            _record(runtime, finished)
+            finished, flushed = [], time.monotonic()
+    _record(runtime, finished, unsent)
+    sent = len(claimed) - len(unsent)
+    return f"attempted {sent} of {len(claimed)}" + (" (the rest re-queued)" if unsent else "")
+
+
+def deliver(delivery_pk: int, job_id: str) -> str:
+    """A deliver job of the one-delivery-per-job kind, queued before batches: same work."""
+    return deliver_batch(job_id)
 
 
 def _next_step(
@@ -174,15 +223,18 @@ def reconcile_deliveries_runtime(runtime: Runtime, limit: int = 1000) -> dict[st
     )
     with runtime.store.reading() as session:
         stalled = session.execute(query).all()
-    requeued = 0
+    by_job: dict[str | None, list[int]] = {}
     for delivery_pk, job_id in stalled:
+        by_job.setdefault(job_id, []).append(delivery_pk)
+    requeued = 0
+    for job_id, delivery_pks in by_job.items():
         if job_in_flight(runtime, job_id, now):
             continue
-        new_job = records.restart_stalled(runtime.store, delivery_pk, job_id)
-        if new_job is not None:
-            log.warning("delivery %d lost its job %s; re-enqueueing", delivery_pk, job_id)
-            enqueue_attempt(runtime, delivery_pk, new_job)
-            requeued += 1
+        new_job, moved = records.restart_stalled(runtime.store, delivery_pks, job_id)
+        if moved:
+            log.warning("%d deliveries lost their job %s; re-enqueueing", moved, job_id)
+            enqueue_deliveries(runtime, new_job)
+            requeued += moved
     return {"requeued_deliveries": requeued}
 
 

@@ -282,8 +282,17 @@ class ConfiguredHandlers:
 
 
 def handlers_of(runtime: Any) -> ConfiguredHandlers:
-    """The handler repository of a runtime, with its secrets key."""
-    return ConfiguredHandlers(runtime.store, runtime.registry, secret_box(runtime.settings))
+    """The handler repository of a runtime, with its secrets key.
+
+    Built once per runtime (its config converter costs milliseconds, which a deliver job
+    would otherwise pay for every attempt), again only if the registry or settings change.
+    """
+    key = (id(runtime.store), id(runtime.registry), id(runtime.settings))
+    cached = runtime.__dict__.get("_configured_handlers")
+    if cached is None or cached[0] != key:
+        handlers = ConfiguredHandlers(runtime.store, runtime.registry, secret_box(runtime.settings))
+        cached = runtime.__dict__["_configured_handlers"] = (key, handlers)
+    return cached[1]
 
 
 @attrs.frozen

@@ -9,7 +9,7 @@ bank label ``trusted``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 from sqlalchemy import select
@@ -88,8 +88,16 @@ def load_labeled_matches(
     store: Store, content_pk: int
 ) -> tuple[ContentFacts | None, list[MatchLabels]]:
     """The content and each of its matches with labels, in two queries."""
+    return load_many_labeled_matches(store, [content_pk]).get(content_pk, (None, []))
+
+
+def load_many_labeled_matches(
+    store: Store, content_pks: Sequence[int]
+) -> dict[int, tuple[ContentFacts, list[MatchLabels]]]:
+    """Each existing content of ``content_pks`` with its labelled matches, in two queries."""
     query = (
         select(
+            MatchRow.content_pk,
             MatchRow.id,
             MatchRow.signal_type,
             MatchRow.content_signal,
@@ -105,25 +113,30 @@ def load_labeled_matches(
         .join(BankRow, BankRow.id == MatchRow.bank_pk)
         .join(BankMemberRow, BankMemberRow.id == MatchRow.member_pk)
         .outerjoin(ExchangeRow, ExchangeRow.id == BankRow.exchange_pk)
-        .where(MatchRow.content_pk == content_pk, MatchRow.superseded_at.is_(None))
+        .where(MatchRow.content_pk.in_(content_pks), MatchRow.superseded_at.is_(None))
         .order_by(MatchRow.id)
     )
     with store.reading() as session:
-        content = session.get(ContentRow, content_pk)
-        if content is None:
-            return None, []
+        contents = session.execute(
+            select(
+                ContentRow.id,
+                ContentRow.content_id,
+                ContentRow.content_type,
+                ContentRow.additional_fields,
+            ).where(ContentRow.id.in_(content_pks))
+        ).all()
         rows = session.execute(query).all()
-    facts = ContentFacts(
-        content_pk=content.id,
-        content_id=content.content_id,
-        content_type=content.content_type,
-        additional_fields=tuple(str(f) for f in content.additional_fields),
-    )
-    fields = field_labels(facts.additional_fields)
-    labeled = []
+    found: dict[int, tuple[ContentFacts, list[MatchLabels]]] = {}
+    fields: dict[int, frozenset[FieldLabel]] = {}
+    for pk, content_id, content_type, additional_fields in contents:
+        facts = ContentFacts(pk, content_id, content_type, tuple(str(f) for f in additional_fields))
+        found[pk] = (facts, [])
+        fields[pk] = field_labels(facts.additional_fields)
     for row in rows:
-        (match_pk, signal_type, value, distance, member_pk, bank, bank_tags, member_tags) = row[:8]
-        exchange_pk, collaboration, api_type = row[8:]
+        content_pk, match_pk, signal_type, value, distance, member_pk = row[:6]
+        bank, bank_tags, member_tags, exchange_pk, collaboration, api_type = row[6:]
+        if content_pk not in found:  # deleted between the two queries
+            continue
         bank_tag_set, member_tag_set = _strings(bank_tags), _strings(member_tags)
         labels = {
             "bank": frozenset({bank}),
@@ -142,5 +155,7 @@ def load_labeled_matches(
             member_id=member_pk,
             tags=tuple(sorted(bank_tag_set | member_tag_set)),
         )
-        labeled.append(MatchLabels(match_pk, signal, labels, fields, exchange_pk))
-    return facts, labeled
+        found[content_pk][1].append(
+            MatchLabels(match_pk, signal, labels, fields[content_pk], exchange_pk)
+        )
+    return found

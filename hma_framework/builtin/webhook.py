@@ -146,9 +146,13 @@ def webhook_body(request: ActionRequest) -> dict[str, Any]:
     }
 
 
-def message_id(request: ActionRequest) -> str:
-    """The same for every attempt at one action, so receivers can drop duplicates."""
-    canonical = json.dumps(webhook_body(request), sort_keys=True, separators=(",", ":"))
+def message_id(request: ActionRequest, body: dict[str, Any] | None = None) -> str:
+    """The same for every attempt at one action, so receivers can drop duplicates.
+
+    ``body`` is ``webhook_body(request)`` if the caller has it already.
+    """
+    body = webhook_body(request) if body is None else body
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return "msg_" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -230,12 +234,13 @@ class WebhookHandler:
     def perform(self, request: ActionRequest) -> DeliveryOutcome:
         url = self._config.url.replace(PLACEHOLDER, quote(request.content_id, safe=""))
         sends_body = self._config.method in ("POST", "PUT")
-        body = json.dumps(webhook_body(request)).encode() if sends_body else b""
+        document = webhook_body(request)
+        body = json.dumps(document).encode() if sends_body else b""
         headers = {
             **self._config.headers,
             **self._config.secret_headers,
             "User-Agent": "hma-framework",
-            **signed_headers(self._keys, message_id(request), int(time.time()), body),
+            **signed_headers(self._keys, message_id(request, document), int(time.time()), body),
         }
         if sends_body:
             headers["Content-Type"] = "application/json"

@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from hma_framework.pipeline import act_queue
 from hma_framework.pipeline.context import current_runtime
 from hma_framework.pipeline.liveness import job_in_flight
 from hma_framework.pipeline.media_sweep import sweep_media
-from hma_framework.pipeline.stages import advance
+from hma_framework.pipeline.stages import HASH, advance
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
 
@@ -46,10 +47,15 @@ def reconcile_runtime(runtime: Runtime) -> dict[str, int]:
     cutoff = now - dt.timedelta(seconds=runtime.settings.pipeline.stuck_after_seconds)
     claimed = _claim_arrived_uploads(runtime, cutoff)
     expired = runtime.content.expire_uploads()
+    sets = {"act": act_queue.ACT, "hash": HASH}
+    for waiting_set in sets.values():
+        waiting_set.kick(runtime, now)
     requeued = 0
     for row in runtime.content.stalled(cutoff):
         stage = NEXT_STAGE.get(row.status)
         if stage is None or job_in_flight(runtime, row.job_id, now):
+            continue
+        if stage in sets and sets[stage].waiting(runtime, row.id):
             continue
         log.warning(
             "content %s stuck in %s since %s; re-enqueueing %s",

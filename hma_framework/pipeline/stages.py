@@ -19,8 +19,10 @@ from rq import Retry, get_current_job
 from hma_framework import metrics
 from hma_framework.errors import PermanentMediaError, TransientFetchError
 from hma_framework.media_hashing import compute_signals, fetched
-from hma_framework.pipeline.acting import evaluate_actions
+from hma_framework.pipeline.act_queue import queue_for_action
+from hma_framework.pipeline.acting import act_many
 from hma_framework.pipeline.context import current_runtime
+from hma_framework.pipeline.waiting_sets import WaitingSet
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
 from hma_framework.store.content import ComputedSignal, RecordedMatch
@@ -94,7 +96,36 @@ def _resubmitted_since(runtime: Runtime, row: ContentRow) -> bool:
 
 def hash_content(content_pk: int) -> str:
     """Fetch the media, compute every signal type for its content type, record them."""
+    return _hash(current_runtime(), content_pk, may_retry=_retries_left() > 0)
+
+
+def hash_pending(job_id: str) -> dict[str, int]:
+    """The hash job of uploaded media: hash the contents waiting in the set, a few at a time."""
     runtime = current_runtime()
+    return HASH.take(runtime, job_id, lambda pks: _hash_each(runtime, pks))
+
+
+#: Uploaded media (``/submit/bytes/``) waits here for hashing; a job hashes several per RQ
+#: round, two or three to a batch so that every idle worker gets a share of a burst.
+HASH = WaitingSet("hash", "hash", hash_pending, batch=3, budget_seconds=2.0)
+
+
+def _hash_each(runtime: Runtime, content_pks: list[int]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for content_pk in content_pks:
+        try:
+            outcome = _hash(runtime, content_pk, may_retry=True)
+        except Exception as exc:
+            # A job of its own then retries it on RQ's schedule, as for any hash job.
+            log.warning("hashing content %d failed (%s); retrying it alone", content_pk, exc)
+            advance(runtime, "hash", content_pk)
+            outcome = "retrying"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _hash(runtime: Runtime, content_pk: int, *, may_retry: bool) -> str:
+    """The hash stage for one content; raises a failure worth retrying if ``may_retry``."""
     row = runtime.content.get_row(content_pk)
     if row is None or row.status != records.SUBMITTED:
         return "skipped: not awaiting hashing"
@@ -110,7 +141,7 @@ def hash_content(content_pk: int) -> str:
     except Exception as exc:
         # Transient failures (and unexpected errors: bugs, a full disk) are retried; once
         # retries run out the content is marked failed with the reason, never left silent.
-        if _retries_left() > 0:
+        if may_retry:
             runtime.content.touch(content_pk)
             raise
         what = "fetching" if isinstance(exc, TransientFetchError) else "hashing"
@@ -134,14 +165,11 @@ def _record_hashed_and_matched(
     runtime: Runtime, content_pk: int, signals: list[ComputedSignal]
 ) -> str:
     matches = find_matches(runtime, [s for s in signals if s.quality_ok])
-    act_job = new_job_id("act", content_pk)
     with runtime.store.transaction() as session:
         runtime.content.record_signals(content_pk, signals, session)
         status = runtime.content.record_matches(content_pk, matches, session)
-        if status == records.MATCHED:
-            session.get_one(ContentRow, content_pk).job_id = act_job
     if status == records.MATCHED:
-        enqueue_stage(runtime, "act", content_pk, act_job)
+        queue_for_action(runtime, [content_pk])
     return status
 
 
@@ -176,42 +204,20 @@ def match_content(content_pk: int) -> str:
     status = runtime.content.record_matches(content_pk, matches)
     metrics.observe_stage("matched", row.submitted_at)
     if status == records.MATCHED:
-        advance(runtime, "act", content_pk)
+        queue_for_action(runtime, [content_pk])
     return status
 
 
 # --- act -----------------------------------------------------------------------------------
 
 
-def enqueue_act_batch(runtime: Runtime, content_pks: list[int], job_id: str) -> None:
-    """One act job for many matched contents (a batch submission): one queue round trip."""
-    intervals = list(runtime.settings.pipeline.retry_intervals_seconds)
-    runtime.queues["action"].enqueue(
-        act_contents,
-        content_pks,
-        job_id=job_id,
-        retry=Retry(max=len(intervals), interval=intervals),
-        result_ttl=300,
-        failure_ttl=7 * 24 * 3600,
-    )
-
-
 def act_contents(content_pks: list[int]) -> dict[str, int]:
-    """The act stage for each content of a batch; counts outcomes. Idempotent like the stage."""
-    counts: dict[str, int] = {}
-    for content_pk in content_pks:
-        outcome = act_content(content_pk)
-        counts[outcome] = counts.get(outcome, 0) + 1
-    return counts
+    """An act job for a list of contents (queued by an earlier version): one batch."""
+    acted = act_many(current_runtime(), content_pks)
+    return {records.ACTIONED: acted.actioned, "skipped": acted.skipped}
 
 
 def act_content(content_pk: int) -> str:
-    """Hand the matches to the action step, then record that actions were evaluated."""
-    runtime = current_runtime()
-    row = runtime.content.get_row(content_pk)
-    if row is None or row.status != records.MATCHED:
-        return "skipped: not awaiting actions"
-    evaluate_actions(runtime, content_pk)
-    runtime.content.record_actioned(content_pk)
-    metrics.observe_stage("actioned", row.submitted_at)
-    return records.ACTIONED
+    """The act stage for one content (reconcile's re-enqueued job): a batch of one."""
+    acted = act_many(current_runtime(), [content_pk])
+    return records.ACTIONED if acted.actioned else "skipped: not awaiting actions"

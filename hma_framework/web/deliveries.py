@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from hma_framework.actions import deliveries as records
-from hma_framework.actions.delivering import enqueue_attempt
+from hma_framework.actions.delivering import enqueue_deliveries
 from hma_framework.actions.delivery_queries import DeliveryQueries
 from hma_framework.runtime import Runtime
 from hma_framework.web.api_schema import (
@@ -113,5 +113,5 @@ def redeliver(delivery_id: int) -> tuple[Response, int]:
     """Try again from the start of the retry schedule, whatever the delivery's outcome was."""
     runtime = _runtime()
     job_id = records.redeliver(runtime.store, delivery_id)
-    enqueue_attempt(runtime, delivery_id, job_id)
+    enqueue_deliveries(runtime, job_id)
     return jsonify(DeliveryQueries(runtime.store).get(delivery_id)), 202

@@ -19,12 +19,8 @@ from sqlalchemy.orm import Session
 
 from hma_framework import log_context
 from hma_framework.media import MediaStoreUnavailable
-from hma_framework.pipeline.stages import (
-    enqueue_act_batch,
-    enqueue_stage,
-    find_matches,
-    new_job_id,
-)
+from hma_framework.pipeline.act_queue import queue_for_action
+from hma_framework.pipeline.stages import HASH, enqueue_stage, find_matches, new_job_id
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
@@ -228,7 +224,7 @@ def submit_bytes() -> Response:
             runtime.media.delete(media_key)
     _forget_superseded(runtime, outcome, superseded)
     if job_id is not None:
-        enqueue_stage(runtime, "hash", content_pk, job_id)
+        HASH.add(runtime, [content_pk])  # hashed with others: one RQ job per few uploads
     return _accepted(content_id)
 
 
@@ -281,13 +277,14 @@ def submit_hash() -> Response:
     submission, signal, force = _hash_submission(json_body(), runtime)
     content_id = submission.content_id
     matches = find_matches(runtime, [signal])
-    act_job = new_job_id("act")  # written with the new content, before its id is known
+    # Recorded as the content's job; the act job that takes it serves many (see act_queue).
+    act_job = new_job_id("act")
     outcome, content_pk = HashSubmissions(runtime.store).record(
         submission, signal, matches, force=force, act_job_id=act_job
     )
     _check_outcome(outcome, content_id)
     if matches and outcome is not SubmitOutcome.UNCHANGED:
-        enqueue_stage(runtime, "act", content_pk, act_job)
+        queue_for_action(runtime, [content_pk])
     return _accepted(content_id)
 
 
@@ -315,7 +312,7 @@ def submit_hashes() -> Response:
 
     Each item has exactly the single path's semantics (validation, idempotency, a conflict
     without ``force_resubmit`` fails that item only); valid items are recorded in one
-    transaction before the answer, and every matched item goes to one act job.
+    transaction before the answer, and every matched item goes to the act stage's queue.
     """
     runtime = _runtime()
     items = field(json_body(), "items", list)
@@ -356,7 +353,7 @@ def submit_hashes() -> Response:
         if item.matches and outcome is not SubmitOutcome.UNCHANGED and content_pk not in to_act:
             to_act.append(content_pk)
     if to_act:
-        enqueue_act_batch(runtime, to_act, act_job)
+        queue_for_action(runtime, to_act)
     return jsonify(results=results)
 
 

@@ -10,7 +10,7 @@ from flask import redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from hma_framework.actions import deliveries as records
-from hma_framework.actions.delivering import enqueue_attempt
+from hma_framework.actions.delivering import enqueue_deliveries
 from hma_framework.actions.delivery_queries import DeliveryQueries
 from hma_framework.actions.errors import ActionConflict, ActionNotFound
 from hma_framework.web.auth import console_scope
@@ -64,7 +64,7 @@ def redeliver(delivery_id: int) -> Response:
         return error_page(404, str(exc))
     except ActionConflict as exc:
         return error_page(409, str(exc))
-    enqueue_attempt(rt, delivery_id, job_id)
+    enqueue_deliveries(rt, job_id)
     default = url_for("console.delivery", delivery_id=delivery_id)
     back = request.form.get("back")
     return redirect(safe_next(back) if back else default, code=303)
