@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -37,6 +38,18 @@ from hma_framework.store.db import Store
 SEED_BATCH = 50_000
 
 
+def random_pdq_batches(size: int) -> Iterator[list[str]]:
+    """``size`` random PDQ hashes (hex) in batches, the same ones on every call.
+
+    Fixed seed, so a benchmark can load the very same hashes into another system.
+    """
+    rng = np.random.default_rng(7)
+    for start in range(0, size, SEED_BATCH):
+        count = min(SEED_BATCH, size - start)
+        codes = rng.integers(0, 256, size=(count, 32), dtype=np.uint8)
+        yield [row.tobytes().hex() for row in codes]
+
+
 def seed(store: Store, size: int, bank: str = "seeded", sample: int = 0) -> list[str]:
     """Load ``size`` random PDQ hashes into one bank through the bulk import path.
 
@@ -44,12 +57,8 @@ def seed(store: Store, size: int, bank: str = "seeded", sample: int = 0) -> list
     """
     banks = Banks(store)
     banks.create_bank(bank)
-    rng = np.random.default_rng(7)
     kept: list[str] = []
-    for start in range(0, size, SEED_BATCH):
-        count = min(SEED_BATCH, size - start)
-        codes = rng.integers(0, 256, size=(count, 32), dtype=np.uint8)
-        hexes = [row.tobytes().hex() for row in codes]
+    for hexes in random_pdq_batches(size):
         kept.extend(hexes[: max(0, sample - len(kept))])
         banks.add_members(bank, [NewMember(signals=(("pdq", h),)) for h in hexes])
     return kept

@@ -49,16 +49,27 @@ def render(method: str, path: str, host: str, headers: dict[str, str], body: byt
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """The status, and whether the server said it closes the connection after this response.
+
+    A server that closes (gunicorn's sync workers do after every response) must get a new
+    connection at once, as any HTTP client would open: a request written into the closing
+    socket is lost, and the server's graceful close waits for the client, so both would add
+    a delay to every request that is the client's doing, not the server's.
+    """
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = 0
+    closing = False
     for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
+        lowered = line.lower()
+        if lowered.startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
+        elif lowered.startswith(b"connection:"):
+            closing = b"close" in lowered
     if length:
         await reader.readexactly(length)
-    return status
+    return status, closing
 
 
 async def _connection(
@@ -69,13 +80,17 @@ async def _connection(
     statuses: dict[int, int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
+    closing = False
     try:
         while (request := next_request()) is not None:
             started = time.perf_counter()
+            if closing:  # the last response said so: a new connection, timed as the request's
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
             for attempt in range(2):
                 try:
                     writer.write(request)
-                    status = await _read_response(reader)
+                    status, closing = await _read_response(reader)
                     break
                 except (asyncio.IncompleteReadError, ConnectionError):
                     if attempt:

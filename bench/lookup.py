@@ -24,8 +24,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import attrs
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,6 +41,7 @@ from hma_framework.registry import make_registry
 from hma_framework.settings import Settings
 from hma_framework.store import migrate
 from hma_framework.store.api_keys import ApiKeys
+from hma_framework.store.banks import Banks, NewMember
 from hma_framework.store.db import Store
 
 ROUTES = {
@@ -46,18 +50,36 @@ ROUTES = {
 }
 
 
-def bench_size(size: int, requests: int, concurrency: int, routes: list[str]) -> None:
+@attrs.frozen
+class Seeded:
+    """A data folder holding a bank of random PDQ hashes, its index snapshot and a read key."""
+
+    folder: Path
+    planted: list[str]  # banked hashes, for near-duplicate queries
+    token: str
+
+
+def seeded_instance(size: int, sample: int = 5000, extra: Sequence[str] = ()) -> Seeded:
+    """Seed bank "bench" with ``size`` random PDQ hashes (plus ``extra``) and snapshot it."""
     folder = Path(tempfile.mkdtemp(prefix="hma-lookup-"))
     settings = Settings(data_dir=str(folder))
     store = Store(settings.effective_database_url)
     migrate.upgrade(store)
-    planted = seed(store, size, bank="bench", sample=5000)
+    planted = seed(store, size, bank="bench", sample=sample)
+    if extra:
+        Banks(store).add_members("bench", [NewMember(signals=(("pdq", h),)) for h in extra])
     manager = IndexManager(settings, make_registry(settings, strict=True), store)
     manager.load()
     manager.save_snapshots()
     del manager
     token = ApiKeys(store).create("bench", ["read"]).token
+    store.close()
+    return Seeded(folder, planted, token)
 
+
+@contextmanager
+def serving(folder: Path, **env_extra: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`hma serve` on ``folder`` with no workers and 2 API processes; yields it and its port."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HMA_")}
     env.update(
@@ -67,6 +89,7 @@ def bench_size(size: int, requests: int, concurrency: int, routes: list[str]) ->
         HMA_WORKERS_PROCESSES="0",
         HMA_WEB_THREADS="1",
         HMA_WEB_PROCESSES="2",
+        **env_extra,
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "hma_framework", "serve"],
@@ -83,15 +106,35 @@ def bench_size(size: int, requests: int, concurrency: int, routes: list[str]) ->
             if time.monotonic() > deadline:
                 raise TimeoutError("the API never became ready")
             time.sleep(0.2)
+        yield server, port
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def api_processes(server: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The gunicorn worker processes (not the arbiter) under `hma serve`."""
+    return [
+        p
+        for p in psutil.Process(server.pid).children(recursive=True)
+        if "gunicorn" in " ".join(p.cmdline())
+        and p.parent() is not None
+        and p.parent().pid != server.pid
+    ]
+
+
+def bench_size(size: int, requests: int, concurrency: int, routes: list[str]) -> None:
+    instance = seeded_instance(size)
+    with serving(instance.folder) as (server, port):
         host = f"127.0.0.1:{port}"
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {instance.token}"}
         results = []
         for route in routes:
             rng = random.Random(11)  # the same lookups on every route
 
             def request(i: int, path: str = ROUTES[route], rng: random.Random = rng) -> bytes:
                 if i % 2 == 0:
-                    signal = flip(rng.choice(planted), rng.randint(1, 31), rng)
+                    signal = flip(rng.choice(instance.planted), rng.randint(1, 31), rng)
                 else:
                     signal = f"{rng.getrandbits(256):064x}"
                 return render("GET", path.format(signal), host, headers)
@@ -100,20 +143,10 @@ def bench_size(size: int, requests: int, concurrency: int, routes: list[str]) ->
             run_load("127.0.0.1", port, warm, concurrency=concurrency)
             load = [request(i) for i in range(requests)]
             results.append((route, run_load("127.0.0.1", port, load, concurrency=concurrency)))
-        api = [
-            p
-            for p in psutil.Process(server.pid).children(recursive=True)
-            if "gunicorn" in " ".join(p.cmdline())
-            and p.parent() is not None
-            and p.parent().pid != server.pid
-        ]
-        rss = [p.memory_info().rss / 2**20 for p in api]
+        rss = [p.memory_info().rss / 2**20 for p in api_processes(server)]
         for route, result in results:
             print(f"{size:>9,} hashes: GET {ROUTES[route].split('?')[0]} {result.summary()}")
         print(f"{size:>9,} hashes: RSS per API process {', '.join(f'{r:.0f}' for r in rss)} MiB")
-    finally:
-        server.terminate()
-        server.wait(60)
 
 
 def bench_import(rows: int) -> None:
