@@ -11,6 +11,7 @@ from hma_framework.store.db import Store
 from hma_framework.store.tables import (
     BankMemberRow,
     BankRow,
+    BankTallyRow,
     ExchangeRow,
     MemberSignalRow,
     SignalRow,
@@ -37,16 +38,14 @@ class BankQueries:
         self._store = store
 
     def banks(self, name: str | None = None) -> list[dict[str, Any]]:
-        counted = select(BankMemberRow.bank_pk, func.count().label("members"))
-        if name is not None:
-            # One bank: count its members only, not every bank's (a full scan at 1M members).
-            counted = counted.where(
-                BankMemberRow.bank_pk.in_(select(BankRow.id).where(BankRow.name == name))
-            )
-        counts = counted.group_by(BankMemberRow.bank_pk).subquery()
+        """Every bank (or the one named) with its member count.
+
+        The count is ``bank_tally.members``, kept by triggers as members come and go
+        (migration 0014): a ``count(*)`` of a million-member bank took longer than a page may.
+        """
         query = (
-            select(BankRow, func.coalesce(counts.c.members, 0), ExchangeRow.name)
-            .outerjoin(counts, counts.c.bank_pk == BankRow.id)
+            select(BankRow, func.coalesce(BankTallyRow.members, 0), ExchangeRow.name)
+            .outerjoin(BankTallyRow, BankTallyRow.bank_pk == BankRow.id)
             .outerjoin(ExchangeRow, ExchangeRow.id == BankRow.exchange_pk)
             .order_by(BankRow.name)
         )

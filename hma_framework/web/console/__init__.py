@@ -17,6 +17,7 @@ from hma_framework.web.console import (
     pages_actions,
     pages_banks,
     pages_lookup,
+    pages_overview,
     pages_records,
     pages_session,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "pages_actions",
     "pages_banks",
     "pages_lookup",
+    "pages_overview",
     "pages_records",
     "pages_session",
 ]

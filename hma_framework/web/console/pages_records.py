@@ -1,4 +1,4 @@
-"""Overview, Matches and Content: read-only views over the records."""
+"""Matches and Content: read-only views over the records (the Overview is pages_overview)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from werkzeug.wrappers import Response
 from hma_framework.actions.delivery_queries import DeliveryQueries
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.content_queries import ContentQueries
-from hma_framework.store.overview_queries import OverviewQueries
 from hma_framework.store.tables import utcnow
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, error_page, page, runtime
@@ -24,22 +23,6 @@ PERIODS = {
     "week": dt.timedelta(days=7),
     "30 days": dt.timedelta(days=30),
 }
-
-
-@blueprint.get("/")
-@console_scope("read")
-def overview() -> Response:
-    rt = runtime()
-    queries = OverviewQueries(rt.store)
-    depths = {queue.name: queue.count for queue in rt.queues.all()}
-    return page(
-        "overview.html",
-        counts=queries.counts(),
-        per_bank=queries.matches_per_bank(),
-        depths=depths,
-        failed_contents=queries.failed_contents(),
-        failing_deliveries=queries.failing_deliveries(),
-    )
 
 
 @blueprint.get("/matches")
