@@ -85,13 +85,13 @@ class OverviewQueries:
 
     def charts(self, now: dt.datetime | None = None) -> list[Chart]:
         """Each series by hour over the last 24 hours and by day over the last 30 days."""
-        now = now or utcnow()
+        now = (now or utcnow()).astimezone(dt.UTC)
         hourly = self._hourly(now)
         hours = [hour_key(now - dt.timedelta(hours=h)) for h in range(23, -1, -1)]
         days = [(now - dt.timedelta(days=d)).strftime("%Y-%m-%d") for d in range(29, -1, -1)]
         per_day: dict[tuple[str, str], int] = {}
-        for (series, hour), n in hourly.items():
-            per_day[(series, hour[:10])] = per_day.get((series, hour[:10]), 0) + n
+        for (kind, hour), n in hourly.items():
+            per_day[(kind, hour[:10])] = per_day.get((kind, hour[:10]), 0) + n
         charts = []
         for name, series in SERIES.items():
             charts.append(

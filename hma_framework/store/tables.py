@@ -492,10 +492,11 @@ class BankTallyRow(Base):
 
 
 class HourlyTallyRow(Base):
-    """Rows per UTC hour ('YYYY-MM-DD HH') and series ("submissions", "matches", "retro_matches", "actions").
+    """Rows written per UTC hour ('YYYY-MM-DD HH') and series.
 
-    Kept by triggers on the counted tables in the writing transaction; matches per bank,
-    the other series with ``bank_pk`` 0.
+    Series: "submissions", "matches" (live), "retro_matches" and "actions". Kept by triggers
+    on the counted tables in the writing transaction; matches per bank, the rest with
+    ``bank_pk`` 0.
     """
 
     __tablename__ = "hourly_tally"
