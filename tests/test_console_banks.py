@@ -326,3 +326,29 @@ def test_overview_charts_rates_freshness_and_failures(
     assert rate.count("50.00") == 2  # 2 matches per 4 submissions, both windows
     assert 'id="index-freshness"' in text and 'data-index="latest-seq"' in text
     assert 'data-queue="' in text
+
+
+def test_a_rare_tag_is_searched_a_bounded_window_at_a_time(runtime: Runtime) -> None:
+    banks = Banks(runtime.store)
+    banks.create_bank("b1")
+    ids = banks.add_members(
+        "b1",
+        [
+            NewMember(signals=(("pdq", pdq(n)),), tags=("rare",) if n in (4, 24) else ())
+            for n in range(30)
+        ],
+    )
+    queries = BankQueries(runtime.store)
+    seen: list[int] = []
+    cursors: list[int | None] = []
+    after = None
+    while True:
+        found, after = queries.tagged_members("b1", "rare", after_id=after, limit=50, window=10)
+        seen += [member["id"] for member in found]
+        cursors.append(after)
+        if after is None:
+            break
+    assert seen == [ids[4], ids[24]]
+    assert cursors == [ids[9], ids[19], ids[29], None]  # every window ends a page
+    full, cursor = queries.tagged_members("b1", "rare", after_id=None, limit=1, window=10)
+    assert [m["id"] for m in full] == [ids[4]] and cursor == ids[4]

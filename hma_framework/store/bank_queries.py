@@ -92,6 +92,7 @@ class BankQueries:
         tag: str | None = None,
         enabled: bool | None = None,
         member_pk: int | None = None,
+        member_pks: list[int] | None = None,
         signal_value: str | None = None,
     ) -> list[dict[str, Any]]:
         """Members in id order; ``after_id`` is the cursor.
@@ -109,6 +110,8 @@ class BankQueries:
             query = query.where(BankMemberRow.id > after_id)
         if member_pk is not None:
             query = query.where(BankMemberRow.id == member_pk)
+        if member_pks is not None:
+            query = query.where(BankMemberRow.id.in_(member_pks))
         if enabled is not None:
             query = query.where(BankMemberRow.enabled.is_(enabled))
         if signal_type is not None or signal_value is not None:
@@ -132,6 +135,35 @@ class BankQueries:
                     break
             signals = self._signals_of(session, [r.id for r in rows])
             return [member_json(row, bank_name, signals[row.id]) for row in rows]
+
+    def tagged_members(
+        self, bank_name: str, tag: str, *, after_id: int | None, limit: int, window: int = 5000
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Members carrying ``tag`` among the next ``window`` members past ``after_id``.
+
+        Tags live in a JSON list that neither database indexes alike, so a search reads a
+        bounded window (ids and tags only) and returns the cursor to go on from: the last
+        member shown when the page is full, else the end of the window, None at the end of
+        the bank. A rare tag in a million members costs many cheap pages, never one slow one.
+        """
+        query = (
+            select(BankMemberRow.id, BankMemberRow.tags)
+            .join(BankRow, BankRow.id == BankMemberRow.bank_pk)
+            .where(BankRow.name == bank_name)
+            .order_by(BankMemberRow.id)
+            .limit(window)
+        )
+        if after_id is not None:
+            query = query.where(BankMemberRow.id > after_id)
+        with self._store.reading() as session:
+            scanned = session.execute(query).all()
+        found = [pk for pk, tags in scanned if tag in tags][:limit]
+        if len(found) == limit:
+            cursor: int | None = found[-1]
+        else:
+            cursor = scanned[-1][0] if len(scanned) == window else None
+        rows = self.members(bank_name, member_pks=found, limit=limit) if found else []
+        return rows, cursor
 
     def iter_members(self, bank_name: str, batch: int = 5000) -> Iterator[dict[str, Any]]:
         after = None

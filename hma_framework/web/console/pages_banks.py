@@ -63,26 +63,31 @@ def toggle_bank(name: str) -> Response:
     return redirect(url_for(back, name=name) if back == "console.bank" else url_for(back), 303)
 
 
-def _search(name: str, query: str, after: int | None) -> list[dict[str, Any]]:
-    """One box searches by member id (digits), by ``tag:<tag>``, or by hash."""
+def _search(name: str, query: str, after: int | None) -> tuple[list[dict[str, Any]], int | None]:
+    """One box searches by member id (digits), by ``tag:<tag>``, or by hash.
+
+    Returns a page of members and the keyset cursor of the next page (None: no more).
+    """
     queries = BankQueries(runtime().store)
-    if not query:
-        return queries.members(name, after_id=after, limit=PAGE_SIZE)
-    if query.isdigit():
-        return queries.members(name, member_pk=int(query))
     if query.startswith("tag:"):
-        return queries.members(name, after_id=after, limit=PAGE_SIZE, tag=query[4:].strip())
-    found: list[dict[str, Any]] = []
-    registry = runtime().registry
-    for signal_type in sorted(registry.signal_types):  # the types this text is a valid hash of
-        try:
-            value = registry.normalize_signal(signal_type, query)
-        except InvalidSignalError:
-            continue
-        found += queries.members(
-            name, after_id=after, limit=PAGE_SIZE, signal_type=signal_type, signal_value=value
-        )
-    return found[:PAGE_SIZE]
+        return queries.tagged_members(name, query[4:].strip(), after_id=after, limit=PAGE_SIZE)
+    if query.isdigit() and len(query) < 19:  # longer digit strings may be hashes
+        return queries.members(name, member_pk=int(query)), None
+    if not query:
+        found = queries.members(name, after_id=after, limit=PAGE_SIZE)
+    else:
+        found = []
+        registry = runtime().registry
+        for signal_type in sorted(registry.signal_types):  # the types this text is a hash of
+            try:
+                value = registry.normalize_signal(signal_type, query)
+            except InvalidSignalError:
+                continue
+            found += queries.members(
+                name, after_id=after, limit=PAGE_SIZE, signal_type=signal_type, signal_value=value
+            )
+        found = sorted(found, key=lambda member: int(member["id"]))[:PAGE_SIZE]
+    return found, found[-1]["id"] if len(found) == PAGE_SIZE else None
 
 
 def _comma_list(text: str) -> list[str]:
@@ -98,8 +103,7 @@ def bank(name: str, message: str = "", status: int = 200, **extra: Any) -> Respo
     query = request.args.get("q", "").strip()
     raw_after = request.args.get("after", "")
     after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 19 else None
-    members = _search(name, query, after)
-    next_after = members[-1]["id"] if len(members) == PAGE_SIZE else None
+    members, next_after = _search(name, query, after)
     return page(
         "bank.html",
         status=status,
@@ -108,6 +112,7 @@ def bank(name: str, message: str = "", status: int = 200, **extra: Any) -> Respo
         query=query,
         next_after=next_after,
         after=after,
+        page_size=PAGE_SIZE,
         signal_types=sorted(runtime().registry.signal_types),
         thresholds={
             t: (record.threshold_limit, found["thresholds"].get(t, ""), record.default_threshold)
