@@ -17,6 +17,7 @@ from hma_framework.store.banks import Banks, NewMember
 from hma_framework.testing import Tokens, make_photo, run_jobs
 from tests.http_fixtures import loopback_server, serve_bytes
 from tests.test_console import OTHER_PDQ, PDQ, page_token, sign_in
+from tests.test_console_tallies import submit_hash
 
 
 def pdq(n: int) -> str:
@@ -298,17 +299,7 @@ def test_overview_charts_rates_freshness_and_failures(
     banks.create_bank("watch")
     banks.add_member("watch", NewMember(signals=(("pdq", PDQ),)))
     for n, signal in enumerate((PDQ, PDQ, OTHER_PDQ, OTHER_PDQ)):
-        sent = client.post(
-            "/submit/hash/",
-            json={
-                "content_id": f"c-{n}",
-                "content_type": "photo",
-                "signal_type": "pdq",
-                "signal_value": signal,
-            },
-            headers=Tokens.header(tokens.submit),
-        )
-        assert sent.status_code < 300, sent.text
+        submit_hash(client, tokens, f"c-{n}", signal)
     run_jobs(runtime)
     sign_in(client, tokens.read)
     overview = client.get("/ui/")

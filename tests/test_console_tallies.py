@@ -34,6 +34,21 @@ def members(n: int, seed: str) -> list[NewMember]:
     return [NewMember(signals=(("pdq", f"{seed}{i:063x}"[-64:]),)) for i in range(n)]
 
 
+def submit_hash(client: Any, tokens: Tokens, content_id: str, signal: str) -> None:
+    """A photo's PDQ hash submitted through the API, as a platform would."""
+    answer = client.post(
+        "/submit/hash/",
+        json={
+            "content_id": content_id,
+            "content_type": "photo",
+            "signal_type": "pdq",
+            "signal_value": signal,
+        },
+        headers=Tokens.header(tokens.submit),
+    )
+    assert answer.status_code < 300, answer.text
+
+
 def assert_tallies_match(runtime: Runtime) -> None:
     """Every counter equals a count of the rows it stands for (zero rows may linger)."""
     with runtime.store.reading() as session:
@@ -119,17 +134,7 @@ def test_daily_counts_follow_submissions_matches_and_deletes(
     (other_member,) = banks.add_members("other", [NewMember(signals=(("pdq", "e" * 64),))])
     # Through the API and the workers: submissions, a live match, no action (no rule).
     for n in range(3):
-        answer = client.post(
-            "/submit/hash/",
-            json={
-                "content_id": f"live-{n}",
-                "content_type": "photo",
-                "signal_type": "pdq",
-                "signal_value": "f" * 64,
-            },
-            headers=Tokens.header(tokens.submit),
-        )
-        assert answer.status_code < 300, answer.text
+        submit_hash(client, tokens, f"live-{n}", "f" * 64)
     run_jobs(runtime)
     assert_tallies_match(runtime)
     with runtime.store.reading() as session:
