@@ -115,10 +115,10 @@ def test_banks_overview_and_compare_in_a_browser(
 
     # Compare the photo with itself and its hash with another: side by side, no image shown.
     page.get_by_role("link", name="Lookup").click()
-    page.get_by_label("Photo file A").set_input_files(
+    page.get_by_label("Side A photo").set_input_files(
         {"name": "a.jpg", "mimeType": "image/jpeg", "buffer": photo}
     )
-    page.get_by_label("or hash B").fill(signal.value)
+    page.get_by_label("or side B hash").fill(signal.value)
     page.get_by_role("button", name="Compare").click()
     compared = page.locator("tr.compared")
     assert compared.count() == 1 and compared.first.inner_text().split()[-2:] == ["0", "yes"]
