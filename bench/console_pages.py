@@ -4,10 +4,11 @@
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--rounds 20]
 
 Seeds one bank with ``--size`` random PDQ members (the bulk import path) and ``--size``
-contents spread over 60 days, a tenth of them matched, then times each console page through
-the Flask app in process (the WSGI stack without sockets; the session check included) and
-prints the median and the worst of ``--rounds`` requests per page. On PostgreSQL it uses a
-schema of its own, dropped at the end. Prints figures; it is not a test.
+contents (each with its submission record) spread over 60 days, a tenth of them matched,
+then times each console page through the Flask app in process (the WSGI stack without
+sockets; the session check included) and prints the median and the worst of ``--rounds``
+requests per page. On PostgreSQL it uses a schema of its own, dropped at the end. Prints
+figures; it is not a test.
 """
 
 from __future__ import annotations
@@ -24,13 +25,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index_freshness import seed
-from sqlalchemy import insert, select, text
+from sqlalchemy import JSON, insert, literal, select, text
 
 from hma_framework.registry import make_registry
 from hma_framework.runtime import build_runtime
 from hma_framework.settings import Settings
 from hma_framework.store import migrate
-from hma_framework.store.tables import BankMemberRow, BankRow, ContentRow, MatchRow
+from hma_framework.store.tables import (
+    BankMemberRow,
+    BankRow,
+    ContentRow,
+    ContentSubmissionRow,
+    MatchRow,
+)
 from hma_framework.testing import postgres_schema
 from hma_framework.web.app import create_app
 
@@ -57,6 +64,18 @@ def seed_contents(runtime, size: int) -> None:  # type: ignore[no-untyped-def]
         ]
         with runtime.store.transaction() as session:
             session.execute(insert(ContentRow), rows)
+            # Each content's submission record, as the API writes it (the Overview counts these).
+            session.execute(
+                insert(ContentSubmissionRow).from_select(
+                    ["content_pk", "method", "parameters", "submitted_at"],
+                    select(
+                        ContentRow.id,
+                        ContentRow.submission_method,
+                        literal({}, JSON),
+                        ContentRow.submitted_at,
+                    ).where(ContentRow.content_id.in_([r["content_id"] for r in rows])),
+                )
+            )
             pks = list(
                 session.scalars(
                     select(ContentRow.id).where(
@@ -100,6 +119,7 @@ def time_pages(runtime, rounds: int, profile: str = "") -> None:  # type: ignore
         "/ui/matches?bank=seeded&period=day",
         f"/ui/content?content_id={member}",
         "/ui/deliveries",
+        "/ui/lookup",
     ]
     print(f"{'page':45} {'median ms':>10} {'max ms':>8}")
     for path in pages:

@@ -11,6 +11,7 @@ from hma_framework.store.db import Store
 from hma_framework.store.tables import (
     BankMemberRow,
     BankRow,
+    BankTallyRow,
     ExchangeRow,
     MemberSignalRow,
     SignalRow,
@@ -37,16 +38,14 @@ class BankQueries:
         self._store = store
 
     def banks(self, name: str | None = None) -> list[dict[str, Any]]:
-        counted = select(BankMemberRow.bank_pk, func.count().label("members"))
-        if name is not None:
-            # One bank: count its members only, not every bank's (a full scan at 1M members).
-            counted = counted.where(
-                BankMemberRow.bank_pk.in_(select(BankRow.id).where(BankRow.name == name))
-            )
-        counts = counted.group_by(BankMemberRow.bank_pk).subquery()
+        """Every bank (or the one named) with its member count.
+
+        The count is ``bank_tally.members``, kept by triggers as members come and go
+        (migration 0014): a ``count(*)`` of a million-member bank took longer than a page may.
+        """
         query = (
-            select(BankRow, func.coalesce(counts.c.members, 0), ExchangeRow.name)
-            .outerjoin(counts, counts.c.bank_pk == BankRow.id)
+            select(BankRow, func.coalesce(BankTallyRow.members, 0), ExchangeRow.name)
+            .outerjoin(BankTallyRow, BankTallyRow.bank_pk == BankRow.id)
             .outerjoin(ExchangeRow, ExchangeRow.id == BankRow.exchange_pk)
             .order_by(BankRow.name)
         )
@@ -98,6 +97,7 @@ class BankQueries:
         tag: str | None = None,
         enabled: bool | None = None,
         member_pk: int | None = None,
+        member_pks: list[int] | None = None,
         signal_value: str | None = None,
     ) -> list[dict[str, Any]]:
         """Members in id order; ``after_id`` is the cursor.
@@ -115,6 +115,8 @@ class BankQueries:
             query = query.where(BankMemberRow.id > after_id)
         if member_pk is not None:
             query = query.where(BankMemberRow.id == member_pk)
+        if member_pks is not None:
+            query = query.where(BankMemberRow.id.in_(member_pks))
         if enabled is not None:
             query = query.where(BankMemberRow.enabled.is_(enabled))
         if signal_type is not None or signal_value is not None:
@@ -138,6 +140,35 @@ class BankQueries:
                     break
             signals = self._signals_of(session, [r.id for r in rows])
             return [member_json(row, bank_name, signals[row.id]) for row in rows]
+
+    def tagged_members(
+        self, bank_name: str, tag: str, *, after_id: int | None, limit: int, window: int = 5000
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Members carrying ``tag`` among the next ``window`` members past ``after_id``.
+
+        Tags live in a JSON list that neither database indexes alike, so a search reads a
+        bounded window (ids and tags only) and returns the cursor to go on from: the last
+        member shown when the page is full, else the end of the window, None at the end of
+        the bank. A rare tag in a million members costs many cheap pages, never one slow one.
+        """
+        query = (
+            select(BankMemberRow.id, BankMemberRow.tags)
+            .join(BankRow, BankRow.id == BankMemberRow.bank_pk)
+            .where(BankRow.name == bank_name)
+            .order_by(BankMemberRow.id)
+            .limit(window)
+        )
+        if after_id is not None:
+            query = query.where(BankMemberRow.id > after_id)
+        with self._store.reading() as session:
+            scanned = session.execute(query).all()
+        found = [pk for pk, tags in scanned if tag in tags][:limit]
+        if len(found) == limit:
+            cursor: int | None = found[-1]
+        else:
+            cursor = scanned[-1][0] if len(scanned) == window else None
+        rows = self.members(bank_name, member_pks=found, limit=limit) if found else []
+        return rows, cursor
 
     def iter_members(self, bank_name: str, batch: int = 5000) -> Iterator[dict[str, Any]]:
         after = None

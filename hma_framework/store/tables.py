@@ -502,3 +502,33 @@ class IndexSnapshotChunkRow(Base):
     name: Mapped[str] = mapped_column(String(255))
     chunk: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# --- console counters (kept by database triggers: see migration 0014) --------------------------
+
+
+class BankTallyRow(Base):
+    """A bank's member count, kept by triggers on ``bank_member`` (never written by code)."""
+
+    __tablename__ = "bank_tally"
+
+    bank_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("bank.id", ondelete="CASCADE"), primary_key=True
+    )
+    members: Mapped[int] = mapped_column(BigInteger)
+
+
+class HourlyTallyRow(Base):
+    """Rows written per UTC hour ('YYYY-MM-DD HH') and series.
+
+    Series: "submissions", "matches" (live), "retro_matches" and "actions". Kept by triggers
+    on the counted tables in the writing transaction; matches per bank, the rest with
+    ``bank_pk`` 0.
+    """
+
+    __tablename__ = "hourly_tally"
+
+    hour: Mapped[str] = mapped_column(String(13), primary_key=True)
+    series: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bank_pk: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)

@@ -14,7 +14,7 @@ from typing import IO
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from hma_framework.bank_io import import_members, text_lines, validate_only
+from hma_framework.bank_io import ImportReport, import_members, text_lines, validate_only
 from hma_framework.retroaction.automatic import request_retroaction
 from hma_framework.runtime import Runtime
 from hma_framework.store.bank_queries import BankQueries
@@ -53,6 +53,25 @@ def _spooled_body(limit: int) -> IO[bytes]:
     return spool
 
 
+def import_file(
+    runtime: Runtime, name: str, body: IO[bytes], fmt: str, strict: bool
+) -> tuple[ImportReport, bool]:
+    """Import a seekable file of members into bank ``name``: the API's and the console's path.
+
+    Returns the report and whether the import was refused (``strict`` and some line is
+    invalid: nothing written). Retroaction is asked for when rows were added.
+    """
+    if strict:
+        report = validate_only(runtime.registry, text_lines(body), fmt)
+        if report.invalid:
+            return report, True
+        body.seek(0)
+    report = import_members(runtime.store, runtime.registry, name, text_lines(body), fmt)
+    if report.added:
+        request_retroaction(runtime)
+    return report, False
+
+
 @blueprint.post("/banks/<name>/import")
 @requires_scope("admin")
 @operation(
@@ -67,18 +86,14 @@ def import_ndjson(name: str) -> tuple[Response, int]:
     The answer says what was written: ``added`` rows, and the ``invalid`` ones skipped.
     """
     runtime = _runtime_with_bank(name)
+    strict = request.args.get("strict") in ("1", "true", "yes")
     with _spooled_body(runtime.settings.web.max_body_bytes) as body:
-        if request.args.get("strict") in ("1", "true", "yes"):
-            report = validate_only(runtime.registry, text_lines(body), "ndjson")
-            if report.invalid:
-                return jsonify(
-                    message="import refused: some lines are invalid; nothing was imported",
-                    **report.as_json(),
-                ), 400
-            body.seek(0)
-        report = import_members(runtime.store, runtime.registry, name, text_lines(body), "ndjson")
-    if report.added:
-        request_retroaction(runtime)
+        report, refused = import_file(runtime, name, body, "ndjson", strict)
+    if refused:
+        return jsonify(
+            message="import refused: some lines are invalid; nothing was imported",
+            **report.as_json(),
+        ), 400
     return jsonify(report.as_json()), 200
 
 

@@ -109,7 +109,8 @@ def _bank_or_404(name: str) -> dict[str, Any]:
     return bank
 
 
-def _thresholds(body: dict[str, Any], runtime: Runtime) -> dict[str, int] | None:
+def checked_thresholds(body: dict[str, Any], runtime: Runtime) -> dict[str, int] | None:
+    """``body['thresholds']`` checked against each signal type's limit (the console's too)."""
     given = field(body, "thresholds", dict, required=False)
     if given is None:
         return None
@@ -142,7 +143,7 @@ def create_bank() -> tuple[Response, int]:
             name,
             description=field(body, "description", str, required=False, default=""),
             tags=string_list(body, "tags"),
-            thresholds=_thresholds(body, runtime),
+            thresholds=checked_thresholds(body, runtime),
             enabled=field(body, "enabled", bool, required=False, default=True),
         )
     except IntegrityError as exc:
@@ -176,7 +177,7 @@ def update_bank(name: str) -> Response:
         description=field(body, "description", str, required=False),
         tags=string_list(body, "tags") if "tags" in body else None,
         enabled=field(body, "enabled", bool, required=False),
-        thresholds=_thresholds(body, runtime),
+        thresholds=checked_thresholds(body, runtime),
     )
     return jsonify(_bank_or_404(name))
 

@@ -124,13 +124,21 @@ def lookup_hash() -> Response:
     return jsonify(signal_type=signal_type, signal=value, matches=[match_json(m) for m in matches])
 
 
-def media_signals(runtime: Runtime, body: dict[str, Any], content_type: str) -> list[Any]:
-    """Hash ``content_url`` or ``content_bytes`` of ``body``; errors are ``ApiError``s.
+def media_signals(
+    runtime: Runtime, body: dict[str, Any], content_type: str, media: bytes | None = None
+) -> list[Any]:
+    """Hash ``media`` (an upload), or ``content_url`` or ``content_bytes`` of ``body``.
 
-    Shared by ``POST /lookup`` and the console's Lookup page, so both fetch under the same
-    slots and address rules and refuse the same things with the same messages.
+    Errors are ``ApiError``s. Shared by ``POST /lookup`` and the console's Lookup page, so
+    both fetch under the same slots and address rules and refuse the same things with the
+    same messages.
     """
     try:
+        if media is not None:
+            if not media:
+                raise ApiError(400, "the media is empty")
+            with bytes_file(runtime, media) as path:
+                return compute_signals(runtime, content_type, path)
         if "content_url" in body:
             url = field(body, "content_url", str)
             if url_has_credentials(url):
@@ -215,6 +223,31 @@ def lookup_media() -> Response:
     )
 
 
+def compare_signals(
+    runtime: Runtime, signal_type: str, first: str, second: str, threshold: int | None = None
+) -> dict[str, Any]:
+    """Two hashes of one signal type: their distance and whether they match at ``threshold``.
+
+    The service behind ``POST /compare`` and the console's side-by-side comparison; bad input
+    raises ``ApiError``.
+    """
+    first = _normalized(runtime, signal_type, first)
+    second = _normalized(runtime, signal_type, second)
+    record = runtime.registry.signal_types[signal_type]
+    if threshold is None:
+        threshold = record.default_threshold
+    if not 0 <= threshold <= record.threshold_limit:
+        raise ApiError(400, f"threshold must be from 0 to {record.threshold_limit}")
+    compare_hash = getattr(record.signal_type, "compare_hash", None)
+    if compare_hash is None:
+        raise ApiError(400, f"signal type {signal_type} cannot compare hashes")
+    comparison = compare_hash(first, second)
+    distance = getattr(comparison.distance, "distance", 0 if comparison.match else None)
+    if isinstance(distance, int):
+        return {"signal_type": signal_type, "match": distance <= threshold, "distance": distance}
+    return {"signal_type": signal_type, "match": bool(comparison.match), "distance": None}
+
+
 @blueprint.post("/compare")
 @requires_scope("read")
 @operation(
@@ -226,17 +259,6 @@ def compare() -> Response:
     runtime = _runtime()
     body = json_body()
     signal_type = field(body, "signal_type", str)
-    first = _normalized(runtime, signal_type, field(body, "signal_a", str))
-    second = _normalized(runtime, signal_type, field(body, "signal_b", str))
-    record = runtime.registry.signal_types[signal_type]
-    threshold = field(body, "threshold", int, required=False, default=record.default_threshold)
-    if not 0 <= threshold <= record.threshold_limit:
-        raise ApiError(400, f"threshold must be from 0 to {record.threshold_limit}")
-    compare_hash = getattr(record.signal_type, "compare_hash", None)
-    if compare_hash is None:
-        raise ApiError(400, f"signal type {signal_type} cannot compare hashes")
-    comparison = compare_hash(first, second)
-    distance = getattr(comparison.distance, "distance", 0 if comparison.match else None)
-    if isinstance(distance, int):
-        return jsonify(signal_type=signal_type, match=distance <= threshold, distance=distance)
-    return jsonify(signal_type=signal_type, match=bool(comparison.match), distance=None)
+    first, second = field(body, "signal_a", str), field(body, "signal_b", str)
+    threshold = field(body, "threshold", int, required=False)
+    return jsonify(compare_signals(runtime, signal_type, first, second, threshold))

@@ -1,4 +1,5 @@
-"""Overview, Matches and Content: views over the records, and the opinion buttons.
+"""Matches and Content: views over the records, and the opinion buttons (the Overview is
+pages_overview).
 
 An opinion goes through the same service as ``POST /matches/<id>/opinion`` (scope
 ``submit``): the exchange write-back is recorded and queued, or refused with its reason.
@@ -24,7 +25,6 @@ from hma_framework.exchanges.configs import (
 from hma_framework.exchanges.opinions import opinions_of_matches, opinions_taken, request_opinion
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.content_queries import ContentQueries
-from hma_framework.store.overview_queries import OverviewQueries
 from hma_framework.store.tables import utcnow
 from hma_framework.web.api_schema import STR, Media, html_page, operation
 from hma_framework.web.auth import console_scope
@@ -47,23 +47,6 @@ PERIODS = {
     "week": dt.timedelta(days=7),
     "30 days": dt.timedelta(days=30),
 }
-
-
-@blueprint.get("/")
-@console_scope("read")
-@operation("Console: overview", responses=html_page())
-def overview() -> Response:
-    rt = runtime()
-    queries = OverviewQueries(rt.store)
-    depths = {queue.name: queue.count for queue in rt.queues.all()}
-    return page(
-        "overview.html",
-        counts=queries.counts(),
-        per_bank=queries.matches_per_bank(),
-        depths=depths,
-        failed_contents=queries.failed_contents(),
-        failing_deliveries=queries.failing_deliveries(),
-    )
 
 
 @blueprint.get("/matches")
