@@ -6,7 +6,7 @@ hash sat under an id the rings had passed and was never matched retroactively. R
 the table copies it once (minutes for tens of millions of rows); PostgreSQL is untouched.
 
 Revision ID: 0019
-Revises: 0012
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
