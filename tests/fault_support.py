@@ -1,0 +1,235 @@
+"""Shared by the fault-injection tests: real worker processes, load, and the final audit.
+
+No tests here. Each fault test starts ``hma worker`` processes on the test's services, sends
+submissions while it injects its fault, runs reconcile as the maintenance queue would, and
+then audits with :func:`audit`: every submission reached a terminal state, and the webhook
+receiver got every delivery under its own ``webhook-id`` (a receiver deduplicates by that
+id, so a repeat of an id is counted as a doubled send, and an id never received is lost).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import attrs
+from rq import Worker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+
+from hma_framework.actions import deliveries as delivery_records
+from hma_framework.actions.delivering import reconcile_deliveries_runtime
+from hma_framework.pipeline.reconcile import reconcile_runtime
+from hma_framework.runtime import Runtime, build_runtime
+from hma_framework.settings import Settings
+from hma_framework.store import content as records
+from hma_framework.store.tables import ContentRow, DeliveryAttemptRow, DeliveryRow
+from tests.test_actions_support import Receiver
+
+TERMINAL = frozenset({records.ACTIONED, records.NO_MATCH, records.FAILED})
+DELIVERY_FINAL = frozenset({delivery_records.SUCCEEDED, delivery_records.FAILED})
+#: What an RQ job's function says about the stage a worker running it is in.
+STAGE_OF_FUNCTION = {
+    "hash_content": "hash",
+    "match_content": "match",
+    "act_content": "act",
+    "act_contents": "act",
+    "deliver": "deliver",
+}
+
+
+def impatient(settings: Settings, stuck_after: int) -> Settings:
+    """Settings whose reconcile treats work as stuck after ``stuck_after`` seconds."""
+    return attrs.evolve(
+        settings,
+        pipeline=attrs.evolve(settings.pipeline, stuck_after_seconds=stuck_after),
+        actions=attrs.evolve(settings.actions, stuck_after_seconds=stuck_after),
+    )
+
+
+def start_worker(
+    settings: Settings,
+    log_file: Path,
+    queues: str = "hash,match,action",
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """An ``hma worker`` process on ``settings``' services; its log goes to ``log_file``."""
+    environment = {
+        **os.environ,
+        "HMA_DATABASE_URL": settings.database_url,
+        "HMA_REDIS_URL": settings.redis_url,
+        "HMA_DATA_DIR": settings.data_dir,
+        "HMA_FETCH_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "HMA_PIPELINE_STUCK_AFTER_SECONDS": str(settings.pipeline.stuck_after_seconds),
+        "HMA_ACTIONS_STUCK_AFTER_SECONDS": str(settings.actions.stuck_after_seconds),
+        "HMA_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
+    with log_file.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hma_framework", "worker", "--queues", queues],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.kill()
+        worker.wait(10)
+
+
+def busy_stages(runtime: Runtime, workers: list[subprocess.Popen[bytes]]) -> dict[int, str]:
+    """Which of our workers RQ says run a job now, and the stage of that job."""
+    pids = {worker.pid: number for number, worker in enumerate(workers)}
+    found: dict[int, str] = {}
+    for rq_worker in Worker.all(connection=runtime.redis, serializer=JSONSerializer):
+        if rq_worker.pid not in pids or rq_worker.get_state() != "busy":
+            continue
+        job_id = rq_worker.get_current_job_id()
+        if not job_id:
+            continue
+        try:
+            job = Job.fetch(job_id, connection=runtime.redis, serializer=JSONSerializer)
+            name = (job.func_name or "").rsplit(".", 1)[-1]
+        except Exception:  # the job ended (and expired) while we looked
+            continue
+        if name in STAGE_OF_FUNCTION:
+            found[pids[rq_worker.pid]] = STAGE_OF_FUNCTION[name]
+    return found
+
+
+def counts(runtime: Runtime, prefix: str = "") -> tuple[Counter[str], Counter[str]]:
+    """Content by status (ids starting with ``prefix``) and deliveries by status."""
+    with runtime.store.reading() as session:
+        content = Counter(
+            dict(
+                session.execute(
+                    select(ContentRow.status, func.count())
+                    .where(ContentRow.content_id.startswith(prefix))
+                    .group_by(ContentRow.status)
+                ).all()
+            )
+        )
+        deliveries = Counter(
+            dict(
+                session.execute(
+                    select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+                ).all()
+            )
+        )
+    return content, deliveries
+
+
+def settled(runtime: Runtime, expected: int, prefix: str = "") -> bool:
+    content, deliveries = counts(runtime, prefix)
+    done = sum(content[s] for s in TERMINAL) == expected
+    return done and set(deliveries) <= DELIVERY_FINAL
+
+
+@attrs.define
+class Reconciler:
+    """Runs both reconcile jobs as the maintenance queue would, and counts what they did."""
+
+    runtime: Runtime
+    requeued: int = 0
+    redelivered: int = 0
+
+    def run(self) -> None:
+        self.requeued += reconcile_runtime(self.runtime)["requeued"]
+        self.redelivered += reconcile_deliveries_runtime(self.runtime)["requeued_deliveries"]
+
+    def until(self, done: Callable[[], bool], timeout: float, every: float = 0.5) -> float:
+        """Reconcile until ``done()``; the seconds it took (the caller asserts ``done()``)."""
+        started = time.monotonic()
+        while not done() and time.monotonic() - started < timeout:
+            self.run()
+            time.sleep(every)
+        return time.monotonic() - started
+
+
+def reconciler(settings: Settings, runtime: Runtime, stuck_after: int) -> Reconciler:
+    return Reconciler(build_runtime(impatient(settings, stuck_after), registry=runtime.registry))
+
+
+@attrs.frozen
+class Audit:
+    content: Counter[str]
+    deliveries: Counter[str]
+    ids: Counter[str]
+    attempts: int
+
+    @property
+    def terminal(self) -> int:
+        return sum(self.content[s] for s in TERMINAL)
+
+    @property
+    def doubled(self) -> int:
+        """Sends of a webhook-id the receiver had seen already (it acts on the first)."""
+        return sum(count - 1 for count in self.ids.values() if count > 1)
+
+    @property
+    def lost(self) -> int:
+        """Deliveries recorded as succeeded whose webhook-id the receiver never saw, plus
+        deliveries that did not end."""
+        unfinished = sum(n for status, n in self.deliveries.items() if status not in DELIVERY_FINAL)
+        return max(0, self.deliveries[delivery_records.SUCCEEDED] - len(self.ids)) + unfinished
+
+    def line(self, faults: Mapping[str, int], seconds: float, extra: str = "") -> str:
+        return (
+            f"\nfaults injected {dict(faults)}; contents checked {sum(self.content.values())} "
+            f"-> {dict(self.content)}; deliveries checked {sum(self.deliveries.values())} "
+            f"-> {dict(self.deliveries)}, attempts {self.attempts}; webhook-ids received "
+            f"{len(self.ids)}, lost {self.lost}, doubled {self.doubled} (repeat sends a "
+            f"deduplicating receiver drops); {extra}{seconds:.1f}s"
+        )
+
+
+def audit(runtime: Runtime, receiver: Receiver, prefix: str = "") -> Audit:
+    content, deliveries = counts(runtime, prefix)
+    with runtime.store.reading() as session:
+        attempts = int(session.scalar(select(func.count()).select_from(DeliveryAttemptRow)) or 0)
+    ids = Counter(str(got.headers.get("webhook-id")) for got in receiver.received)
+    return Audit(content, deliveries, ids, attempts)
+
+
+def assert_nothing_lost(result: Audit, expected: int, deliveries_expected: int) -> None:
+    """Every submission terminal and not failed; every delivery received once by id."""
+    assert result.terminal == expected, result.content
+    assert result.content[records.FAILED] == 0, result.content
+    succeeded = result.deliveries[delivery_records.SUCCEEDED]
+    assert succeeded == sum(result.deliveries.values()) == deliveries_expected, result.deliveries
+    assert "None" not in result.ids, "every delivery carries a webhook-id"
+    assert len(result.ids) == succeeded, "every delivery arrived, under its own webhook-id"
+    assert result.lost == 0
+
+
+def describe_stuck(runtime: Runtime, prefix: str = "") -> str:
+    """What a failed run left unfinished, with its job's state in Redis: for the message."""
+    lines = []
+    with runtime.store.reading() as session:
+        rows = session.execute(
+            select(ContentRow.content_id, ContentRow.status, ContentRow.job_id).where(
+                ContentRow.content_id.startswith(prefix), ContentRow.status.not_in(TERMINAL)
+            )
+        ).all()
+        deliveries = session.execute(
+            select(DeliveryRow.id, DeliveryRow.status, DeliveryRow.job_id).where(
+                DeliveryRow.status.not_in(DELIVERY_FINAL)
+            )
+        ).all()
+    for name, status, job_id in [*rows, *deliveries]:
+        try:
+            job = Job.fetch(str(job_id), connection=runtime.redis, serializer=JSONSerializer)
+            state = f"{job.get_status()} on {job.worker_name}"
+        except Exception as exc:
+            state = f"no job ({type(exc).__name__})"
+        lines.append(f"{name}: {status}, job {job_id} {state}")
+    return "; ".join(lines[:20])
