@@ -9,28 +9,45 @@ id, so a repeat of an id is counted as a doubled send, and an id never received 
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
+import pytest
 from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
 from hma_framework.actions import deliveries as delivery_records
 from hma_framework.actions.delivering import reconcile_deliveries_runtime
+from hma_framework.media_hashing import compute_signals
 from hma_framework.pipeline.reconcile import reconcile_runtime
 from hma_framework.runtime import Runtime, build_runtime
 from hma_framework.settings import Settings
 from hma_framework.store import content as records
 from hma_framework.store.tables import ContentRow, DeliveryAttemptRow, DeliveryRow
-from tests.test_actions_support import Receiver
+from hma_framework.testing import TEST_DATABASE_ENV, make_photo
+from tests.test_actions_support import (
+    OTHER_PDQ,
+    PDQ,
+    Api,
+    Receiver,
+    bank_with,
+    new_secret,
+    rule,
+    webhook_handler,
+)
 
 TERMINAL = frozenset({records.ACTIONED, records.NO_MATCH, records.FAILED})
 DELIVERY_FINAL = frozenset({delivery_records.SUCCEEDED, delivery_records.FAILED})
@@ -233,3 +250,108 @@ def describe_stuck(runtime: Runtime, prefix: str = "") -> str:
             state = f"no job ({type(exc).__name__})"
         lines.append(f"{name}: {status}, job {job_id} {state}")
     return "; ".join(lines[:20])
+
+
+# --- the load ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` on a loopback werkzeug server in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def arm(runtime: Runtime, admin: Api, receiver: Receiver, folder: Path) -> None:
+    """Banks that hash submissions (PDQ) and one photo match, a webhook, a rule for all."""
+    (folder / "banked.jpg").write_bytes(make_photo(320, 240, seed=1))
+    banked_pdq = next(
+        s.value
+        for s in compute_signals(runtime, "photo", folder / "banked.jpg")
+        if s.signal_type == "pdq"
+    )
+    bank_with(runtime, "known")
+    bank_with(runtime, "photos", signal=banked_pdq)
+    webhook_handler(admin, "hook", receiver.url + "/{content_id}", [new_secret()])
+    rule(admin, "all", "hook")
+
+
+class Load:
+    """Submissions of both kinds, three in four matching; a 503 is retried later as a client
+    told ``Retry-After`` would. Counts answers by status and the deliveries to expect."""
+
+    def __init__(self, admin: Api, prefix: str) -> None:
+        self.admin = admin
+        self.prefix = prefix
+        self.sent = 0
+        self.expected_deliveries = 0
+        self.statuses: Counter[int] = Counter()
+        self.refused: list[tuple[str, dict[str, Any]]] = []
+        self.photos = {
+            hits: base64.b64encode(make_photo(320, 240, seed=1 if hits else 2)).decode()
+            for hits in (True, False)
+        }
+
+    def body(self, number: int) -> tuple[str, dict[str, Any]]:
+        hits = number % 4 != 0
+        content_id = f"{self.prefix}{number}"
+        if number % 2:
+            return "/submit/hash/", {
+                "content_id": content_id,
+                "content_type": "photo",
+                "signal_type": "pdq",
+                "signal_value": PDQ if hits else OTHER_PDQ,
+            }
+        return "/submit/bytes/", {
+            "content_id": content_id,
+            "content_type": "photo",
+            "content_bytes": self.photos[hits],
+        }
+
+    def submit(self, count: int) -> None:
+        for _ in range(count):
+            path, body = self.body(self.sent)
+            self.expected_deliveries += self.sent % 4 != 0
+            self.sent += 1
+            self.send(path, body)
+
+    def send(self, path: str, body: dict[str, Any]) -> int:
+        response = self.admin.post(path, body)
+        self.statuses[response.status_code] += 1
+        if response.status_code == 503:
+            assert int(response.headers["Retry-After"]) > 0, response.headers
+            assert response.json()["message"]
+            self.refused.append((path, body))
+        else:
+            assert response.status_code == 200, (response.status_code, response.text)
+        return response.status_code
+
+    def retry_refused(self, timeout: float = 30) -> None:
+        """Send every refused submission again until it is accepted."""
+        deadline = time.monotonic() + timeout
+        while self.refused:
+            assert time.monotonic() < deadline, f"still refused: {len(self.refused)}"
+            path, body = self.refused.pop(0)
+            if self.send(path, body) == 503:
+                time.sleep(0.5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """The webhook endpoint; each delivery takes a moment, so a fault can catch it mid-send."""
+    server = Receiver()
+    server.delay = 0.2
+    yield server
+    server.close()
+
+
+def one_database() -> pytest.MarkDecorator:
+    """Run on PostgreSQL when the suite has one, else SQLite: a fault test is long enough once."""
+    name = "postgresql" if os.environ.get(TEST_DATABASE_ENV) else "sqlite"
+    return pytest.mark.parametrize("database_url", [name], indirect=True)

@@ -12,7 +12,6 @@ deduplicates by it acts exactly once). Prints the figures.
 
 from __future__ import annotations
 
-import base64
 import signal
 import subprocess
 import threading
@@ -23,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from hma_framework.media_hashing import compute_signals
 from hma_framework.runtime import Runtime
-from hma_framework.testing import make_photo
 from tests.fault_support import (
+    Load,
+    arm,
     assert_nothing_lost,
     audit,
     busy_stages,
@@ -37,21 +36,11 @@ from tests.fault_support import (
     start_worker,
     stop_workers,
 )
-from tests.test_actions_support import (
-    OTHER_PDQ,
-    Api,
-    Receiver,
-    bank_with,
-    new_secret,
-    rule,
-    submit_hash,
-    webhook_handler,
-)
+from tests.test_actions_support import Api, Receiver
 
 pytestmark = pytest.mark.slow
 
-HASH_SUBMISSIONS = 24
-BYTES_SUBMISSIONS = 24
+SUBMISSIONS = 48  # half /submit/hash/, half /submit/bytes/
 BATCH = 6
 #: Roles of the worker processes: hash-only ones hand their content to the match queue.
 WORKER_QUEUES = ("hash", "hash", "match,action", "match,action")
@@ -112,46 +101,18 @@ def test_workers_killed_at_random_in_every_stage_lose_nothing(
     runtime: Runtime, live_server: str, receiver: Receiver, tmp_path: Path
 ) -> None:
     admin = Api(live_server, runtime.api_keys.create("ops", ["admin"]).token)
-    photo = make_photo(320, 240, seed=1)
-    (tmp_path / "banked.jpg").write_bytes(photo)
-    banked_pdq = next(
-        s.value
-        for s in compute_signals(runtime, "photo", tmp_path / "banked.jpg")
-        if s.signal_type == "pdq"
-    )
-    bank_with(runtime, "known")
-    bank_with(runtime, "photos", signal=banked_pdq)
-    webhook_handler(admin, "hook", receiver.url + "/{content_id}", [new_secret()])
-    rule(admin, "all", "hook")
-    other = base64.b64encode(make_photo(320, 240, seed=2)).decode()
-    matching = base64.b64encode(photo).decode()
+    arm(runtime, admin, receiver, tmp_path)
+    load = Load(admin, "fi-")
     fixer = reconciler(runtime.settings, runtime, STUCK_AFTER)
     killer = Killer(runtime, tmp_path)
     started = time.monotonic()
-    expected_deliveries = 0
     try:
         killer.thread.start()
-        for first in range(0, max(HASH_SUBMISSIONS, BYTES_SUBMISSIONS), BATCH):
-            for number in range(first, first + BATCH):
-                hits = number % 4 != 0  # three in four match and are delivered
-                if number < HASH_SUBMISSIONS:
-                    expected_deliveries += hits
-                    submit_hash(admin, f"fi-h{number}", **({} if hits else {"signal": OTHER_PDQ}))
-                if number < BYTES_SUBMISSIONS:
-                    expected_deliveries += hits
-                    admin.ok(
-                        "POST",
-                        "/submit/bytes/",
-                        {
-                            "content_id": f"fi-b{number}",
-                            "content_type": "photo",
-                            "content_bytes": matching if hits else other,
-                        },
-                    )
+        while load.sent < SUBMISSIONS:
+            load.submit(BATCH)
             fixer.run()
             time.sleep(0.5)
-        total = HASH_SUBMISSIONS + BYTES_SUBMISSIONS
-        fixer.until(lambda: killer.done and settled(runtime, total, "fi-"), timeout=150)
+        fixer.until(lambda: killer.done and settled(runtime, SUBMISSIONS, "fi-"), timeout=150)
     finally:
         killer.close()
         fixer.runtime.close()
@@ -166,4 +127,5 @@ def test_workers_killed_at_random_in_every_stage_lose_nothing(
     assert killer.done, f"kills per stage {dict(killer.kills)}"
     stuck = describe_stuck(runtime, "fi-")
     assert not stuck, stuck
-    assert_nothing_lost(result, total, expected_deliveries)
+    assert load.statuses == {200: SUBMISSIONS}
+    assert_nothing_lost(result, SUBMISSIONS, load.expected_deliveries)
