@@ -65,7 +65,11 @@ def impatient(settings: Settings, stuck_after: int) -> Settings:
     """Settings whose reconcile treats work as stuck after ``stuck_after`` seconds."""
     return attrs.evolve(
         settings,
-        pipeline=attrs.evolve(settings.pipeline, stuck_after_seconds=stuck_after),
+        pipeline=attrs.evolve(
+            settings.pipeline,
+            stuck_after_seconds=stuck_after,
+            retry_intervals_seconds=(1, 2, 2, 5, 5),  # a database outage outlasts one retry
+        ),
         actions=attrs.evolve(settings.actions, stuck_after_seconds=stuck_after),
     )
 
@@ -85,6 +89,9 @@ def start_worker(
         "HMA_FETCH_ALLOWED_NETWORKS": "127.0.0.1/32",
         "HMA_PIPELINE_STUCK_AFTER_SECONDS": str(settings.pipeline.stuck_after_seconds),
         "HMA_ACTIONS_STUCK_AFTER_SECONDS": str(settings.actions.stuck_after_seconds),
+        "HMA_PIPELINE_RETRY_INTERVALS_SECONDS": _listed(settings.pipeline.retry_intervals_seconds),
+        "HMA_ACTIONS_RETRY_INTERVALS_SECONDS": _listed(settings.actions.retry_intervals_seconds),
+        "HMA_ACTIONS_RETRY_JITTER_PERCENT": str(settings.actions.retry_jitter_percent),
         "HMA_LOG_LEVEL": "WARNING",
         **(env or {}),
     }
@@ -97,10 +104,26 @@ def start_worker(
         )
 
 
+def _listed(values: tuple[int, ...]) -> str:
+    return ",".join(str(value) for value in values)
+
+
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
     for worker in workers:
         worker.kill()
         worker.wait(10)
+
+
+def wait_for_workers(
+    runtime: Runtime, workers: list[subprocess.Popen[bytes]], timeout: float = 60
+) -> None:
+    """Until RQ lists every one of ``workers``: a fault before they serve would test nothing."""
+    deadline = time.monotonic() + timeout
+    pids = {worker.pid for worker in workers}
+    while pids - {w.pid for w in Worker.all(connection=runtime.redis, serializer=JSONSerializer)}:
+        assert time.monotonic() < deadline, "the workers did not start"
+        assert all(worker.poll() is None for worker in workers), "a worker exited"
+        time.sleep(0.2)
 
 
 def busy_stages(runtime: Runtime, workers: list[subprocess.Popen[bytes]]) -> dict[int, str]:

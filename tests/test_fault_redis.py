@@ -36,6 +36,7 @@ from tests.fault_support import (
     settled,
     start_worker,
     stop_workers,
+    wait_for_workers,
 )
 from tests.test_actions_support import Api, Receiver
 from tests.test_redis_lost import PrivateRedis, private_redis
@@ -69,6 +70,7 @@ def test_redis_stopped_restarted_and_flushed_under_load_loses_nothing(
             admin = Api(base, runtime.api_keys.create("ops", ["admin"]).token)
             arm(runtime, admin, receiver, tmp_path)
             load = Load(admin, "fr-")
+            wait_for_workers(runtime, workers)
             load.submit(ROUND)
 
             private_redis.stop()
