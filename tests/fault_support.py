@@ -347,7 +347,7 @@ class Load:
     def send(self, path: str, body: dict[str, Any]) -> int:
         response = self.admin.post(path, body)
         self.statuses[response.status_code] += 1
-        if response.status_code == 503:
+        if response.status_code in (503, 507):  # unavailable, or out of disk: retry later
             assert int(response.headers["Retry-After"]) > 0, response.headers
             assert response.json()["message"]
             self.refused.append((path, body))
