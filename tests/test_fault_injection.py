@@ -35,6 +35,7 @@ from tests.fault_support import (
     settled,
     start_worker,
     stop_workers,
+    wait_for_workers,
 )
 from tests.test_actions_support import Api, Receiver
 
@@ -52,7 +53,7 @@ STUCK_AFTER = 3
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
-    server.delay = 0.3  # a delivery is in flight long enough to be killed mid-send
+    server.delay = 1.0  # a delivery is in flight long enough to be killed mid-send
     yield server
     server.close()
 
@@ -107,6 +108,7 @@ def test_workers_killed_at_random_in_every_stage_lose_nothing(
     killer = Killer(runtime, tmp_path)
     started = time.monotonic()
     try:
+        wait_for_workers(runtime, killer.workers)
         killer.thread.start()
         while load.sent < SUBMISSIONS:
             load.submit(BATCH)
