@@ -33,11 +33,14 @@ from hma_framework.actions import deliveries as delivery_records
 from hma_framework.actions.delivering import reconcile_deliveries_runtime
 from hma_framework.media_hashing import compute_signals
 from hma_framework.pipeline.reconcile import reconcile_runtime
+from hma_framework.registry import Registry
 from hma_framework.runtime import Runtime, build_runtime
 from hma_framework.settings import Settings
 from hma_framework.store import content as records
+from hma_framework.store import migrate
 from hma_framework.store.tables import ContentRow, DeliveryAttemptRow, DeliveryRow
 from hma_framework.testing import TEST_DATABASE_ENV, make_photo
+from hma_framework.web.app import create_app
 from tests.test_actions_support import (
     OTHER_PDQ,
     PDQ,
@@ -378,3 +381,57 @@ def one_database() -> pytest.MarkDecorator:
     """Run on PostgreSQL when the suite has one, else SQLite: a fault test is long enough once."""
     name = "postgresql" if os.environ.get(TEST_DATABASE_ENV) else "sqlite"
     return pytest.mark.parametrize("database_url", [name], indirect=True)
+
+
+# --- the rig: an API on a werkzeug server, worker processes, the load, the audit --------------
+
+
+@attrs.define
+class Rig:
+    """One fault test's instance: its runtime (and API), workers, load and reconcile."""
+
+    runtime: Runtime
+    admin: Api
+    load: Load
+    fixer: Reconciler
+    workers: list[subprocess.Popen[bytes]]
+    started: float = attrs.field(factory=time.monotonic)
+
+    def settle(self, timeout: float = 90) -> None:
+        """Reconcile until every submission so far is terminal (the audit asserts it)."""
+        self.fixer.until(lambda: settled(self.runtime, self.load.sent, self.load.prefix), timeout)
+
+    def finish(self, receiver: Receiver, faults: Mapping[str, int], figures: str = "") -> Audit:
+        """Audit, print the figures, close the runtime; fails on anything left unfinished."""
+        prefix = self.load.prefix
+        result = audit(self.runtime, receiver, prefix)
+        print(
+            result.line(
+                faults,
+                time.monotonic() - self.started,
+                f"{figures}answers {dict(self.load.statuses)}; reconcile re-enqueued "
+                f"{self.fixer.requeued} stages and {self.fixer.redelivered} deliveries; ",
+            )
+        )
+        stuck = describe_stuck(self.runtime, prefix)
+        self.runtime.close()
+        assert not stuck, stuck
+        return result
+
+
+@contextlib.contextmanager
+def rig(
+    settings: Settings, registry: Registry, receiver: Receiver, folder: Path, prefix: str
+) -> Iterator[Rig]:
+    """A migrated runtime on ``settings``, its API served, two workers ready, banks armed."""
+    runtime = build_runtime(settings, registry=registry)
+    migrate.upgrade(runtime.store)
+    workers = [start_worker(settings, folder / f"worker-{n}.log") for n in range(2)]
+    try:
+        with served(create_app(runtime)) as base:
+            admin = Api(base, runtime.api_keys.create("ops", ["admin"]).token)
+            arm(runtime, admin, receiver, folder)
+            wait_for_workers(runtime, workers)
+            yield Rig(runtime, admin, Load(admin, prefix), Reconciler(runtime), workers)
+    finally:
+        stop_workers(workers)

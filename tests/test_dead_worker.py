@@ -20,6 +20,7 @@ from hma_framework.settings import Settings
 from hma_framework.store import migrate
 from hma_framework.store.content_queries import ContentQueries
 from hma_framework.testing import Tokens, run_jobs
+from tests.fault_support import impatient
 from tests.test_actions_support import PDQ, bank_with
 from tests.test_pipeline_recovery import _Handler, media_server, status_of, submit_url
 
@@ -115,13 +116,7 @@ def test_a_retry_left_scheduled_by_a_dead_scheduler_is_requeued(
     queue.remove(job)  # as a failed attempt whose retry RQ scheduled, due a minute ago
     queue.schedule_job(job, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60))
     assert job.get_status(refresh=True) == "scheduled"
-    hasty = build_runtime(
-        attrs.evolve(
-            runtime.settings,
-            pipeline=attrs.evolve(runtime.settings.pipeline, stuck_after_seconds=1),
-        ),
-        registry=runtime.registry,
-    )
+    hasty = build_runtime(impatient(runtime.settings, 1), registry=runtime.registry)
     try:
         time.sleep(1.1)
         assert reconcile_runtime(hasty)["requeued"] == 1

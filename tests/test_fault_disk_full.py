@@ -17,35 +17,22 @@ import errno
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hma_framework.registry import Registry
-from hma_framework.runtime import build_runtime
 from hma_framework.settings import Settings
-from hma_framework.store import migrate
 from hma_framework.store.content_queries import ContentQueries
-from hma_framework.web.app import create_app
 from tests.fault_support import (
-    Load,
-    Reconciler,
-    arm,
     assert_nothing_lost,
-    audit,
-    describe_stuck,
     impatient,
     one_database,
     receiver,
-    served,
-    settled,
-    start_worker,
-    stop_workers,
-    wait_for_workers,
+    rig,
 )
-from tests.test_actions_support import Api, Receiver
+from tests.test_actions_support import Receiver
 
 __all__ = ["receiver"]  # the fixture, used by name
 
@@ -112,52 +99,33 @@ def test_media_disk_full_refuses_clearly_and_recovers(
     receiver: Receiver,
     tmp_path: Path,
 ) -> None:
-    own = impatient(settings, STUCK_AFTER)
-    runtime = build_runtime(own, registry=registry)
-    migrate.upgrade(runtime.store)
-    workers = [start_worker(own, tmp_path / f"worker-{n}.log") for n in range(2)]
-    fixer = Reconciler(runtime)
-    started = time.monotonic()
-    try:
-        with served(create_app(runtime)) as base:
-            admin = Api(base, runtime.api_keys.create("ops", ["admin"]).token)
-            arm(runtime, admin, receiver, tmp_path)
-            load = Load(admin, "fd-")
-            wait_for_workers(runtime, workers)
-            load.submit(ROUND)
-            fixer.until(lambda: settled(runtime, load.sent, "fd-"), timeout=60)
+    with rig(impatient(settings, STUCK_AFTER), registry, receiver, tmp_path, "fd-") as test:
+        load = test.load
+        load.submit(ROUND)
+        test.settle(60)
 
-            ballast = _fill(small_media_folder)
-            load.submit(ROUND)
-            refused = [body for _, body in load.refused]
-            assert refused and all("content_bytes" in body for body in refused)
-            answer = admin.post("/submit/bytes/", refused[0])
-            assert answer.status_code == 507, answer.text
-            assert "full" in answer.json()["message"]
-            assert str(small_media_folder) not in answer.text, "no server paths to callers"
-            assert int(answer.headers["Retry-After"]) > 0
-            queries = ContentQueries(runtime.store)
-            unrecorded = [queries.content_pk(body["content_id"]) for body in refused]
-            assert unrecorded == [None] * len(refused), "refused media records nothing"
-            assert not _partials(small_media_folder), "no partial file takes up the space"
+        ballast = _fill(small_media_folder)
+        load.submit(ROUND)
+        refused = [body for _, body in load.refused]
+        assert refused and all("content_bytes" in body for body in refused)
+        answer = test.admin.post("/submit/bytes/", refused[0])
+        assert answer.status_code == 507, answer.text
+        assert "full" in answer.json()["message"]
+        assert str(small_media_folder) not in answer.text, "no server paths to callers"
+        assert int(answer.headers["Retry-After"]) > 0
+        queries = ContentQueries(test.runtime.store)
+        unrecorded = [queries.content_pk(body["content_id"]) for body in refused]
+        assert unrecorded == [None] * len(refused), "refused media records nothing"
+        assert not _partials(small_media_folder), "no partial file takes up the space"
 
-            (small_media_folder / "ballast").unlink()  # space returns
-            load.retry_refused()
-            fixer.until(lambda: settled(runtime, load.sent, "fd-"), timeout=60)
-    finally:
-        stop_workers(workers)
-    result = audit(runtime, receiver, "fd-")
-    print(
-        result.line(
-            {"media disk full": 1},
-            time.monotonic() - started,
-            f"ballast {ballast >> 10} KiB; answers {dict(load.statuses)} ({len(refused)} "
-            "refused with 507 while full, sent again); ",
-        )
+        (small_media_folder / "ballast").unlink()  # space returns
+        load.retry_refused()
+        test.settle(60)
+    result = test.finish(
+        receiver,
+        {"media disk full": 1},
+        f"ballast {ballast >> 10} KiB, {len(refused)} refused with 507 while full; ",
     )
-    stuck = describe_stuck(runtime, "fd-")
-    runtime.close()
-    assert not stuck, stuck
     assert set(load.statuses) == {200, 507}, load.statuses
     assert not _partials(small_media_folder)
     assert_nothing_lost(result, load.sent, load.expected_deliveries)

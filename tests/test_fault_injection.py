@@ -41,7 +41,7 @@ from tests.test_actions_support import Api, Receiver
 
 pytestmark = pytest.mark.slow
 
-SUBMISSIONS = 48  # half /submit/hash/, half /submit/bytes/
+SUBMISSIONS = 32  # half /submit/hash/, half /submit/bytes/
 BATCH = 6
 #: Roles of the worker processes: hash-only ones hand their content to the match queue.
 WORKER_QUEUES = ("hash", "hash", "match,action", "match,action")

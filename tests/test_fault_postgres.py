@@ -23,27 +23,15 @@ import attrs
 import pytest
 
 from hma_framework.registry import Registry
-from hma_framework.runtime import build_runtime
 from hma_framework.settings import Settings
-from hma_framework.store import migrate
 from hma_framework.testing import free_port
-from hma_framework.web.app import create_app
 from tests.fault_support import (
-    Load,
-    Reconciler,
-    arm,
     assert_nothing_lost,
-    audit,
-    describe_stuck,
     impatient,
     receiver,
-    served,
-    settled,
-    start_worker,
-    stop_workers,
-    wait_for_workers,
+    rig,
 )
-from tests.test_actions_support import Api, Receiver
+from tests.test_actions_support import Receiver
 
 __all__ = ["receiver"]  # the fixture, used by name
 
@@ -122,7 +110,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     server.remove()
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # replaced by our own
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("sqlite", id="private-postgresql")], indirect=True
+)  # the records go to the private cluster; the fixture only needs a value
 def test_postgresql_restarted_under_load_loses_nothing(
     settings: Settings,
     registry: Registry,
@@ -131,48 +121,29 @@ def test_postgresql_restarted_under_load_loses_nothing(
     tmp_path: Path,
 ) -> None:
     own = impatient(attrs.evolve(settings, database_url=private_postgres.url), STUCK_AFTER)
-    runtime = build_runtime(own, registry=registry)
-    migrate.upgrade(runtime.store)
-    workers = [start_worker(own, tmp_path / f"worker-{n}.log") for n in range(2)]
-    fixer = Reconciler(runtime)
-    started = time.monotonic()
-    try:
-        with served(create_app(runtime)) as base:
-            admin = Api(base, runtime.api_keys.create("ops", ["admin"]).token)
-            arm(runtime, admin, receiver, tmp_path)
-            load = Load(admin, "fp-")
-            wait_for_workers(runtime, workers)
-            load.submit(ROUND)
+    with rig(own, registry, receiver, tmp_path, "fp-") as test:
+        load = test.load
+        load.submit(ROUND)
 
-            private_postgres.stop("immediate")  # as a crash: no goodbye to any client
-            outage_ends = time.monotonic() + OUTAGE_SECONDS
-            while time.monotonic() < outage_ends:
-                load.submit(2)
-                time.sleep(0.2)
-            refused_while_down = len(load.refused)
-            ready = admin.get("/status/ready")
-            assert ready.status_code == 503, ready.text
-            assert ready.json()["checks"]["database"] is False
-            private_postgres.start()
+        private_postgres.stop("immediate")  # as a crash: no goodbye to any client
+        outage_ends = time.monotonic() + OUTAGE_SECONDS
+        while time.monotonic() < outage_ends:
+            load.submit(2)
+            time.sleep(0.2)
+        refused_while_down = len(load.refused)
+        ready = test.admin.get("/status/ready")
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["checks"]["database"] is False
+        private_postgres.start()
 
-            load.submit(ROUND)
-            load.retry_refused()
-            fixer.until(lambda: settled(runtime, load.sent, "fp-"), timeout=90)
-    finally:
-        stop_workers(workers)
-    result = audit(runtime, receiver, "fp-")
-    print(
-        result.line(
-            {"PostgreSQL stopped (immediate) and started": 1},
-            time.monotonic() - started,
-            f"answers {dict(load.statuses)} ({refused_while_down} refused while PostgreSQL was "
-            f"down, sent again); reconcile re-enqueued {fixer.requeued} stages and "
-            f"{fixer.redelivered} deliveries; ",
-        )
+        load.submit(ROUND)
+        load.retry_refused()
+        test.settle()
+    result = test.finish(
+        receiver,
+        {"PostgreSQL stopped (immediate) and started": 1},
+        f"{refused_while_down} refused while down; ",
     )
-    stuck = describe_stuck(runtime, "fp-")
-    runtime.close()
-    assert not stuck, stuck
     assert refused_while_down > 0, "submissions while the database was down answer 503"
     assert set(load.statuses) <= {200, 503}, load.statuses  # never a 500
     assert_nothing_lost(result, load.sent, load.expected_deliveries)

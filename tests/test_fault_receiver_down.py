@@ -17,27 +17,15 @@ from sqlalchemy import func, select
 
 from hma_framework.actions import deliveries as delivery_records
 from hma_framework.registry import Registry
-from hma_framework.runtime import build_runtime
 from hma_framework.settings import Settings
-from hma_framework.store import migrate
 from hma_framework.store.tables import DeliveryAttemptRow, DeliveryRow
-from hma_framework.web.app import create_app
 from tests.fault_support import (
-    Load,
-    Reconciler,
-    arm,
     assert_nothing_lost,
-    audit,
-    describe_stuck,
     impatient,
     one_database,
-    served,
-    settled,
-    start_worker,
-    stop_workers,
-    wait_for_workers,
+    rig,
 )
-from tests.test_actions_support import Api, Receiver
+from tests.test_actions_support import Receiver
 
 pytestmark = pytest.mark.slow
 
@@ -60,38 +48,25 @@ def test_receiver_down_for_a_day_then_back_gets_every_delivery_once(
         ),
     )
     assert sum(SHORT_DAY) > DOWN_SECONDS + 10, "back well before the schedule gives up"
-    runtime = build_runtime(own, registry=registry)
-    migrate.upgrade(runtime.store)
     receiver = Receiver()
-    port = receiver.server.server_port
-    workers = [start_worker(own, tmp_path / f"worker-{n}.log") for n in range(2)]
-    fixer = Reconciler(runtime)
-    started = time.monotonic()
     received = []
     try:
-        with served(create_app(runtime)) as base:
-            admin = Api(base, runtime.api_keys.create("ops", ["admin"]).token)
-            arm(runtime, admin, receiver, tmp_path)
-            load = Load(admin, "rd-")
-            wait_for_workers(runtime, workers)
-            load.submit(4)
-            fixer.until(lambda: len(receiver.received) >= 3, timeout=30)
+        with rig(own, registry, receiver, tmp_path, "rd-") as test:
+            test.load.submit(4)
+            test.fixer.until(lambda: len(receiver.received) >= 3, timeout=30)
             received += receiver.received
-            receiver.close()  # down: connections to its port are refused
+            receiver.close()  # down: connections to its port are refused or dropped
             down_at = time.monotonic()
             while time.monotonic() - down_at < DOWN_SECONDS:
-                load.submit(2)
-                fixer.run()
+                test.load.submit(2)
+                test.fixer.run()
                 time.sleep(1)
-            receiver = Receiver(port)  # back on the same address
-            fixer.until(lambda: settled(runtime, load.sent, "rd-"), timeout=60)
+            receiver = Receiver(receiver.server.server_port)  # back on the same address
+            test.settle(60)
     finally:
-        stop_workers(workers)
         receiver.close()
-    received += receiver.received
-    receiver.received = received
-    result = audit(runtime, receiver, "rd-")
-    with runtime.store.reading() as session:
+    receiver.received[:0] = received
+    with test.runtime.store.reading() as session:
         tries = dict(
             session.execute(
                 select(DeliveryRow.id, func.count(DeliveryAttemptRow.id))
@@ -103,22 +78,16 @@ def test_receiver_down_for_a_day_then_back_gets_every_delivery_once(
         failed_tries = session.scalar(
             select(func.count()).where(DeliveryAttemptRow.error.is_not(None))
         )
-    print(
-        result.line(
-            {"receiver down (s)": DOWN_SECONDS},
-            time.monotonic() - started,
-            f"failed attempts recorded {failed_tries}, most tries for one delivery "
-            f"{max(tries.values(), default=0)}; reconcile re-enqueued {fixer.requeued} stages "
-            f"and {fixer.redelivered} deliveries; ",
-        )
+    result = test.finish(
+        receiver,
+        {"receiver down (s)": DOWN_SECONDS},
+        f"failed attempts recorded {failed_tries}, most tries for one delivery "
+        f"{max(tries.values(), default=0)}; ",
     )
-    stuck = describe_stuck(runtime, "rd-")
-    runtime.close()
-    assert not stuck, stuck
-    assert_nothing_lost(result, load.sent, load.expected_deliveries)
+    assert_nothing_lost(result, test.load.sent, test.load.expected_deliveries)
     assert result.deliveries[delivery_records.FAILED] == 0, "nothing given up on"
     assert tries == recorded, "each try is an attempt row, and counted on its delivery"
     assert failed_tries and failed_tries == sum(tries.values()) - len(tries), (
         "one success per delivery, every other attempt a recorded failure"
     )
-    assert sum(1 for n in tries.values() if n > 1) >= load.expected_deliveries // 2
+    assert sum(1 for n in tries.values() if n > 1) >= test.load.expected_deliveries // 2

@@ -18,27 +18,15 @@ import pytest
 from redis import Redis
 
 from hma_framework.registry import Registry
-from hma_framework.runtime import build_runtime
 from hma_framework.settings import Settings
-from hma_framework.store import migrate
-from hma_framework.web.app import create_app
 from tests.fault_support import (
-    Load,
-    Reconciler,
-    arm,
     assert_nothing_lost,
-    audit,
-    describe_stuck,
     impatient,
     one_database,
     receiver,
-    served,
-    settled,
-    start_worker,
-    stop_workers,
-    wait_for_workers,
+    rig,
 )
-from tests.test_actions_support import Api, Receiver
+from tests.test_actions_support import Receiver
 from tests.test_redis_lost import PrivateRedis, private_redis
 
 __all__ = ["private_redis", "receiver"]  # fixtures, used by name
@@ -59,53 +47,30 @@ def test_redis_stopped_restarted_and_flushed_under_load_loses_nothing(
     tmp_path: Path,
 ) -> None:
     own = impatient(attrs.evolve(settings, redis_url=private_redis.url), STUCK_AFTER)
-    runtime = build_runtime(own, registry=registry)
-    migrate.upgrade(runtime.store)
     faults = {"Redis stopped, restarted empty": 0, "Redis flushed": 0}
-    workers = [start_worker(own, tmp_path / f"worker-{n}.log") for n in range(2)]
-    fixer = Reconciler(runtime)
-    started = time.monotonic()
-    try:
-        with served(create_app(runtime)) as base:
-            admin = Api(base, runtime.api_keys.create("ops", ["admin"]).token)
-            arm(runtime, admin, receiver, tmp_path)
-            load = Load(admin, "fr-")
-            wait_for_workers(runtime, workers)
-            load.submit(ROUND)
+    with rig(own, registry, receiver, tmp_path, "fr-") as test:
+        load = test.load
+        load.submit(ROUND)
 
-            private_redis.stop()
-            faults["Redis stopped, restarted empty"] += 1
-            outage_ends = time.monotonic() + OUTAGE_SECONDS
-            while time.monotonic() < outage_ends:
-                load.submit(2)
-                time.sleep(0.2)
-            refused_while_down = len(load.refused)
-            ready = admin.get("/status/ready")
-            assert ready.status_code == 503, ready.text
-            private_redis.start()  # empty: no persistence, as a lost Redis comes back
+        private_redis.stop()
+        faults["Redis stopped, restarted empty"] += 1
+        outage_ends = time.monotonic() + OUTAGE_SECONDS
+        while time.monotonic() < outage_ends:
+            load.submit(2)
+            time.sleep(0.2)
+        refused_while_down = len(load.refused)
+        ready = test.admin.get("/status/ready")
+        assert ready.status_code == 503, ready.text
+        private_redis.start()  # empty: no persistence, as a lost Redis comes back
 
-            load.submit(ROUND)
-            fixer.run()
-            Redis.from_url(private_redis.url).flushall()
-            faults["Redis flushed"] += 1
-            load.submit(ROUND)
-            load.retry_refused()
-            fixer.until(lambda: settled(runtime, load.sent, "fr-"), timeout=90)
-    finally:
-        stop_workers(workers)
-    result = audit(runtime, receiver, "fr-")
-    print(
-        result.line(
-            faults,
-            time.monotonic() - started,
-            f"answers {dict(load.statuses)} ({refused_while_down} refused while Redis was "
-            f"down, sent again); reconcile re-enqueued {fixer.requeued} stages and "
-            f"{fixer.redelivered} deliveries; ",
-        )
-    )
-    stuck = describe_stuck(runtime, "fr-")
-    runtime.close()
-    assert not stuck, stuck
+        load.submit(ROUND)
+        test.fixer.run()
+        Redis.from_url(private_redis.url).flushall()
+        faults["Redis flushed"] += 1
+        load.submit(ROUND)
+        load.retry_refused()
+        test.settle()
+    result = test.finish(receiver, faults, f"{refused_while_down} refused while down; ")
     assert refused_while_down > 0, "submissions while Redis was down answer 503"
     assert set(load.statuses) <= {200, 503}, load.statuses
     assert_nothing_lost(result, load.sent, load.expected_deliveries)
