@@ -103,8 +103,11 @@ class LocalMediaStore:
     def write_bytes(self, key: str, data: bytes) -> int:
         final = self.path(key)
         partial = final.with_name(f".{key}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, final)
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, final)
+        finally:  # a full disk leaves part of it: give the space back at once
+            partial.unlink(missing_ok=True)
         return len(data)
 
     def delete(self, key: str) -> None:

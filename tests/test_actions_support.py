@@ -69,13 +69,14 @@ class Received:
 class Receiver:
     """A webhook endpoint on loopback; ``script`` holds (status, headers) answers in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
         self.script: list[tuple[int, dict[str, str]]] = []
         self.delay = 0.0
         self.echo: str | None = None  # a request header to repeat in every answer's body
         self.on_receive: Callable[[Received], None] | None = None
         self._lock = threading.Lock()
+        self.closed = False
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -83,6 +84,9 @@ class Receiver:
             disable_nagle_algorithm = True  # else the reply waits out a delayed ACK (40 ms)
 
             def _handle(self) -> None:
+                if receiver.closed:  # a kept-alive connection to a receiver now down
+                    self.close_connection = True
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 got = Received(
@@ -114,7 +118,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
@@ -124,6 +128,8 @@ class Receiver:
         return f"http://127.0.0.1:{self.server.server_port}"
 
     def close(self) -> None:
+        """Down: refuse new connections, and drop kept-alive ones at their next request."""
+        self.closed = True
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(5)

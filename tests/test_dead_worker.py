@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import attrs
 import pytest
 
-from hma_framework.pipeline.liveness import alive_key
+from hma_framework.pipeline.liveness import alive_key, job_in_flight
 from hma_framework.pipeline.reconcile import reconcile_runtime
-from hma_framework.runtime import build_runtime
+from hma_framework.runtime import Runtime, build_runtime
 from hma_framework.settings import Settings
 from hma_framework.store import migrate
-from hma_framework.testing import run_jobs
+from hma_framework.store.content_queries import ContentQueries
+from hma_framework.testing import Tokens, run_jobs
+from tests.fault_support import impatient
+from tests.test_actions_support import PDQ, bank_with
 from tests.test_pipeline_recovery import _Handler, media_server, status_of, submit_url
 
 __all__ = ["media_server"]  # the fixture, used by name
@@ -85,3 +90,40 @@ def test_job_of_a_killed_worker_is_requeued_without_waiting_for_its_timeout(
         worker.wait(10)
         _Handler.delays.clear()
         runtime.close()
+
+
+def test_a_retry_left_scheduled_by_a_dead_scheduler_is_requeued(
+    runtime: Runtime, client: Any, tokens: Tokens
+) -> None:
+    """The worker running RQ's scheduler was killed: its lock outlives it, nobody moves due
+    retries to their queues for minutes, and reconcile must not count them as in flight."""
+    bank_with(runtime, "known")
+    response = client.post(
+        "/submit/hash/",
+        json={
+            "content_id": "retry-orphan",
+            "content_type": "photo",
+            "signal_type": "pdq",
+            "signal_value": PDQ,
+        },
+        headers=Tokens.header(tokens.submit),
+    )
+    assert response.status_code == 200, response.get_json()
+    queue = runtime.queues["action"]
+    (job_id,) = queue.get_job_ids()
+    job = queue.fetch_job(job_id)
+    assert job is not None
+    queue.remove(job)  # as a failed attempt whose retry RQ scheduled, due a minute ago
+    queue.schedule_job(job, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60))
+    assert job.get_status(refresh=True) == "scheduled"
+    hasty = build_runtime(impatient(runtime.settings, 1), registry=runtime.registry)
+    try:
+        time.sleep(1.1)
+        assert reconcile_runtime(hasty)["requeued"] == 1
+    finally:
+        hasty.close()
+    queue.schedule_job(job, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60))  # not due
+    assert job_in_flight(runtime, job_id, dt.datetime.now(dt.UTC))
+    run_jobs(build_runtime(runtime.settings, registry=runtime.registry))
+    row = runtime.content.get_row(ContentQueries(runtime.store).content_pk("retry-orphan") or 0)
+    assert row is not None and row.status == "actioned"

@@ -1,172 +1,133 @@
 """Fault injection on the real services: workers SIGKILLed at random points under load.
 
-Every submission must reach a terminal state and every delivery must reach the receiver
-under its ``webhook-id`` (at least once; a repeat after a kill mid-send carries the same id,
-so a receiver that deduplicates by it acts exactly once). Prints the figures.
+Submissions of both kinds run at once: ``/submit/bytes/`` photos (hashed by a hash-only
+worker, then matched by another: the hash and match stages are separate jobs) and
+``/submit/hash/`` (matched in the API, acted on by workers). A killer thread SIGKILLs a
+worker whenever one is busy in the stage with the fewest kills so far, until every stage
+(hash, match, act, deliver) has had its share, and starts a replacement. Every submission
+must reach a terminal state and every delivery must reach the receiver under its
+``webhook-id`` (a repeat after a kill mid-send carries the same id, so a receiver that
+deduplicates by it acts exactly once). Prints the figures.
 """
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import subprocess
-import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
-import attrs
 import pytest
-from rq import Worker
-from sqlalchemy import func, select
 
-from hma_framework.actions import deliveries as delivery_records
-from hma_framework.actions.delivering import reconcile_deliveries_runtime
-from hma_framework.pipeline.reconcile import reconcile_runtime
-from hma_framework.runtime import Runtime, build_runtime
-from hma_framework.store import content as records
-from hma_framework.store.tables import ContentRow, DeliveryRow
-from tests.test_actions_support import (
-    OTHER_PDQ,
-    Api,
-    Receiver,
-    bank_with,
-    new_secret,
-    rule,
-    submit_hash,
-    webhook_handler,
+from hma_framework.runtime import Runtime
+from tests.fault_support import (
+    Load,
+    arm,
+    assert_nothing_lost,
+    audit,
+    busy_stages,
+    describe_stuck,
+    impatient,
+    reconciler,
+    settled,
+    start_worker,
+    stop_workers,
+    wait_for_workers,
 )
+from tests.test_actions_support import Api, Receiver
 
 pytestmark = pytest.mark.slow
 
-SUBMISSIONS = 40
-BATCH = 5
-WORKERS = 2
-KILLS = 6
+SUBMISSIONS = 30  # at least: half /submit/hash/, half /submit/bytes/, in batches
+BATCH = 6
+#: Roles of the worker processes: hash-only ones hand their content to the match queue.
+WORKER_QUEUES = ("hash", "hash", "match,action", "match,action")
+STAGES = ("hash", "match", "act", "deliver")
+KILLS_PER_STAGE = 2
 STUCK_AFTER = 3
-TERMINAL = {records.ACTIONED, records.NO_MATCH, records.FAILED}
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
-    server.delay = 0.3  # a delivery is in flight long enough to be killed mid-send
+    server.delay = 1.0  # a delivery is in flight long enough to be killed mid-send
     yield server
     server.close()
 
 
-def _worker(runtime: Runtime) -> subprocess.Popen[bytes]:
-    settings = runtime.settings
-    env = {
-        **os.environ,
-        "HMA_DATABASE_URL": settings.database_url,
-        "HMA_REDIS_URL": settings.redis_url,
-        "HMA_DATA_DIR": settings.data_dir,
-        "HMA_FETCH_ALLOWED_NETWORKS": "127.0.0.1/32",
-        "HMA_PIPELINE_STUCK_AFTER_SECONDS": str(STUCK_AFTER),
-        "HMA_ACTIONS_STUCK_AFTER_SECONDS": str(STUCK_AFTER),
-        "HMA_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "hma_framework", "worker", "--queues", "hash,match,action"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+class Killer:
+    """SIGKILLs busy workers, the stage with the fewest kills first, and replaces them."""
 
+    def __init__(self, runtime: Runtime, tmp_path: Path) -> None:
+        self.runtime = runtime
+        self.settings = impatient(runtime.settings, STUCK_AFTER)
+        self.logs = tmp_path
+        self.workers = [self._start(number) for number in range(len(WORKER_QUEUES))]
+        self.kills: Counter[str] = Counter({stage: 0 for stage in STAGES})
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
 
-def _busy(runtime: Runtime, workers: list[subprocess.Popen[bytes]]) -> list[int]:
-    """Indexes of our workers that RQ says are running a job right now."""
-    pids = {worker.pid: number for number, worker in enumerate(workers)}
-    return [
-        pids[rq_worker.pid]
-        for rq_worker in Worker.all(connection=runtime.redis)
-        if rq_worker.pid in pids and rq_worker.get_state() == "busy"
-    ]
-
-
-def _counts(runtime: Runtime) -> tuple[Counter[str], Counter[str]]:
-    with runtime.store.reading() as session:
-        content = Counter(
-            dict(
-                session.execute(
-                    select(ContentRow.status, func.count()).group_by(ContentRow.status)
-                ).all()
-            )
+    def _start(self, number: int) -> subprocess.Popen[bytes]:
+        return start_worker(
+            self.settings, self.logs / f"worker-{number}.log", queues=WORKER_QUEUES[number]
         )
-        deliveries = Counter(
-            dict(
-                session.execute(
-                    select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
-                ).all()
-            )
-        )
-    return content, deliveries
+
+    @property
+    def done(self) -> bool:
+        return min(self.kills.values()) >= KILLS_PER_STAGE
+
+    def _run(self) -> None:
+        while not self.stop.is_set() and not self.done:
+            busy = busy_stages(self.runtime, self.workers)
+            wanted = [s for s in sorted(STAGES, key=self.kills.__getitem__) if s in busy.values()]
+            if wanted and self.kills[wanted[0]] < KILLS_PER_STAGE:
+                victim = next(n for n, s in busy.items() if s == wanted[0])
+                worker = self.workers[victim]
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(10)
+                self.workers[victim] = self._start(victim)
+                self.kills[wanted[0]] += 1
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        stop_workers(self.workers)
 
 
-def test_workers_killed_at_random_lose_nothing(
-    runtime: Runtime, live_server: str, receiver: Receiver
+def test_workers_killed_at_random_in_every_stage_lose_nothing(
+    runtime: Runtime, live_server: str, receiver: Receiver, tmp_path: Path
 ) -> None:
     admin = Api(live_server, runtime.api_keys.create("ops", ["admin"]).token)
-    bank_with(runtime, "known")
-    webhook_handler(admin, "hook", receiver.url + "/{content_id}", [new_secret()])
-    rule(admin, "all", "hook")
-    impatient = build_runtime(
-        attrs.evolve(
-            runtime.settings,
-            pipeline=attrs.evolve(runtime.settings.pipeline, stuck_after_seconds=STUCK_AFTER),
-            actions=attrs.evolve(runtime.settings.actions, stuck_after_seconds=STUCK_AFTER),
-        ),
-        registry=runtime.registry,
-    )
-    rng = random.Random(10)
-    workers = [_worker(runtime) for _ in range(WORKERS)]
-    kills = requeued = redelivered = 0
+    arm(runtime, admin, receiver, tmp_path)
+    load = Load(admin, "fi-")
+    fixer = reconciler(runtime.settings, runtime, STUCK_AFTER)
+    killer = Killer(runtime, tmp_path)
     started = time.monotonic()
     try:
-        submitted = 0
-        deadline = time.monotonic() + 120
-        last_kill = 0.0
-        while time.monotonic() < deadline:
-            for number in range(submitted, min(submitted + BATCH, SUBMISSIONS)):
-                # three in four match and are delivered; the rest miss
-                submit_hash(admin, f"fi-{number}", **({} if number % 4 else {"signal": OTHER_PDQ}))
-            submitted = min(submitted + BATCH, SUBMISSIONS)
-            now = time.monotonic()
-            busy = _busy(runtime, workers)
-            if kills < KILLS and busy and now - last_kill > rng.uniform(0.3, 1.0):
-                victim = rng.choice(busy)  # mid-job: at whatever point of match/act/deliver
-                workers[victim].send_signal(signal.SIGKILL)
-                workers[victim].wait(10)
-                workers[victim] = _worker(runtime)
-                kills += 1
-                last_kill = time.monotonic()
-            requeued += reconcile_runtime(impatient)["requeued"]
-            redelivered += reconcile_deliveries_runtime(impatient)["requeued_deliveries"]
-            content, deliveries = _counts(runtime)
-            settled = sum(content[s] for s in TERMINAL) == SUBMISSIONS
-            delivered = set(deliveries) <= {delivery_records.SUCCEEDED, delivery_records.FAILED}
-            if kills >= KILLS and settled and delivered:
-                break
-            time.sleep(0.3)
+        wait_for_workers(runtime, killer.workers)
+        killer.thread.start()
+        while load.sent < SUBMISSIONS:
+            load.submit(BATCH)
+            fixer.run()
+            time.sleep(0.5)
+        fixer.until(lambda: killer.done and settled(runtime, load.sent, "fi-"), timeout=150)
     finally:
-        for worker in workers:
-            worker.kill()
-            worker.wait(10)
-        impatient.close()
-    content, deliveries = _counts(runtime)
-    ids = Counter(got.headers.get("webhook-id") for got in receiver.received)
-    doubled = sum(count - 1 for count in ids.values() if count > 1)
+        killer.close()
+        fixer.runtime.close()
+    result = audit(runtime, receiver, "fi-")
     print(
-        f"\nworkers SIGKILLed {kills} times; {SUBMISSIONS} submissions -> {dict(content)}; "
-        f"deliveries {dict(deliveries)}; webhook-ids received {len(ids)}, "
-        f"repeated sends {doubled}; reconcile re-enqueued {requeued} stages and "
-        f"{redelivered} deliveries; {time.monotonic() - started:.1f}s"
+        result.line(
+            {f"SIGKILL at {stage}": n for stage, n in killer.kills.items()},
+            time.monotonic() - started,
+            f"reconcile re-enqueued {fixer.requeued} stages and {fixer.redelivered} deliveries; ",
+        )
     )
-    assert kills == KILLS
-    assert sum(content[s] for s in TERMINAL) == SUBMISSIONS, content
-    assert content[records.FAILED] == 0, content
-    assert deliveries[delivery_records.SUCCEEDED] == sum(deliveries.values()) > 0, deliveries
-    assert len(ids) == deliveries[delivery_records.SUCCEEDED], "every delivery, under its own id"
-    assert None not in ids
+    assert killer.done, f"kills per stage {dict(killer.kills)}"
+    stuck = describe_stuck(runtime, "fi-")
+    assert not stuck, stuck
+    assert load.statuses == {200: load.sent}
+    assert_nothing_lost(result, load.sent, load.expected_deliveries)

@@ -23,6 +23,7 @@ from rq.exceptions import NoSuchJobError
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from hma_framework.runtime import Runtime
@@ -38,6 +39,9 @@ STARTED_GRACE_SECONDS = 2
 MISSED_BEATS = 3
 #: A live worker marks a job it has just taken off the queue "started" within milliseconds.
 TAKEN_GRACE_SECONDS = 0.5
+#: RQ's scheduler moves a due job to its queue within its one-second poll; one this late has
+#: no scheduler running (see ``_scheduled_but_overdue``).
+SCHEDULED_GRACE_SECONDS = 10
 
 
 def heartbeat_interval(settings: Settings) -> float:
@@ -103,6 +107,9 @@ def job_in_flight(runtime: Runtime, job_id: str | None, now: dt.datetime) -> boo
             "job %s was taken off its queue by a worker that died before starting it", job_id
         )
         return False
+    if status == JobStatus.SCHEDULED and _scheduled_but_overdue(runtime, job, now):
+        log.warning("job %s is overdue: no RQ scheduler is moving it to its queue", job_id)
+        return False
     if status in WAITING:
         return True
     if status != JobStatus.STARTED or job.started_at is None:
@@ -131,3 +138,18 @@ def _taken_but_never_started(runtime: Runtime, job: Job) -> bool:
         return False
     time.sleep(TAKEN_GRACE_SECONDS)  # a live worker is starting it right now: give it the moment
     return job.get_status(refresh=True) == JobStatus.QUEUED
+
+
+def _scheduled_but_overdue(runtime: Runtime, job: Job, now: dt.datetime) -> bool:
+    """A scheduled job (a retry, a delivery's next attempt) long past its time.
+
+    The worker whose RQ scheduler held the scheduling lock was killed: the lock outlives it by
+    a minute, and the other workers try to take it over only on their ten-minute maintenance
+    round, so due jobs would wait that long. Reconcile gives such content or delivery a new
+    job instead; the old one, if a scheduler enqueues it later, finds its work done.
+    """
+    try:
+        due = ScheduledJobRegistry(job.origin, connection=runtime.redis).get_scheduled_time(job)
+    except NoSuchJobError:
+        return False  # no longer scheduled: enqueued a moment ago
+    return now - due.replace(tzinfo=dt.UTC) > dt.timedelta(seconds=SCHEDULED_GRACE_SECONDS)

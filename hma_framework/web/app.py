@@ -29,6 +29,7 @@ from hma_framework.web import (
     uploads,
 )
 from hma_framework.web.auth import install_auth
+from hma_framework.web.body_limit import CappedRequest
 from hma_framework.web.errors import register_error_handlers
 from hma_framework.web.request_ids import install_request_ids
 from hma_framework.web.validation import MAX_ID, refuse_nul_characters
@@ -61,6 +62,7 @@ def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> 
     embedding; each of their views must declare a scope like the core's do.
     """
     app = Flask("hma_framework")
+    app.request_class = CappedRequest
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.web.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["hma"] = runtime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from flask import Flask, Response, jsonify, request
@@ -32,6 +33,28 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+#: What a full disk (or a spent quota) says when media is written.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def media_write_refused(exc: Exception) -> ApiError:
+    """The answer when submitted media could not be stored: nothing of it was kept.
+
+    A full disk is 507 Insufficient Storage, anything else 503; both say to retry later and
+    when. The OS error names a path in the data folder: it goes to the log, not the caller.
+    """
+    retry = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        log.error("media not stored, the media store is full: %s", exc)
+        return ApiError(
+            507, "the media store is full: the media was not stored; retry later", retry
+        )
+    log.error("media not stored: %s", exc)
+    return ApiError(
+        503, "the media store cannot take media now: the media was not stored; retry later", retry
+    )
 
 
 def json_error(status: int, message: str) -> tuple[Response, int]:

@@ -38,7 +38,7 @@ from hma_framework.web.api_schema import (
     operation,
 )
 from hma_framework.web.auth import requires_scope
-from hma_framework.web.errors import ApiError
+from hma_framework.web.errors import ApiError, media_write_refused
 from hma_framework.web.uploads import public_base_url, upload_url
 from hma_framework.web.validation import (
     CREDENTIALS_REFUSED,
@@ -208,7 +208,7 @@ def submit_bytes() -> Response:
     try:
         runtime.media.write_bytes(media_key, media)  # stored before the job can look for it
     except (OSError, MediaStoreUnavailable) as exc:
-        raise ApiError(503, f"the media store cannot take media now: {exc}") from exc
+        raise media_write_refused(exc) from exc
     job_id = None
     try:
         with runtime.store.transaction() as session:

@@ -26,7 +26,7 @@ from hma_framework.web.api_schema import (
     operation,
 )
 from hma_framework.web.auth import public
-from hma_framework.web.errors import ApiError
+from hma_framework.web.errors import ApiError, media_write_refused
 
 blueprint = Blueprint("uploads", __name__)
 _SALT = "hma-upload-url"
@@ -95,7 +95,7 @@ def upload(token: str) -> Response:
     except MediaTooLargeError as exc:
         raise ApiError(413, str(exc)) from exc
     except (OSError, MediaStoreUnavailable) as exc:
-        raise ApiError(503, f"the media store cannot take media now: {exc}") from exc
+        raise media_write_refused(exc) from exc
     if size == 0:
         runtime.media.delete(media_key)
         raise ApiError(400, "the upload is empty")
