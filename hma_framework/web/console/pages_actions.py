@@ -13,6 +13,7 @@ from hma_framework.actions import deliveries as records
 from hma_framework.actions.delivering import enqueue_deliveries
 from hma_framework.actions.delivery_queries import DeliveryQueries
 from hma_framework.actions.errors import ActionConflict, ActionNotFound
+from hma_framework.web.api_schema import FORM, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, error_page, page, runtime, safe_next
 
@@ -23,6 +24,7 @@ REDELIVERABLE = (records.SUCCEEDED, records.FAILED, records.HELD)
 
 @blueprint.get("/deliveries")
 @console_scope("read")
+@operation("Console: deliveries", responses=html_page(400, 404))
 def deliveries() -> Response:
     """Given up first, then failing (retrying or held), then the newest of any status."""
     queries = DeliveryQueries(runtime().store)
@@ -47,6 +49,7 @@ def deliveries() -> Response:
 
 @blueprint.get("/deliveries/<int:delivery_id>")
 @console_scope("read")
+@operation("Console: delivery", responses=html_page(400, 404))
 def delivery(delivery_id: int) -> Response:
     found = DeliveryQueries(runtime().store).get(delivery_id)
     if found is None:
@@ -56,6 +59,7 @@ def delivery(delivery_id: int) -> Response:
 
 @blueprint.post("/deliveries/<int:delivery_id>/redeliver")
 @console_scope("admin")
+@operation("Console: redeliver", request=FORM, responses=html_page(400, 403, 404, 409))
 def redeliver(delivery_id: int) -> Response:
     rt = runtime()
     try:

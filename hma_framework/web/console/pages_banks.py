@@ -18,7 +18,7 @@ from hma_framework.bank_io import FORMATS, export_lines, guess_format
 from hma_framework.registry import InvalidSignalError
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
-from hma_framework.web.api_schema import FORM, OBJ, STR, Media, html_page, operation
+from hma_framework.web.api_schema import FORM, HTML, OBJ, STR, Media, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.bank_transfer import import_file
 from hma_framework.web.banks import checked_thresholds, valid_bank_name
@@ -178,6 +178,7 @@ def toggle_member(name: str, member_id: int) -> Response:
 
 @blueprint.post("/banks/<name>/settings")
 @console_scope("admin")
+@operation("Console: bank settings", request=FORM, responses=html_page(400, 403, 404, 409))
 def bank_settings(name: str) -> Response:
     """Description, tags and per-signal-type thresholds (blank: the type's default)."""
     if _bank(name) is None:
@@ -207,6 +208,11 @@ def bank_settings(name: str) -> Response:
 
 @blueprint.post("/banks/<name>/import")
 @console_scope("admin")
+@operation(
+    "Console: import bank",
+    request=Media("multipart/form-data", OBJ),
+    responses=html_page(400, 403, 404, 409, 413, 502, 503),
+)
 def import_bank(name: str) -> Response:
     """A CSV or NDJSON file of members, as ``hma banks import`` and the API take them."""
     if _bank(name) is None:
@@ -227,6 +233,7 @@ def import_bank(name: str) -> Response:
 
 @blueprint.get("/banks/<name>/export")
 @console_scope("read")
+@operation("Console: export bank", query={"format": STR}, responses={200: Media("*/*"), 404: HTML})
 def export_bank(name: str) -> Response:
     if _bank(name) is None:
         return error_page(404, f"No bank named {name!r}.")

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from hma_framework.exchanges import fetching
 from hma_framework.exchanges.configs import ExchangeNotFoundError, exchanges_of
 from hma_framework.store.bank_queries import BankQueries
+from hma_framework.web.api_schema import FORM, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, error_page, page, runtime
 
@@ -37,6 +38,7 @@ def _listing() -> list[dict[str, Any]]:
 
 @blueprint.get("/exchanges")
 @console_scope("admin")
+@operation("Console: exchanges", responses=html_page(400, 404))
 def exchanges() -> Response:
     fetched = request.args.get("fetched", "")
     notice = ""
@@ -52,6 +54,7 @@ def exchanges() -> Response:
 
 @blueprint.post("/exchanges/<name>/fetch")
 @console_scope("admin")
+@operation("Console: fetch exchange", request=FORM, responses=html_page(400, 403, 404, 409))
 def fetch_exchange(name: str) -> Response:
     try:
         enqueued = fetching.trigger_by_name(runtime(), name)

@@ -112,6 +112,11 @@ def _side_signals(side: str) -> dict[str, str]:
 
 @blueprint.post("/lookup/compare")
 @console_scope("read")
+@operation(
+    "Console: compare submit",
+    request=Media("multipart/form-data", OBJ),
+    responses=html_page(400, 403, 404, 409, 413, 502, 503),
+)
 def compare_submit() -> Response:
     try:
         sides = [_side_signals(side) for side in SIDES]

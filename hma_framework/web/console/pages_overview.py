@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from hma_framework.index.warmup import index_state
 from hma_framework.store.banks import Banks
 from hma_framework.store.overview_queries import Chart, OverviewQueries
+from hma_framework.web.api_schema import html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, page, runtime
 
@@ -68,6 +69,7 @@ def _index_freshness() -> dict[str, Any]:
 
 @blueprint.get("/")
 @console_scope("read")
+@operation("Console: overview", responses=html_page(400, 404))
 def overview() -> Response:
     rt = runtime()
     queries = OverviewQueries(rt.store)

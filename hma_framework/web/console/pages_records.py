@@ -26,7 +26,7 @@ from hma_framework.exchanges.opinions import opinions_of_matches, opinions_taken
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.content_queries import ContentQueries
 from hma_framework.store.tables import utcnow
-from hma_framework.web.api_schema import STR, Media, html_page, operation
+from hma_framework.web.api_schema import FORM, STR, Media, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import (
     blueprint,
@@ -135,6 +135,7 @@ def _day(text: str, name: str) -> dt.datetime | None:
 
 @blueprint.post("/matches/<int:match_id>/opinion")
 @console_scope("submit")
+@operation("Console: match opinion", request=FORM, responses=html_page(400, 403, 404, 409))
 def match_opinion(match_id: int) -> Response:
     """The opinion buttons: the same service as ``POST /matches/<id>/opinion``."""
     back = safe_next(request.form.get("back") or url_for("console.matches"))

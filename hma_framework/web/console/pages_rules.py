@@ -22,6 +22,7 @@ from hma_framework.actions.rule_store import RuleStore
 from hma_framework.actions.rules import parse_rule
 from hma_framework.json_input import JsonInputError, parse_json
 from hma_framework.store.content_queries import ContentQueries
+from hma_framework.web.api_schema import FORM, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.console.common import blueprint, error_page, page, runtime
 
@@ -83,6 +84,7 @@ def _actions_page(status: int = 200, **context: Any) -> Response:
 
 @blueprint.get("/actions")
 @console_scope("admin")
+@operation("Console: actions", responses=html_page(400, 404))
 def actions() -> Response:
     return _actions_page()
 
@@ -98,6 +100,7 @@ def _rule_page(status: int = 200, **context: Any) -> Response:
 
 @blueprint.post("/actions/rules")
 @console_scope("admin")
+@operation("Console: create rule", request=FORM, responses=html_page(400, 403, 404, 409))
 def create_rule() -> Response:
     text = request.form.get("rule", "")
     try:
@@ -109,6 +112,7 @@ def create_rule() -> Response:
 
 @blueprint.get("/actions/rules/<name>")
 @console_scope("admin")
+@operation("Console: edit rule", responses=html_page(400, 404))
 def edit_rule(name: str) -> Response:
     try:
         shown = RuleStore(runtime().store).get(name)
@@ -120,6 +124,7 @@ def edit_rule(name: str) -> Response:
 
 @blueprint.post("/actions/rules/<name>")
 @console_scope("admin")
+@operation("Console: replace rule", request=FORM, responses=html_page(400, 403, 404, 409))
 def replace_rule(name: str) -> Response:
     """As ``PUT /rules/<name>``: the whole rule, which may rename it."""
     text = request.form.get("rule", "")
@@ -136,6 +141,7 @@ def replace_rule(name: str) -> Response:
 
 @blueprint.post("/actions/check")
 @console_scope("admin")
+@operation("Console: check", request=FORM, responses=html_page(400, 403, 404, 409))
 def check() -> Response:
     """Would the rule in the form (saved or not) fire for the chosen recent match?"""
     text = request.form.get("rule", "")
@@ -181,6 +187,7 @@ def _refill_config(handler_type: str) -> str:
 
 @blueprint.post("/actions/handlers")
 @console_scope("admin")
+@operation("Console: create handler", request=FORM, responses=html_page(400, 403, 404, 409))
 def create_handler() -> Response:
     form = {k: request.form.get(k, "") for k in ("name", "type")}
     try:
@@ -212,6 +219,7 @@ def _handler_page(name: str, status: int = 200, **context: Any) -> Response:
 
 @blueprint.get("/actions/handlers/<name>")
 @console_scope("admin")
+@operation("Console: edit handler", responses=html_page(400, 404))
 def edit_handler(name: str) -> Response:
     try:
         return _handler_page(name)
@@ -221,6 +229,7 @@ def edit_handler(name: str) -> Response:
 
 @blueprint.post("/actions/handlers/<name>")
 @console_scope("admin")
+@operation("Console: replace handler", request=FORM, responses=html_page(400, 403, 404, 409))
 def replace_handler(name: str) -> Response:
     """As ``PUT /handlers/<name>``: secrets left empty keep the stored ones."""
     handlers = handlers_of(runtime())
