@@ -207,6 +207,7 @@ def main() -> None:
         statuses: Counter[int] = Counter()
         samples: list[tuple[float, dict[str, int], int, int]] = []
         started, number, submitted = time.monotonic(), 0, 0
+        warm_metrics: dict[str, float] | None = None
         while time.monotonic() - started < args.minutes * 60:
             requests = []
             for _ in range(args.round_requests):
@@ -258,6 +259,8 @@ def main() -> None:
             result = run_load("127.0.0.1", port, requests, concurrency=8)
             statuses.update(result.statuses)
             samples.append(_sample(started, server, redis))
+            if warm_metrics is None and samples[-1][0] >= WARMUP_FRACTION * args.minutes * 60:
+                warm_metrics = _metric_totals(port, token)
         drained = wait_until(lambda: count_final(store, "s-") == submitted, 600)
         wait_until(lambda: set(_by_status(store, DeliveryRow.status)) <= DELIVERED, 300)
         time.sleep(2)  # the last webhook's answer reaches the receiver's counter
@@ -296,6 +299,12 @@ def main() -> None:
         )
         for line in errors[:10]:
             print(f"  {line.rstrip()}")
+        end_metrics = _metric_totals(port, token)
+        print("GET /metrics, summed over labels (end of warm-up -> end):")
+        for name in WATCHED:
+            before = (warm_metrics or {}).get(name)
+            after = end_metrics.get(name)
+            print(f"  {name:<34} {before if before is not None else '-':>12} -> {after}")
         bad_answers = {code: n for code, n in statuses.items() if not 200 <= code < 300}
         checks = {
             f"memory of every process flat within {MEMORY_TOLERANCE:.0%}": memory_ok,
@@ -321,6 +330,37 @@ def main() -> None:
 
 
 DELIVERED = {"succeeded", "failed", "held"}
+#: Series whose totals the soak prints from ``GET /metrics`` at the end of the warm-up and at
+#: the end: counters and histogram counts that must move under load, gauges as they stand.
+WATCHED = (
+    "hma_http_requests_total",
+    "hma_http_request_duration_seconds_count",
+    "hma_submissions_total",
+    "hma_stage_latency_seconds_count",
+    "hma_delivery_attempts_total",
+    "hma_deliveries",
+    "hma_queue_depth",
+    "hma_index_entries",
+    "hma_contents",
+)
+
+
+def _metric_totals(port: int, token: str) -> dict[str, float]:
+    """Each watched series summed over its labels, as ``GET /metrics`` answers now."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(
+        f"http://127.0.0.1:{port}/metrics",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ).text
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in WATCHED:
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
 
 
 def _sample(

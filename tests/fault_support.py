@@ -57,10 +57,13 @@ DELIVERY_FINAL = frozenset({delivery_records.SUCCEEDED, delivery_records.FAILED}
 #: What an RQ job's function says about the stage a worker running it is in.
 STAGE_OF_FUNCTION = {
     "hash_content": "hash",
+    "hash_pending": "hash",  # a batch of uploaded media waiting in the hash set
     "match_content": "match",
     "act_content": "act",
     "act_contents": "act",
+    "act_pending": "act",  # a batch of matched content waiting in the act set
     "deliver": "deliver",
+    "deliver_batch": "deliver",
 }
 
 

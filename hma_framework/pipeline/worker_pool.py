@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: The pool's own loop: how often it looks for exited children and due restarts.
 POLL_SECONDS = 0.2
+#: After a stop request, children still running this long are killed (a stuck job).
+STOP_TIMEOUT_SECONDS = 30.0
 
 
 def _import_what_workers_share(settings: Settings) -> None:
@@ -66,6 +68,7 @@ class WorkerPool:
         self.restarts: dict[int, int] = dict.fromkeys(range(processes), 0)
         self.restart_at: dict[int, float] = {}  # slot -> when to fork it again
         self.stopping = False
+        self.stop_requested_at: float | None = None
 
     def _fork(self, slot: int) -> None:
         pid = os.fork()
@@ -87,6 +90,8 @@ class WorkerPool:
             name = signal.Signals(signum).name
             log.info("received %s; stopping %d worker(s)", name, len(self.children))
         self.stopping = True
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -117,6 +122,16 @@ class WorkerPool:
                 delay,
             )
 
+    def _kill_stragglers(self) -> None:
+        started = self.stop_requested_at
+        if started is None or time.monotonic() - started < STOP_TIMEOUT_SECONDS:
+            return
+        for pid, slot in list(self.children.items()):
+            log.warning("worker %d (pid %d) did not stop in time; killing it", slot + 1, pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.stop_requested_at = time.monotonic()  # kill again later if need be
+
     def run(self) -> int:
         _import_what_workers_share(self.settings)
         previous = {
@@ -129,6 +144,7 @@ class WorkerPool:
             while not self.stopping or self.children:
                 time.sleep(POLL_SECONDS)
                 self._reap()
+                self._kill_stragglers()
                 now = time.monotonic()
                 for slot, when in list(self.restart_at.items()):
                     if not self.stopping and now >= when:

@@ -18,7 +18,7 @@ from hma_framework.bank_io import FORMATS, export_lines, guess_format
 from hma_framework.registry import InvalidSignalError
 from hma_framework.store.bank_queries import BankQueries
 from hma_framework.store.banks import Banks
-from hma_framework.web.api_schema import FORM, HTML, OBJ, STR, Media, html_page, operation
+from hma_framework.web.api_schema import FORM, OBJ, STR, Media, html_page, operation
 from hma_framework.web.auth import console_scope
 from hma_framework.web.bank_transfer import import_file
 from hma_framework.web.banks import checked_thresholds, valid_bank_name
@@ -233,7 +233,11 @@ def import_bank(name: str) -> Response:
 
 @blueprint.get("/banks/<name>/export")
 @console_scope("read")
-@operation("Console: export bank", query={"format": STR}, responses={200: Media("*/*"), 404: HTML})
+@operation(
+    "Console: export a bank (CSV or NDJSON)",
+    query={"format": STR},
+    responses={**html_page(400, 404), 200: Media("*/*")},  # text/csv or application/x-ndjson
+)
 def export_bank(name: str) -> Response:
     if _bank(name) is None:
         return error_page(404, f"No bank named {name!r}.")
