@@ -189,7 +189,8 @@ class Reconciler:
     redelivered: int = 0
 
     def run(self) -> None:
-        self.requeued += reconcile_runtime(self.runtime)["requeued"]
+        result = reconcile_runtime(self.runtime)
+        self.requeued += result["requeued"] + result["restarted_batch_jobs"]
         self.redelivered += reconcile_deliveries_runtime(self.runtime)["requeued_deliveries"]
 
     def until(self, done: Callable[[], bool], timeout: float, every: float = 0.5) -> float:

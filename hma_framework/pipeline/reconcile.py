@@ -48,8 +48,9 @@ def reconcile_runtime(runtime: Runtime) -> dict[str, int]:
     claimed = _claim_arrived_uploads(runtime, cutoff)
     expired = runtime.content.expire_uploads()
     sets = {"act": act_queue.ACT, "hash": HASH}
-    # A waiting set whose job was lost gets a new one: that re-enqueues a stage too.
-    requeued = sum(1 for waiting_set in sets.values() if waiting_set.kick(runtime, now))
+    # A waiting set whose job was lost gets a new one (its contents are not "requeued").
+    restarted = sum(1 for waiting_set in sets.values() if waiting_set.kick(runtime, now))
+    requeued = 0
     for row in runtime.content.stalled(cutoff):
         stage = NEXT_STAGE.get(row.status)
         if stage is None or job_in_flight(runtime, row.job_id, now):
@@ -67,6 +68,7 @@ def reconcile_runtime(runtime: Runtime) -> dict[str, int]:
         requeued += 1
     return {
         "requeued": requeued,
+        "restarted_batch_jobs": restarted,
         "expired_uploads": expired,
         "claimed_uploads": claimed,
         **sweep_media(runtime),
