@@ -59,10 +59,11 @@ def test_an_object_put_is_hashed_by_a_served_instance(tmp_path: Path, aws: Aws) 
     )
     try:
         assert process.stdout is not None
-        token = ""
+        token, seen = "", []
         while not token:
             line = process.stdout.readline()
             assert line, "hma serve exited"
+            seen.append(line)
             token = next(iter(re.findall(r"hma_[0-9a-f]{12}_\S+", line)), "")
         aws.s3.put_object(Bucket=bucket, Key="in/photo.jpg", Body=make_photo(seed=8))
         url = f"http://127.0.0.1:{port}/content/{quote(f'{bucket}/in/photo.jpg', safe='')}"
@@ -78,6 +79,9 @@ def test_an_object_put_is_hashed_by_a_served_instance(tmp_path: Path, aws: Aws) 
             status = answer.json().get("status") if answer.status_code == 200 else None
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
+        # read() drains what readline() buffered past the token too; communicate() would not
+        rest = process.stdout.read() if process.stdout is not None else ""
+        process.wait(60)
+    output = "".join(seen) + rest
     assert "listener of the s3 content source" in output
     assert process.returncode == 0, output
