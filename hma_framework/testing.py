@@ -318,3 +318,70 @@ def heavy_modules_imported_by(*modules: str) -> list[str]:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
     return loaded.split(",") if loaded else []
+
+
+@attrs.define
+class ServedInstance:
+    """A whole ``hma serve`` instance started by a test: its URL and the admin key it printed."""
+
+    url: str
+    admin_token: str
+    output: list[str]
+
+
+@contextlib.contextmanager
+def served_instance(folder: Path, timeout: float = 60) -> Iterator[ServedInstance]:
+    """``hma serve`` in ``folder`` as a user starts it (no ``HMA_`` settings, one worker process).
+
+    Yields once ``/status/ready`` answers 200 and the first-start admin key has been printed;
+    stops it with SIGINT (what Ctrl-C sends) on the way out.
+    """
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HMA_")}
+    env["HMA_WORKERS_PROCESSES"] = "1"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hma_framework", "serve", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
+    reader.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        token = None
+        while time.monotonic() < deadline:
+            found = re.findall(r"hma_[0-9a-f]{12}_\S+", "".join(output))
+            token = found[0] if found else None
+            try:
+                ready = requests.get(f"{url}/status/ready", timeout=2).status_code == 200
+            except requests.RequestException:
+                ready = False
+            if ready and token:
+                break
+            if process.poll() is not None:
+                raise AssertionError(f"hma serve exited: {''.join(output)}")
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"hma serve not ready in {timeout}s: {''.join(output)}")
+        yield ServedInstance(url, token, output)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        reader.join(5)

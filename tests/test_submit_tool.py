@@ -158,3 +158,35 @@ def test_429_and_5xx_are_retried_and_give_up_after_the_retries(flaky: _Flaky) ->
     Sender(url, "k", retries=2, backoff=0.01).send_hashes(items, summary)
     assert (summary.sent, summary.accepted, summary.failed) == (1, 0, 1)
     assert summary.errors == ["HTTP 503: {}"]
+
+
+@pytest.mark.slow
+def test_a_csv_of_10000_hashes_is_sent_to_a_running_hma_serve(tmp_path: Path) -> None:
+    """The issue's promise as a user meets it: `hma serve` in an empty folder, then the tool."""
+    import requests
+
+    from hma_framework.testing import served_instance
+
+    source = tmp_path / "hashes.csv"
+    with open(source, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["content_id", "content_type", "signal_type", "signal_value"])
+        for n in range(10_000):
+            writer.writerow([f"post-{n}", "photo", "pdq", PDQ if n % 50 == 0 else f"{n:064x}"])
+    folder = tmp_path / "instance"
+    folder.mkdir()
+    with served_instance(folder) as instance:
+        auth = {"Authorization": f"Bearer {instance.admin_token}"}
+        created = requests.post(f"{instance.url}/banks", json={"name": "known"}, headers=auth)
+        assert created.status_code == 201, created.text
+        member = {"signal_type": "pdq", "signal_value": PDQ}
+        added = requests.post(f"{instance.url}/banks/known/members", json=member, headers=auth)
+        assert added.status_code == 201, added.text
+        result = hma_submit(instance.url, instance.admin_token, str(source), "--batch-size", "500")
+        stats = requests.get(f"{instance.url}/stats?interval=day", headers=auth, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sent 10000, accepted 10000, matched 200, failed 0"
+    assert stats.status_code == 200, stats.text
+    intervals = stats.json()["intervals"]
+    assert sum(entry["submissions"] for entry in intervals) == 10_000
+    assert sum(entry["banks"].get("known", {}).get("matched_live", 0) for entry in intervals) == 200
