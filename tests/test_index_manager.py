@@ -120,6 +120,34 @@ def test_one_hash_in_two_banks_and_bank_filters(runtime: Runtime, banks: Banks) 
     assert manager.match("pdq", near) == [] and manager.size("pdq") == 0
 
 
+def test_many_signals_at_once_match_as_each_alone(runtime: Runtime, banks: Banks) -> None:
+    """``match_many`` (batch submissions) answers in order exactly what ``match`` answers."""
+    banks.create_bank("a")
+    banks.create_bank("b", thresholds={"pdq": 52})
+    other = flip_bits(BASE, 128, seed=7)
+    banks.add_member("a", pdq(BASE))
+    banks.add_member("b", pdq(BASE))
+    switched_off = banks.add_member("a", pdq(other))
+    manager = IndexManager(
+        runtime.settings, runtime.registry, runtime.store, refresh_interval=3600
+    )  # kill switches must still act without a refresh
+    banks.set_member_enabled(switched_off, False)
+    signals = [flip_bits(BASE, d, seed=d) for d in (0, 20, 45, 60)] + [other, flip_bits(other, 3)]
+    for bank_filter in (None, ["b"]):
+        each = [manager.match("pdq", s, banks=bank_filter) for s in signals]
+        assert manager.match_many("pdq", signals, banks=bank_filter) == each
+    assert [len(found) for found in each] == [1, 1, 1, 0, 0, 0]
+    assert [[m.bank_name for m in found] for found in manager.match_many("pdq", signals)] == [
+        ["a", "b"],
+        ["a", "b"],
+        ["b"],
+        [],
+        [],
+        [],
+    ]
+    assert manager.match_many("pdq", [flip_bits(BASE, 200)]) == [[]]
+
+
 def test_exact_signal_types_match_exactly(runtime: Runtime, banks: Banks) -> None:
     banks.create_bank("videos")
     banks.add_member("videos", NewMember(signals=(("video_md5", "d" * 32),)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rq import Retry, get_current_job
@@ -177,20 +177,36 @@ def _record_hashed_and_matched(
 
 
 def find_matches(runtime: Runtime, signals: list[ComputedSignal]) -> list[RecordedMatch]:
-    found = []
-    for signal in signals:
-        for match in runtime.indexes.match(signal.signal_type, signal.value):
-            found.append(
+    """The matches of one content's signals."""
+    return [match for per_signal in find_matches_many(runtime, signals) for match in per_signal]
+
+
+def find_matches_many(
+    runtime: Runtime, signals: Sequence[ComputedSignal]
+) -> list[list[RecordedMatch]]:
+    """Each signal's matches, in order: one batched index query per signal type."""
+    found: list[list[RecordedMatch]] = [[] for _ in signals]
+    by_type: dict[str, list[int]] = {}
+    for position, signal in enumerate(signals):
+        by_type.setdefault(signal.signal_type, []).append(position)
+    for signal_type, positions in by_type.items():
+        values = [signals[p].value for p in positions]
+        for position, matches in zip(
+            positions, runtime.indexes.match_many(signal_type, values), strict=True
+        ):
+            signal = signals[position]
+            found[position] = [
                 RecordedMatch(
                     bank_pk=match.bank_pk,
                     member_pk=match.member_pk,
-                    signal_type=signal.signal_type,
+                    signal_type=signal_type,
                     variant=signal.variant,
                     content_signal=signal.value,
                     member_signal=match.stored_signal,
                     distance=match.distance,
                 )
-            )
+                for match in matches
+            ]
     return found
 
 

@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 from hma_framework import log_context
 from hma_framework.media import MediaStoreUnavailable
 from hma_framework.pipeline.act_queue import queue_for_action
-from hma_framework.pipeline.stages import HASH, enqueue_stage, find_matches, new_job_id
+from hma_framework.pipeline.stages import (
+    HASH,
+    enqueue_stage,
+    find_matches,
+    find_matches_many,
+    new_job_id,
+)
 from hma_framework.registry import InvalidSignalError
 from hma_framework.runtime import Runtime
 from hma_framework.store import content as records
@@ -321,18 +327,23 @@ def submit_hashes() -> Response:
     if len(items) > MAX_BATCH_ITEMS:
         raise ApiError(413, f"at most {MAX_BATCH_ITEMS} items per request, not {len(items)}")
     results: list[dict[str, Any]] = [{} for _ in items]
-    valid: list[tuple[int, HashItem]] = []
+    parsed: list[tuple[int, Submission, ComputedSignal, bool]] = []
     for position, raw in enumerate(items):
         if not isinstance(raw, dict):
             results[position] = _item_failure(raw, "each item must be a JSON object")
             continue
         try:
-            submission, signal, force = _hash_submission(raw, runtime)
+            parsed.append((position, *_hash_submission(raw, runtime)))
         except ApiError as exc:
             results[position] = _item_failure(raw, exc.message)
-            continue
-        matches = find_matches(runtime, [signal])
-        valid.append((position, HashItem(submission, signal, matches, force)))
+    # One batched index query and one holder resolution for the whole request.
+    matches_per_item = find_matches_many(runtime, [signal for _, _, signal, _ in parsed])
+    valid = [
+        (position, HashItem(submission, signal, matches, force))
+        for (position, submission, signal, force), matches in zip(
+            parsed, matches_per_item, strict=True
+        )
+    ]
     act_job = new_job_id("act")
     outcomes = HashSubmissions(runtime.store).record_many(
         [item for _, item in valid], act_job_id=act_job
