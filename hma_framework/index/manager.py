@@ -420,7 +420,10 @@ class IndexManager:
             live = self._live.get(signal_type)
             if live is None:
                 raise KeyError(f"no index for signal type {signal_type!r}")
-            found_per_signal = live.index.query_batch(list(signals), radius)
+            if len(signals) == 1:  # one content's signal: the single query costs less
+                found_per_signal = [live.index.query(signals[0], radius)]
+            else:
+                found_per_signal = live.index.query_batch(list(signals), radius)
         wanted = {m.entry_id for found in found_per_signal for m in found}
         if not wanted:
             return [[] for _ in signals]
