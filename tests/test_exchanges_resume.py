@@ -1,8 +1,10 @@
 """A fetch worker killed with SIGKILL mid-fetch: the lease runs out, the next fetch resumes
 from the last committed checkpoint, and the bank ends exactly as a clean fetch leaves it.
 
-Run against ThreatExchange (a time cursor) and NCMEC (time windows of several pages each,
-whose checkpoint may stop mid-window on a page URL)."""
+Run against ThreatExchange (a time cursor), NCMEC (time windows of several pages each, whose
+checkpoint may stop mid-window on a page URL), StopNCII (a set of pages read from one start
+time, continued by a short-lived page token) and Tech Against Terrorism (an ``after`` cursor
+naming each page's last entry)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from hma_framework.store.tables import (
     SignalRow,
 )
 from hma_framework.testing import run_jobs
-from tests.fakes import ncmec
+from tests.fakes import ncmec, stopncii, tat
 from tests.fakes.threatexchange import TOKEN, FakeThreatExchange, Indicator, fake_threatexchange
 
 RECORDS = 1200
@@ -138,7 +140,62 @@ class NCMECFeed(Feed):
         assert checkpoint["get_entries_max_ts"] > 0
 
 
-@pytest.fixture(params=[ThreatExchangeFeed, NCMECFeed], ids=lambda c: c.api)
+class StopNCIIFeed(Feed):
+    """One set of pages from one start time: the kill lands mid-set."""
+
+    api = "stop_ncii"
+
+    @contextmanager
+    def serve(self) -> Iterator[Any]:
+        with stopncii.fake_stopncii(stopncii.FakeStopNCII(page_size=50)) as fake:
+            for i in range(RECORDS):
+                fake.add(record_value(i), at=1_000 + i // 2)
+            self.fake = fake
+            yield fake
+
+    def config(self) -> dict[str, Any]:
+        return {"base_url": self.fake.base_url}
+
+    def credentials(self) -> dict[str, Any]:
+        return {
+            "fetch_function_key": stopncii.FETCH_KEY,
+            "subscription_key": stopncii.SUBSCRIPTION_KEY,
+        }
+
+    def requests(self) -> list[dict[str, str]]:
+        return [r["query"] for r in self.fake.requests]
+
+    def check_resumed(self, checkpoint: dict[str, Any], first: dict[str, str]) -> None:
+        assert int(first["startTimestamp"]) == checkpoint["update_time"]
+        assert "nextPageToken" not in first  # page tokens do not outlive a fetch
+
+
+class TATFeed(Feed):
+    api = "tat"
+
+    @contextmanager
+    def serve(self) -> Iterator[Any]:
+        with tat.fake_tat(tat.FakeTAT(page_size=50)) as fake:
+            for i in range(RECORDS):
+                fake.add(record_value(i), at=1_704_085_200 + i // 2)
+            self.fake = fake
+            yield fake
+
+    def config(self) -> dict[str, Any]:
+        return {"base_url": self.fake.base_url}
+
+    def credentials(self) -> dict[str, Any]:
+        return {"username": tat.USER, "password": tat.PASSWORD}
+
+    def requests(self) -> list[dict[str, str]]:
+        return [r["query"] for r in self.fake.requests]
+
+    def check_resumed(self, checkpoint: dict[str, Any], first: dict[str, str]) -> None:
+        assert checkpoint["checkpoint"]
+        assert first["after"] == checkpoint["checkpoint"] and "offset" not in first
+
+
+@pytest.fixture(params=[ThreatExchangeFeed, NCMECFeed, StopNCIIFeed, TATFeed], ids=lambda c: c.api)
 def feed(request: Any) -> Iterator[Feed]:
     chosen: Feed = request.param()
     with chosen.serve():
