@@ -197,11 +197,7 @@ class StopNCIISource(Source):
             yield fake
 
     def credentials(self) -> dict[str, Any]:
-        return {
-            "fetch_function_key": stopncii.FETCH_KEY,
-            "subscription_key": stopncii.SUBSCRIPTION_KEY,
-            "feedback_function_key": stopncii.FEEDBACK_KEY,
-        }
+        return stopncii.exchange_credentials()
 
     def withdraw(self) -> None:
         self.fake.add(PDQ, at=2_000, status="Withdrawn")

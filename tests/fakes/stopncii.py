@@ -24,6 +24,12 @@ FEEDBACK_KEY = "feedback-function-key-secret-2"
 SUBSCRIPTION_KEY = "subscription-key-secret-3"
 
 
+def exchange_credentials(feedback: bool = True) -> dict[str, str]:
+    """The keys an exchange on this fake is configured with (SubmitFeedback's if asked)."""
+    keys = {"fetch_function_key": FETCH_KEY, "subscription_key": SUBSCRIPTION_KEY}
+    return {**keys, "feedback_function_key": FEEDBACK_KEY} if feedback else keys
+
+
 @attrs.define
 class FakeStopNCII:
     page_size: int = 2
