@@ -23,7 +23,6 @@ from sqlalchemy import select, update
 
 from hma_framework.actions.handlers import blank_secrets
 from hma_framework.exchanges.configs import ExchangeNotFoundError, Exchanges, exchanges_of
-from hma_framework.exchanges.gc_pacing import paced_collector
 from hma_framework.exchanges.lease import LeaseKeeper
 from hma_framework.exchanges.prefetch import prefetched
 from hma_framework.exchanges.records import RecordConverter
@@ -163,10 +162,7 @@ def fetch_exchange(exchange_pk: int) -> str:
             return "exchange deleted"
         exchanges = exchanges_of(runtime)
         try:
-            with (
-                paced_collector(),
-                LeaseKeeper(lock, runtime.settings.exchanges.lease_seconds) as lease,
-            ):
+            with LeaseKeeper(lock, runtime.settings.exchanges.lease_seconds) as lease:
                 return _run(runtime, exchanges, row, lease)
         except Exception as exc:
             message = blank_secrets(
