@@ -4,8 +4,9 @@ POST /exchanges -> the scheduler's tick fetches -> /submit/hash/ matches with ex
 and tags -> a rule on the ``exchange`` label fires a webhook to a loopback receiver (and, on
 ThreatExchange, writes ``seen`` back) -> a ``false_positive`` opinion reaches the fake -> a
 withdrawn record stops matching within a second of the next fetch. No response, log line or
-job payload carries a credential. The same test runs for ThreatExchange, NCMEC and StopNCII;
-``local_file`` has its own below (it takes other opinions).
+job payload carries a credential. The same test runs for ThreatExchange, NCMEC, StopNCII and
+``local_file`` (a file under the exchange file root, whose lines carry no tags and which takes
+only ``true_positive``, so ``false_positive`` must be refused with a 409 and nothing changed).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,6 +60,10 @@ class Source:
     #: The rule's write_back, where the exchange takes one.
     rule_write_back: str | None = None
     fake: Any
+    #: Where ``local_file`` keeps its list (set by the fixture before :meth:`serve`).
+    settings: Settings
+    #: Whether the API takes ``false_positive``; if not, the request must be refused (409).
+    takes_false_positive = True
 
     def config(self) -> dict[str, Any]:
         return {"base_url": self.fake.base_url}
@@ -191,17 +197,42 @@ class StopNCIISource(Source):
             yield fake
 
     def credentials(self) -> dict[str, Any]:
-        return {
-            "fetch_function_key": stopncii.FETCH_KEY,
-            "subscription_key": stopncii.SUBSCRIPTION_KEY,
-            "feedback_function_key": stopncii.FEEDBACK_KEY,
-        }
+        return stopncii.exchange_credentials()
 
     def withdraw(self) -> None:
         self.fake.add(PDQ, at=2_000, status="Withdrawn")
 
     def false_positives(self) -> list[Any]:
         return list(self.fake.feedback)
+
+
+class LocalFileSource(Source):
+    """A list file under the exchange file root; withdrawing a record is deleting its line."""
+
+    api = "local_file"
+    takes_false_positive = False
+    path: Path
+
+    @contextmanager
+    def serve(self) -> Iterator[Path]:
+        root = self.settings.exchange_file_root
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = root / "shared.txt"
+        self.path.write_text(f"pdq {PDQ}\npdq {SECOND_PDQ}\n")
+        yield self.path
+
+    def config(self) -> dict[str, Any]:
+        return {"filename": self.path.name}
+
+    def credentials(self) -> dict[str, Any]:
+        return {}
+
+    def withdraw(self) -> None:
+        self.path.write_text(f"pdq {SECOND_PDQ}\n")
+
+    def false_positives(self) -> list[Any]:
+        # The library's only write-back appends a line; nothing may have been appended.
+        return [line for line in self.path.read_text().splitlines() if PDQ in line]
 
 
 @pytest.fixture
@@ -221,9 +252,13 @@ def receiver() -> Iterator[Receiver]:
     server.close()
 
 
-@pytest.fixture(params=[ThreatExchangeSource, NCMECSource, StopNCIISource], ids=lambda c: c.api)
-def source(request: Any) -> Iterator[Source]:
+@pytest.fixture(
+    params=[ThreatExchangeSource, NCMECSource, StopNCIISource, LocalFileSource],
+    ids=lambda c: c.api,
+)
+def source(request: Any, settings: Settings) -> Iterator[Source]:
     chosen: Source = request.param()
+    chosen.settings = settings
     with chosen.serve():
         yield chosen
 
@@ -269,7 +304,8 @@ def test_exchange_loop_end_to_end(
         },
     )
     assert created.status_code == 201, created.text
-    webhook_handler(admin, "hook", receiver.url + "/x", [new_secret()])
+    signing_secret = new_secret()
+    webhook_handler(admin, "hook", receiver.url + "/x", [signing_secret])
     rule(
         admin,
         "exchange-hits",
@@ -303,22 +339,37 @@ def test_exchange_loop_end_to_end(
     [labels] = [m for m in labeled if m.match_pk == fed_match["id"]]
     assert labels.values("exchange") == {source.api}
     assert labels.values("collaboration") == {"shared"}
-    assert source.tags and source.tags <= labels.values("tag")
+    assert source.tags <= labels.values("tag")
     assert [r.path for r in receiver.received] == ["/x", "/x"]  # c-1 and c-2 each once
+    for delivery in receiver.received:  # signed, as the standardwebhooks library checks
+        assert delivery.verify(signing_secret)["type"] == "hma.content.matched"
     source.after_rules()
 
     # An operator says the match was a false positive.
+    before = call(submitter, "GET", f"/matches/{fed_match['id']}").json()
     answered = call(
         submitter, "POST", f"/matches/{fed_match['id']}/opinion", {"opinion": "false_positive"}
     )
-    assert answered.status_code == 202, answered.text
-    payloads += queued_payloads(runtime)
-    run_jobs(worker_runtime, ["action"])
-    assert source.false_positives() == source.expected_false_positive
-    shown = call(submitter, "GET", f"/matches/{fed_match['id']}").json()
-    assert shown["exchange"]["name"] == "shared"
-    outcomes = {(w["opinion"], w["source"], w["status"]) for w in shown["write_backs"]}
-    assert ("false_positive", "api", "sent") in outcomes
+    if source.takes_false_positive:
+        assert answered.status_code == 202, answered.text
+        payloads += queued_payloads(runtime)
+        run_jobs(worker_runtime, ["action"])
+        assert source.false_positives() == source.expected_false_positive
+        shown = call(submitter, "GET", f"/matches/{fed_match['id']}").json()
+        assert shown["exchange"]["name"] == "shared"
+        outcomes = {(w["opinion"], w["source"], w["status"]) for w in shown["write_backs"]}
+        assert ("false_positive", "api", "sent") in outcomes
+    else:
+        # Refused at request time, saying so; nothing queued, sent or changed.
+        assert answered.status_code == 409, answered.text
+        message = answered.json()["message"]
+        assert f"({source.api}) cannot take the opinion 'false_positive'" in message, message
+        assert queued_payloads(runtime) == ""
+        run_jobs(worker_runtime, ["action"])
+        assert source.false_positives() == [f"pdq {PDQ}"]  # only the fetched line
+        assert call(submitter, "GET", f"/matches/{fed_match['id']}").json() == before
+        assert before["write_backs"] == [] and before["exchange"]["name"] == "shared"
+        assert call(submitter, "GET", "/content/c-1/matches").json()["matches"] == matches
 
     # A match from a bank no exchange fills: nobody to tell, so 409 now, not a silent skip.
     local = [

@@ -1,8 +1,10 @@
 """A fetch worker killed with SIGKILL mid-fetch: the lease runs out, the next fetch resumes
 from the last committed checkpoint, and the bank ends exactly as a clean fetch leaves it.
 
-Run against ThreatExchange (a time cursor) and NCMEC (time windows of several pages each,
-whose checkpoint may stop mid-window on a page URL)."""
+Run against ThreatExchange (a time cursor), NCMEC (time windows of several pages each, whose
+checkpoint may stop mid-window on a page URL), StopNCII (a set of pages read from one start
+time, continued by a short-lived page token) and Tech Against Terrorism (an ``after`` cursor
+naming each page's last entry)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import attrs
@@ -35,7 +37,7 @@ from hma_framework.store.tables import (
     SignalRow,
 )
 from hma_framework.testing import run_jobs
-from tests.fakes import ncmec
+from tests.fakes import ncmec, stopncii, tat
 from tests.fakes.threatexchange import TOKEN, FakeThreatExchange, Indicator, fake_threatexchange
 
 RECORDS = 1200
@@ -57,11 +59,24 @@ class Feed:
     api = ""
     fake: Any
 
-    def serve(self) -> Any:
+    def open(self) -> AbstractContextManager[Any]:
+        """The fake, served while the context lasts (empty)."""
         raise NotImplementedError
 
-    def config(self) -> dict[str, Any]:
+    def add(self, i: int) -> None:
+        """Record ``record_value(i)`` on the fake, updated later than record ``i - 1``."""
         raise NotImplementedError
+
+    @contextmanager
+    def serve(self) -> Iterator[Any]:
+        with self.open() as fake:
+            self.fake = fake
+            for i in range(RECORDS):
+                self.add(i)
+            yield fake
+
+    def config(self) -> dict[str, Any]:
+        return {"base_url": self.fake.base_url}
 
     def credentials(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -70,7 +85,8 @@ class Feed:
         self.fake.page_delay = delay
 
     def requests(self) -> list[dict[str, str]]:
-        raise NotImplementedError
+        """The query of each page request the fake received, in order."""
+        return [r["query"] for r in self.fake.requests]
 
     def check_resumed(self, checkpoint: dict[str, Any], first: dict[str, str]) -> None:
         """The resumed fetch's first request starts where the committed checkpoint says."""
@@ -80,22 +96,17 @@ class Feed:
 class ThreatExchangeFeed(Feed):
     api = "fb_threatexchange"
 
-    @contextmanager
-    def serve(self) -> Iterator[Any]:
-        with fake_threatexchange(FakeThreatExchange(page_size=50)) as fake:
-            for i in range(RECORDS):
-                fake.add(Indicator(record_value(i), last_updated=1_700_000_000 + i))
-            self.fake = fake
-            yield fake
+    def open(self) -> AbstractContextManager[Any]:
+        return fake_threatexchange(FakeThreatExchange(page_size=50))
+
+    def add(self, i: int) -> None:
+        self.fake.add(Indicator(record_value(i), last_updated=1_700_000_000 + i))
 
     def config(self) -> dict[str, Any]:
         return {"privacy_group": self.fake.privacy_group, "base_url": self.fake.base_url}
 
     def credentials(self) -> dict[str, Any]:
         return {"api_token": TOKEN}
-
-    def requests(self) -> list[dict[str, str]]:
-        return [r["query"] for r in self.fake.requests]
 
     def check_resumed(self, checkpoint: dict[str, Any], first: dict[str, str]) -> None:
         assert checkpoint["update_time"] > 1_700_000_000
@@ -107,15 +118,14 @@ class NCMECFeed(Feed):
 
     api = "ncmec"
 
-    @contextmanager
-    def serve(self) -> Iterator[Any]:
-        oldest = int(time.time()) - 3600
-        with ncmec.fake_ncmec(ncmec.FakeNCMEC(page_size=50)) as fake:
-            fake.entries += [
-                ncmec.Entry(f"E{i}", oldest + i // 2, pdq=record_value(i)) for i in range(RECORDS)
-            ]
-            self.fake = fake
-            yield fake
+    oldest = 0
+
+    def open(self) -> AbstractContextManager[Any]:
+        self.oldest = int(time.time()) - 3600
+        return ncmec.fake_ncmec(ncmec.FakeNCMEC(page_size=50))
+
+    def add(self, i: int) -> None:
+        self.fake.entries.append(ncmec.Entry(f"E{i}", self.oldest + i // 2, pdq=record_value(i)))
 
     def config(self) -> dict[str, Any]:
         return {"environment": NCMECEnvironment.Industry.value, "base_url": self.fake.base_url}
@@ -138,7 +148,43 @@ class NCMECFeed(Feed):
         assert checkpoint["get_entries_max_ts"] > 0
 
 
-@pytest.fixture(params=[ThreatExchangeFeed, NCMECFeed], ids=lambda c: c.api)
+class StopNCIIFeed(Feed):
+    """One set of pages from one start time: the kill lands mid-set."""
+
+    api = "stop_ncii"
+
+    def open(self) -> AbstractContextManager[Any]:
+        return stopncii.fake_stopncii(stopncii.FakeStopNCII(page_size=50))
+
+    def add(self, i: int) -> None:
+        self.fake.add(record_value(i), at=1_000 + i // 2)
+
+    def credentials(self) -> dict[str, Any]:
+        return stopncii.exchange_credentials(feedback=False)
+
+    def check_resumed(self, checkpoint: dict[str, Any], first: dict[str, str]) -> None:
+        assert int(first["startTimestamp"]) == checkpoint["update_time"]
+        assert "nextPageToken" not in first  # page tokens do not outlive a fetch
+
+
+class TATFeed(Feed):
+    api = "tat"
+
+    def open(self) -> AbstractContextManager[Any]:
+        return tat.fake_tat(tat.FakeTAT(page_size=50))
+
+    def add(self, i: int) -> None:
+        self.fake.add(record_value(i), at=1_704_085_200 + i // 2)
+
+    def credentials(self) -> dict[str, Any]:
+        return {"username": tat.USER, "password": tat.PASSWORD}
+
+    def check_resumed(self, checkpoint: dict[str, Any], first: dict[str, str]) -> None:
+        assert checkpoint["checkpoint"]
+        assert first["after"] == checkpoint["checkpoint"] and "offset" not in first
+
+
+@pytest.fixture(params=[ThreatExchangeFeed, NCMECFeed, StopNCIIFeed, TATFeed], ids=lambda c: c.api)
 def feed(request: Any) -> Iterator[Feed]:
     chosen: Feed = request.param()
     with chosen.serve():

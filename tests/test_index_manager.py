@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,14 @@ from threatexchange.signal_type.signal_base import (
     TrivialLinearSearchHashIndex,
 )
 
+from hma_framework.hookspecs import hookimpl
 from hma_framework.index.manager import IndexManager
+from hma_framework.index.simple import LinearScanIndex
+from hma_framework.registry import make_registry
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 from hma_framework.store.banks import Banks, NewMember
+from hma_framework.types import IndexRecord, SignalTypeRecord
 
 BASE = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 
@@ -243,11 +248,6 @@ class Bits16Signal(SimpleSignalType, FileHasher):
 def test_signal_type_without_an_index_falls_back_to_a_linear_scan(
     settings: Settings, runtime: Runtime
 ) -> None:
-    from hma_framework.hookspecs import hookimpl
-    from hma_framework.index.simple import LinearScanIndex
-    from hma_framework.registry import make_registry
-    from hma_framework.types import SignalTypeRecord
-
     class Plugin:
         __name__ = "bits16_plugin"
 
@@ -264,3 +264,53 @@ def test_signal_type_without_an_index_falls_back_to_a_linear_scan(
     assert [m.distance for m in manager.match("bits16", "beef")] == [0]
     assert [m.distance for m in manager.match("bits16", "beec")] == [2]  # 0xf ^ 0xc: 2 bits
     assert manager.match("bits16", "0000") == []
+
+
+class CallCountingIndex(LinearScanIndex):
+    """A plugin's index that records each ``add``/``remove`` call it receives."""
+
+    def __init__(self) -> None:
+        super().__init__(Bits16Signal)
+        self.calls: list[tuple[str, int]] = []
+
+    def add(self, entries: Sequence[tuple[int, str]]) -> None:
+        self.calls.append(("add", len(entries)))
+        super().add(entries)
+
+    def remove(self, entry_ids: Sequence[int]) -> None:
+        self.calls.append(("remove", len(entry_ids)))
+        super().remove(entry_ids)
+
+
+def test_a_bulk_change_reaches_each_index_a_run_at_a_time_in_order(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """Thousands of logged additions (an exchange's batch) are one ``add`` call, not one each."""
+
+    class Plugin:
+        __name__ = "bits16_counted"
+
+        @hookimpl
+        def hma_signal_types(self) -> list[SignalTypeRecord]:
+            return [SignalTypeRecord(Bits16Signal, default_threshold=0)]
+
+        @hookimpl
+        def hma_indexes(self) -> list[IndexRecord]:
+            return [IndexRecord("bits16", factory=lambda _settings: CallCountingIndex())]
+
+    registry = make_registry(extra_plugins=[Plugin()], strict=True)
+    manager = IndexManager(settings, registry, runtime.store, refresh_interval=0)
+    manager.match("bits16", "beef")  # loaded, empty
+    banks = Banks(runtime.store)
+    banks.create_bank("toys")
+    values = [f"{i:04x}" for i in range(300)]
+    pks = banks.add_members("toys", [NewMember(signals=(("bits16", v),)) for v in values])
+    for pk in pks[:20]:
+        banks.remove_member(pk)
+    banks.add_member("toys", NewMember(signals=(("bits16", values[0]),)))  # back again
+    assert manager.match("bits16", values[0]) and not manager.match("bits16", values[1])
+    assert manager.match("bits16", values[299])
+    index = manager._live["bits16"].index
+    assert isinstance(index, CallCountingIndex)
+    # The 20 removed before this refresh are gone from the signal table: not added at all.
+    assert index.calls == [("add", 280), ("remove", 20), ("add", 1)]

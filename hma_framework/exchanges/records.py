@@ -35,36 +35,62 @@ def external_id(key: Any) -> str:
     return text
 
 
-_FIELDS: dict[type, tuple[str, ...] | None] = {}
-
-
-def _dataclass_fields(kind: type) -> tuple[str, ...] | None:
-    if kind not in _FIELDS:
-        is_record = dataclasses.is_dataclass(kind)
-        _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind)) if is_record else None
-    return _FIELDS[kind]
-
-
 def json_safe(value: Any) -> Any:
-    """``value`` as plain JSON: enums by name, sets sorted, dataclasses as objects."""
-    # Exact-type checks first: this runs for every field of every fetched record.
+    """``value`` as plain JSON: enums by name, sets sorted, dataclasses as objects.
+
+    This runs for every field of every fetched record, so each type's conversion is worked
+    out once and kept in ``_CONVERTERS``, and a value costs one dict lookup and a call.
+    """
     kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
-        return value
-    if kind is list or kind is tuple:
-        return [json_safe(v) for v in value]
-    if kind is set or kind is frozenset:
-        return sorted(json_safe(v) for v in value)
-    if kind is dict:
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, enum.Enum):
-        return value.name.lower()
-    names = _dataclass_fields(kind)
-    if names is not None:
-        return {name: json_safe(getattr(value, name)) for name in names}
-    if isinstance(value, str | int | float):
-        return value
-    return str(value)
+    convert = _CONVERTERS.get(kind)
+    if convert is None:
+        convert = _CONVERTERS[kind] = _converter_for(kind)
+    return convert(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _items(value: Any) -> list[Any]:
+    return [json_safe(v) for v in value]
+
+
+def _sorted(value: Any) -> list[Any]:
+    return sorted([json_safe(v) for v in value])
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return {str(k): json_safe(v) for k, v in value.items()}
+
+
+def _enum_name(value: enum.Enum) -> str:
+    return value.name.lower()
+
+
+def _converter_for(kind: type) -> Any:
+    if issubclass(kind, enum.Enum):
+        return _enum_name
+    if dataclasses.is_dataclass(kind):
+        names = tuple(f.name for f in dataclasses.fields(kind))
+        return lambda value: {name: json_safe(getattr(value, name)) for name in names}
+    if issubclass(kind, str | int | float):
+        return _same
+    return str
+
+
+_CONVERTERS: dict[type, Any] = {
+    str: _same,
+    int: _same,
+    bool: _same,
+    float: _same,
+    type(None): _same,
+    list: _items,
+    tuple: _items,
+    set: _sorted,
+    frozenset: _sorted,
+    dict: _object,
+}
 
 
 def metadata_json(value: Any) -> dict[str, Any]:

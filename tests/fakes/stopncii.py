@@ -9,6 +9,7 @@ opaque ``nextPageToken`` while ``hasMoreRecords``; each record carries its aggre
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,9 +24,16 @@ FEEDBACK_KEY = "feedback-function-key-secret-2"
 SUBSCRIPTION_KEY = "subscription-key-secret-3"
 
 
+def exchange_credentials(feedback: bool = True) -> dict[str, str]:
+    """The keys an exchange on this fake is configured with (SubmitFeedback's if asked)."""
+    keys = {"fetch_function_key": FETCH_KEY, "subscription_key": SUBSCRIPTION_KEY}
+    return {**keys, "feedback_function_key": FEEDBACK_KEY} if feedback else keys
+
+
 @attrs.define
 class FakeStopNCII:
     page_size: int = 2
+    page_delay: float = 0.0
     records: list[dict[str, Any]] = attrs.field(factory=list)
     feedback: list[dict[str, Any]] = attrs.field(factory=list)
     requests: list[dict[str, Any]] = attrs.field(factory=list)
@@ -70,6 +78,7 @@ class _Handler(FakeHandler):
             return
         if not self._authorized(FETCH_KEY):
             return
+        time.sleep(fake.page_delay)
         start = int(query.get("startTimestamp", "0"))
         newer = sorted(
             (r for r in fake.records if r["lastModtimestamp"] >= start),

@@ -11,6 +11,7 @@ following page (``limit``/``offset``) and ``checkpoint`` naming the page's last 
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ TOKEN = "tat-session-token-secret"
 @attrs.define
 class FakeTAT:
     page_size: int = 2
+    page_delay: float = 0.0
     entries: list[dict[str, Any]] = attrs.field(factory=list)
     requests: list[dict[str, Any]] = attrs.field(factory=list)
     base_url: str = ""
@@ -82,6 +84,7 @@ class _Handler(FakeHandler):
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
             self._json(401, {"detail": "Invalid token."})
             return
+        time.sleep(fake.page_delay)
         after = query.get("after") or ""
         entries = sorted(fake.entries, key=_position)
         if after:

@@ -5,10 +5,16 @@ case statuses (``record.hashValue in (Withdrawn, Deleted)``), which is never tru
 whose cases were withdrawn or deleted stay live in every bank. Here the record's aggregate
 ``hashStatus`` decides. Its client's POSTs have no timeout or retry; here every request goes
 through :class:`ExchangeSession`, and the base URL comes from the exchange's config.
+
+The library also checkpoints every page at the response's ``nextSetTimestamp``, the start of
+the *next set*: a fetch killed after the first page of a set resumed from there and never read
+the rest of the set. Here a page with more to follow keeps the set's start time (the page token
+does not outlive the fetch), so a resumed fetch reads the set again from its start.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +82,13 @@ def delta_entry(record: api.StopNCIIHashRecord) -> tuple[tuple[str, str], Any]:
     return (type_name, record.hashValue), StopNCIISignalMetadata(record.CSPFeedbacks)
 
 
+def resume_point(result: api.FetchHashesResponse, start: int) -> StopNCIICheckpoint:
+    """Where a fetch stopped after ``result`` picks up: the next set once this one is read."""
+    if result.hasMoreRecords:
+        return StopNCIICheckpoint(start, int(time.time()))
+    return StopNCIICheckpoint.from_stopncii_fetch(result)
+
+
 class StopNCIIExchange(StopNCIISignalExchangeAPI):
     """``stop_ncii`` with the withdrawal fix, timeouts and a configurable base URL."""
 
@@ -98,8 +111,7 @@ class StopNCIIExchange(StopNCIISignalExchangeAPI):
         for result in self.api.fetch_hashes_iter(start_timestamp=start):
             entries = (delta_entry(r) for r in result.hashRecords)
             yield state.FetchDelta(
-                {key: meta for key, meta in entries if key[0]},
-                StopNCIICheckpoint.from_stopncii_fetch(result),
+                {key: meta for key, meta in entries if key[0]}, resume_point(result, start)
             )
 
     def write_opinion(
