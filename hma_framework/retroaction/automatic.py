@@ -133,7 +133,9 @@ def run_pass(runtime: Runtime) -> dict[str, Any]:
         for signal_type in runtime.registry.signal_types:
             if signal_type not in synced:
                 ring = open_ring(settings, runtime.registry, signal_type)
-                sync_ring(runtime.store, ring, signal_type, since)
+                sync_ring(
+                    runtime.store, ring, signal_type, since, settings.retroaction.gap_wait_seconds
+                )
                 synced.add(signal_type)
         if not members:
             return report
