@@ -106,16 +106,26 @@ def test_ids_that_never_appear_are_given_up_after_the_wait(store: Store, ring: S
     assert position is not None and position.gaps == () and position.cursor > cursor
 
 
-def test_rows_of_other_types_and_low_quality_leave_no_gaps(store: Store, ring: SignalRing) -> None:
+def test_rows_of_other_types_and_low_quality_leave_no_gaps(
+    store: Store, ring: SignalRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
     postgresql_only(store)
-    pks = [content(store, f"c{n}") for n in range(3)]
+    monkeypatch.setattr(ring_sync, "SYNC_BATCH", 2)  # batches end on other types' rows
+    pks = [content(store, f"c{n}") for n in range(5)]
     records = ContentRecords(store)
     records.record_signals(pks[0], [ComputedSignal("video_md5", "d" * 32)])
     records.record_signals(pks[1], [ComputedSignal("pdq", "1" * 64, quality=1, quality_ok=False)])
-    hashed(store, pks[2], "2" * 64)
+    with pytest.raises(RolledBack), store.transaction() as session:
+        records.record_signals(pks[2], [ComputedSignal("pdq", "2" * 64)], session)
+        raise RolledBack
+    records.record_signals(pks[3], [ComputedSignal("video_md5", "e" * 32)])
+    hashed(store, pks[4], "4" * 64)
     assert sync_ring(store, ring, "pdq", since(), WAIT) == 1
+    assert ring_pks(ring) == [pks[4]]
     position = ring.position
-    assert position is not None and position.gaps == () and ring_pks(ring) == [pks[2]]
+    assert position is not None and len(position.gaps) == 1, "only the rolled-back id"
+    first, last, _ = position.gaps[0]
+    assert first == last == position.cursor + 1 and position.high == first + 2
 
 
 def test_a_fresh_ring_finds_a_row_in_flight_below_the_first_visible_one(

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, bindparam, case, func, select
+from sqlalchemy import BigInteger, Float, Select, and_, bindparam, case, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from hma_framework.registry import Registry
@@ -138,18 +138,21 @@ def _copy_in_order(store: Store, ring: SignalRing, signal_type: str, cursor: int
 
 
 def _columns(signal_type: str) -> tuple[Any, ...]:
-    """Every row's id (to find gaps), and the rest only for rows this ring keeps."""
+    """Every row's id (to find gaps); content pk, unix time and value for this ring's rows.
+
+    The time comes as a float from the database: no datetime is built per row.
+    """
     mine = and_(ContentSignalRow.signal_type == signal_type, ContentSignalRow.status == SIGNAL_OK)
     return (
         ContentSignalRow.id,
         ContentSignalRow.content_pk,
-        ContentSignalRow.created_at,
-        case((mine, ContentSignalRow.signal_value)),
+        cast(func.extract("epoch", ContentSignalRow.created_at), Float).label("ts"),
+        case((mine, ContentSignalRow.signal_value)).label("value"),
     )
 
 
 def _append(ring: SignalRing, rows: Sequence[Any]) -> int:
-    kept = [(pk, at.timestamp(), value) for _, pk, at, value in rows if value is not None]
+    kept = [(row[1], row[2], row[3]) for row in rows if row[3] is not None]
     if kept:
         ring.append(kept)
     return len(kept)
@@ -175,17 +178,11 @@ def _copy_with_gaps(
     high = position.high
     while True:
         with store.reading() as session:
-            rows = session.execute(
-                select(*_columns(signal_type))
-                .where(ContentSignalRow.id > high)
-                .order_by(ContentSignalRow.id)
-                .limit(SYNC_BATCH)
-            ).all()
+            rows = session.connection().execute(_batch_past(signal_type, high)).fetchall()
         copied += _append(ring, rows)
-        for row in rows:
-            if row[0] > high + 1:
-                gaps.append((high + 1, int(row[0]) - 1, now))
-            high = int(row[0])
+        gaps.extend((row[4], row[0] - 1, now) for row in rows if row[4] is not None)
+        read = rows[-1][6] if rows else 0
+        high = rows[-1][5] if rows else high
         if len(gaps) > MAX_GAPS:
             log.warning(
                 "%s ring: %d id gaps open, giving up the oldest %d",
@@ -193,8 +190,43 @@ def _copy_with_gaps(
             )  # fmt: skip
             del gaps[: len(gaps) - MAX_GAPS]
         ring.position = RingPosition.settled(high, gaps)
-        if len(rows) < SYNC_BATCH:
+        if read < SYNC_BATCH:
             return copied
+
+
+def _batch_past(signal_type: str, high: int) -> Select[Any]:
+    """The next ``SYNC_BATCH`` ids past ``high``, in one statement (so one snapshot): the rows
+    this ring keeps, and of the others only those that end a gap or the batch.
+
+    Columns: ``id, content_pk, ts, value`` (value None when not this ring's), ``gap_from``
+    (the first missing id before this one, or None), ``last`` (the batch's last id) and
+    ``read`` (ids in the batch). Other types' rows are read by the database, not sent.
+    """
+    batch = (
+        select(*_columns(signal_type))
+        .where(ContentSignalRow.id > high)
+        .order_by(ContentSignalRow.id)
+        .limit(SYNC_BATCH)
+        .subquery()
+    )
+    previous = func.coalesce(func.lag(batch.c.id).over(order_by=batch.c.id), high)
+    numbered = select(
+        batch,
+        case((batch.c.id > previous + 1, previous + 1)).label("gap_from"),
+        func.max(batch.c.id).over().label("last"),
+        func.count().over().label("read"),
+    ).subquery()
+    return (
+        select(numbered)
+        .where(
+            or_(
+                numbered.c.value.is_not(None),
+                numbered.c.gap_from.is_not(None),
+                numbered.c.id == numbered.c.last,
+            )
+        )
+        .order_by(numbered.c.id)
+    )
 
 
 def _copy_gap_rows(
@@ -217,10 +249,12 @@ def _copy_gap_rows(
     copied = 0
     found: list[int] = []
     with store.reading() as session:
-        result = session.execute(statement, execution_options={"yield_per": SYNC_BATCH})
+        result = session.connection().execute(
+            statement, execution_options={"yield_per": SYNC_BATCH}
+        )
         for rows in result.partitions():
             copied += _append(ring, rows)
-            found.extend(int(row[0]) for row in rows)
+            found.extend(row[0] for row in rows)
     return copied, found
 
 
