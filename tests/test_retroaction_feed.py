@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from hma_framework.retroaction import ring_sync
 from hma_framework.retroaction.ring import RingPosition, SignalRing
-from hma_framework.retroaction.ring_sync import sync_ring
+from hma_framework.retroaction.ring_sync import sync_ring, sync_rings
 from hma_framework.store import migrate
 from hma_framework.store.content import ComputedSignal, ContentRecords, Submission
 from hma_framework.store.db import Store
@@ -147,6 +147,33 @@ def test_a_fresh_ring_finds_a_row_in_flight_below_the_first_visible_one(
         assert sync_ring(store, ring, "pdq", since(), WAIT) == 1  # a fresh ring: fast only
     assert sync_ring(store, ring, "pdq", since(), WAIT) == 1
     assert ring_pks(ring) == [slow, fast]
+
+
+def test_rings_at_different_positions_are_fed_by_one_read(
+    store: Store, tmp_path: Path
+) -> None:
+    """A ring added later (a new signal type) starts at the window; the others go on."""
+    postgresql_only(store)
+    pdq = SignalRing(tmp_path / "pdq-w64", 64, 16)
+    video = SignalRing(tmp_path / "video_md5-w32", 32, 16)
+    early, early_clip, slow, clip = (content(store, n) for n in ("early", "ec", "slow", "clip"))
+    records = ContentRecords(store)
+    hashed(store, early, "0" * 64)
+    records.record_signals(early_clip, [ComputedSignal("video_md5", "a" * 32)])
+    assert sync_rings(store, {"pdq": pdq}, since(), WAIT) == {"pdq": 1}
+    with store.transaction() as held:
+        records.record_signals(slow, [ComputedSignal("pdq", "1" * 64)], held)
+        records.record_signals(clip, [ComputedSignal("video_md5", "b" * 32)])
+        copied = sync_rings(store, {"pdq": pdq, "video_md5": video}, since(), WAIT)
+        assert copied == {"pdq": 0, "video_md5": 2}
+    assert sync_rings(store, {"pdq": pdq, "video_md5": video}, since(), WAIT) == {
+        "pdq": 1,
+        "video_md5": 0,
+    }
+    assert ring_pks(pdq) == [early, slow] and ring_pks(video) == [early_clip, clip]
+    for ring in (pdq, video):
+        position = ring.position
+        assert position is not None and position.gaps == () and position.cursor == position.high
 
 
 def test_open_gaps_are_bounded(

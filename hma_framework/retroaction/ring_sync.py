@@ -10,14 +10,17 @@ writers a row with a lower id can appear after higher ones were copied. There th
 copies every visible row at once (no added latency) but remembers the ids it found missing
 as ranges (gaps) and looks for them again on every sync, until they appear (copied then,
 once) or ``gap_wait_seconds`` have passed (rolled back, deleted, or an id an upsert burned).
+Finding gaps takes every id, of every type, so there all rings are fed by one read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,25 +71,48 @@ def sync_ring(
     gap_wait_seconds: float = 900.0,
     now: float | None = None,
 ) -> int:
-    """Copy rows past the ring's position into it, drop expired segments; rows copied.
+    """Sync one ring (see :func:`sync_rings`); rows copied."""
+    return sync_rings(store, {signal_type: ring}, since, gap_wait_seconds, now)[signal_type]
+
+
+def sync_rings(
+    store: Store,
+    rings: Mapping[str, SignalRing],
+    since: dt.datetime,
+    gap_wait_seconds: float = 900.0,
+    now: float | None = None,
+) -> dict[str, int]:
+    """Copy rows past each ring's position into it, drop expired segments; rows copied.
 
     ``now`` (unix time) dates the gaps found and gives up those older than
     ``gap_wait_seconds``; it is the clock of this host, which alone reads them.
     """
-    with ring.locked():
-        position = ring.position
-        if position is None:
-            position = RingPosition.settled(_start_id(store, since))
+    with contextlib.ExitStack() as stack:
+        for signal_type in sorted(rings):  # one order everywhere: no lock cycles
+            stack.enter_context(rings[signal_type].locked())
+        positions: dict[str, RingPosition] = {}
+        start: int | None = None
+        for signal_type, ring in rings.items():
+            position = ring.position
+            if position is None:  # a fresh ring
+                start = _start_id(store, since) if start is None else start
+                position = RingPosition.settled(start)
+            positions[signal_type] = position
         if store.dialect == "sqlite":
-            copied = _copy_in_order(store, ring, signal_type, position.high)
+            copied = {
+                signal_type: _copy_in_order(store, ring, signal_type, positions[signal_type])
+                for signal_type, ring in rings.items()
+            }
         else:
-            copied = _copy_with_gaps(
-                store, ring, signal_type, position, time.time() if now is None else now,
-                gap_wait_seconds,
-            )  # fmt: skip
-        expired = ring.expire(since.timestamp())
-    if copied or expired:
-        log.info("%s ring: %d signals copied, %d segments expired", signal_type, copied, expired)
+            feed = _GapFeed(store, rings, time.time() if now is None else now)
+            copied = feed.run(positions, gap_wait_seconds)
+        for signal_type, ring in rings.items():
+            expired = ring.expire(since.timestamp())
+            if copied[signal_type] or expired:
+                log.info(
+                    "%s ring: %d signals copied, %d segments expired",
+                    signal_type, copied[signal_type], expired,
+                )  # fmt: skip
     return copied
 
 
@@ -108,9 +134,9 @@ def _start_id(store: Store, since: dt.datetime) -> int:
     return min(starts, default=0)
 
 
-def _copy_in_order(store: Store, ring: SignalRing, signal_type: str, cursor: int) -> int:
+def _copy_in_order(store: Store, ring: SignalRing, signal_type: str, position: RingPosition) -> int:
     """SQLite: rows appear in id order, so everything up to the newest copied is settled."""
-    copied = 0
+    copied, cursor = 0, position.high
     while True:
         with store.reading() as session:
             rows = session.execute(
@@ -137,73 +163,104 @@ def _copy_in_order(store: Store, ring: SignalRing, signal_type: str, cursor: int
             return copied
 
 
-def _columns(signal_type: str) -> tuple[Any, ...]:
-    """Every row's id (to find gaps); content pk, unix time and value for this ring's rows.
-
-    The time comes as a float from the database: no datetime is built per row.
-    """
-    mine = and_(ContentSignalRow.signal_type == signal_type, ContentSignalRow.status == SIGNAL_OK)
+def _columns(signal_types: Collection[str]) -> tuple[Any, ...]:
+    """Every row's id (to find gaps); signal type, content pk, unix time and value for the
+    rows a ring keeps (None for the others). Times come as floats: no datetime per row."""
+    kept = and_(
+        ContentSignalRow.signal_type.in_(sorted(signal_types)),
+        ContentSignalRow.status == SIGNAL_OK,
+    )
     return (
         ContentSignalRow.id,
+        case((kept, ContentSignalRow.signal_type)).label("kept_type"),
         ContentSignalRow.content_pk,
         cast(func.extract("epoch", ContentSignalRow.created_at), Float).label("ts"),
-        case((mine, ContentSignalRow.signal_value)).label("value"),
+        case((kept, ContentSignalRow.signal_value)).label("value"),
     )
 
 
-def _append(ring: SignalRing, rows: Sequence[Any]) -> int:
-    kept = [(row[1], row[2], row[3]) for row in rows if row[3] is not None]
-    if kept:
-        ring.append(kept)
-    return len(kept)
+class _GapFeed:
+    """PostgreSQL: look again in each ring's gaps, then read new ids once for all rings."""
 
+    def __init__(self, store: Store, rings: Mapping[str, SignalRing], now: float) -> None:
+        self.store, self.rings, self.now = store, rings, now
+        self.copied = dict.fromkeys(rings, 0)
 
-def _copy_with_gaps(
-    store: Store,
-    ring: SignalRing,
-    signal_type: str,
-    position: RingPosition,
-    now: float,
-    gap_wait_seconds: float,
-) -> int:
-    """PostgreSQL: copy what appeared in the gaps, then what is new; remember new gaps."""
-    copied = 0
-    gaps: list[Gap] = []
-    for start in range(0, len(position.gaps), GAP_QUERY_BATCH):
-        chunk = position.gaps[start : start + GAP_QUERY_BATCH]
-        appeared, found = _copy_gap_rows(store, ring, signal_type, chunk)
-        copied += appeared
-        open_gaps = _split(chunk, found)
-        gaps.extend(gap for gap in open_gaps if gap[2] >= now - gap_wait_seconds)
-    high = position.high
-    while True:
-        with store.reading() as session:
-            rows = session.connection().execute(_batch_past(signal_type, high)).fetchall()
-        copied += _append(ring, rows)
-        gaps.extend((row[4], row[0] - 1, now) for row in rows if row[4] is not None)
-        read = rows[-1][6] if rows else 0
-        high = rows[-1][5] if rows else high
+    def run(self, positions: Mapping[str, RingPosition], gap_wait_seconds: float) -> dict[str, int]:
+        gaps = {
+            signal_type: self._look_again(signal_type, position.gaps, gap_wait_seconds)
+            for signal_type, position in positions.items()
+        }
+        highs = {signal_type: position.high for signal_type, position in positions.items()}
+        high = min(highs.values())
+        while True:
+            with self.store.reading() as session:
+                rows = session.connection().execute(_batch_past(self.rings, high)).fetchall()
+            self._append(rows, highs)
+            for row in [row for row in rows if row[5] is not None]:  # gap_from
+                for signal_type, ring_high in highs.items():  # each ring's unseen part
+                    first = max(row.gap_from, ring_high + 1)
+                    if first < row.id:
+                        gaps[signal_type].append((first, row.id - 1, self.now))
+            if rows:
+                high = rows[-1].last
+                highs = {signal_type: max(h, high) for signal_type, h in highs.items()}
+            for signal_type, ring in self.rings.items():
+                open_gaps = self._capped(signal_type, gaps[signal_type])
+                ring.position = RingPosition.settled(highs[signal_type], open_gaps)
+            if not rows or rows[-1].read < SYNC_BATCH:
+                return self.copied
+
+    def _append(self, rows: Sequence[Any], highs: Mapping[str, int] | None = None) -> None:
+        """Append the kept rows, each to its ring unless within what it has read (``highs``)."""
+        kept: dict[str, list[tuple[int, float, str]]] = defaultdict(list)
+        read = highs or {}
+        for row in rows:  # by position, faster: (id, kept_type, content_pk, ts, value, ...)
+            signal_type = row[1]
+            if signal_type is not None and row[0] > read.get(signal_type, -1):
+                kept[signal_type].append((row[2], row[3], row[4]))
+        for signal_type, records in kept.items():
+            self.copied[signal_type] += self.rings[signal_type].append(records)
+
+    def _look_again(
+        self, signal_type: str, gaps: Sequence[Gap], gap_wait_seconds: float
+    ) -> list[Gap]:
+        """Copy what appeared in ``gaps``; the gaps still open and not given up."""
+        still: list[Gap] = []
+        for start in range(0, len(gaps), GAP_QUERY_BATCH):
+            chunk = gaps[start : start + GAP_QUERY_BATCH]
+            found: list[int] = []
+            with self.store.reading() as session:
+                result = session.connection().execute(
+                    _rows_in(signal_type, chunk), execution_options={"yield_per": SYNC_BATCH}
+                )
+                for rows in result.partitions():
+                    self._append(rows)
+                    found.extend(row.id for row in rows)
+            cutoff = self.now - gap_wait_seconds
+            still.extend(gap for gap in _split(chunk, found) if gap[2] >= cutoff)
+        return still
+
+    def _capped(self, signal_type: str, gaps: list[Gap]) -> list[Gap]:
         if len(gaps) > MAX_GAPS:
             log.warning(
                 "%s ring: %d id gaps open, giving up the oldest %d",
                 signal_type, len(gaps), len(gaps) - MAX_GAPS,
             )  # fmt: skip
             del gaps[: len(gaps) - MAX_GAPS]
-        ring.position = RingPosition.settled(high, gaps)
-        if read < SYNC_BATCH:
-            return copied
+        return gaps
 
 
-def _batch_past(signal_type: str, high: int) -> Select[Any]:
+def _batch_past(signal_types: Collection[str], high: int) -> Select[Any]:
     """The next ``SYNC_BATCH`` ids past ``high``, in one statement (so one snapshot): the rows
-    this ring keeps, and of the others only those that end a gap or the batch.
+    a ring keeps, and of the others only those that end a gap or the batch.
 
-    Columns: ``id, content_pk, ts, value`` (value None when not this ring's), ``gap_from``
-    (the first missing id before this one, or None), ``last`` (the batch's last id) and
-    ``read`` (ids in the batch). Other types' rows are read by the database, not sent.
+    Columns: those of :func:`_columns`, ``gap_from`` (the first missing id before this one,
+    or None), ``last`` (the batch's last id) and ``read`` (ids in the batch). The database
+    reads the other rows; they are not sent.
     """
     batch = (
-        select(*_columns(signal_type))
+        select(*_columns(signal_types))
         .where(ContentSignalRow.id > high)
         .order_by(ContentSignalRow.id)
         .limit(SYNC_BATCH)
@@ -229,10 +286,8 @@ def _batch_past(signal_type: str, high: int) -> Select[Any]:
     )
 
 
-def _copy_gap_rows(
-    store: Store, ring: SignalRing, signal_type: str, gaps: Sequence[Gap]
-) -> tuple[int, list[int]]:
-    """Copy the rows now visible in ``gaps`` (one index range scan per gap); (copied, ids)."""
+def _rows_in(signal_type: str, gaps: Sequence[Gap]) -> Select[Any]:
+    """The rows now visible in ``gaps``, by id (one index range scan per gap)."""
     ranges = (
         func.unnest(
             bindparam("firsts", [g[0] for g in gaps], type_=ARRAY(BigInteger)),
@@ -241,21 +296,11 @@ def _copy_gap_rows(
         .table_valued("low", "high")
         .render_derived()
     )
-    statement = (
-        select(*_columns(signal_type))
+    return (
+        select(*_columns([signal_type]))
         .join(ranges, ContentSignalRow.id.between(ranges.c.low, ranges.c.high))
         .order_by(ContentSignalRow.id)
     )
-    copied = 0
-    found: list[int] = []
-    with store.reading() as session:
-        result = session.connection().execute(
-            statement, execution_options={"yield_per": SYNC_BATCH}
-        )
-        for rows in result.partitions():
-            copied += _append(ring, rows)
-            found.extend(row[0] for row in rows)
-    return copied, found
 
 
 def _split(gaps: Sequence[Gap], found: Sequence[int]) -> list[Gap]:
