@@ -149,9 +149,7 @@ def test_a_fresh_ring_finds_a_row_in_flight_below_the_first_visible_one(
     assert ring_pks(ring) == [slow, fast]
 
 
-def test_rings_at_different_positions_are_fed_by_one_read(
-    store: Store, tmp_path: Path
-) -> None:
+def test_rings_at_different_positions_are_fed_by_one_read(store: Store, tmp_path: Path) -> None:
     """A ring added later (a new signal type) starts at the window; the others go on."""
     postgresql_only(store)
     pdq = SignalRing(tmp_path / "pdq-w64", 64, 16)
