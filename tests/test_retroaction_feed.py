@@ -198,7 +198,7 @@ def test_open_gaps_are_bounded(
     assert "giving up the oldest 2" in caplog.text
 
 
-def test_sqlite_keeps_a_plain_cursor(store: Store, ring: SignalRing) -> None:
+def test_sqlite_keeps_a_plain_cursor(store: Store, ring: SignalRing, tmp_path: Path) -> None:
     if store.dialect != "sqlite":
         pytest.skip("the in-order feed is SQLite's")
     pks = [content(store, f"c{n}") for n in range(3)]
@@ -207,3 +207,6 @@ def test_sqlite_keeps_a_plain_cursor(store: Store, ring: SignalRing) -> None:
     assert sync_ring(store, ring, "pdq", since(), WAIT) == 3
     assert ring.position == RingPosition(pks[-1], pks[-1])
     assert (ring.folder / "cursor").read_text() == str(pks[-1])
+    clips = SignalRing(tmp_path / "video_md5-w32", 32, 16)
+    assert sync_ring(store, clips, "video_md5", since(), WAIT) == 0
+    assert clips.cursor == pks[-1], "a type without content moves on: no rescan next pass"

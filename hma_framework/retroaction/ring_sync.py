@@ -135,10 +135,15 @@ def _start_id(store: Store, since: dt.datetime) -> int:
 
 
 def _copy_in_order(store: Store, ring: SignalRing, signal_type: str, position: RingPosition) -> int:
-    """SQLite: rows appear in id order, so everything up to the newest copied is settled."""
+    """SQLite: rows appear in id order, so every id up to the newest visible is settled.
+
+    The ring moves to the newest id even when none of the rows are its type's: a type
+    without recent content would otherwise scan the whole window on every pass.
+    """
     copied, cursor = 0, position.high
     while True:
-        with store.reading() as session:
+        with store.reading() as session:  # one read transaction: one snapshot
+            newest = int(session.scalar(select(func.max(ContentSignalRow.id))) or 0)
             rows = session.execute(
                 select(
                     ContentSignalRow.id,
@@ -148,6 +153,7 @@ def _copy_in_order(store: Store, ring: SignalRing, signal_type: str, position: R
                 )
                 .where(
                     ContentSignalRow.id > cursor,
+                    ContentSignalRow.id <= newest,
                     ContentSignalRow.signal_type == signal_type,
                     ContentSignalRow.status == SIGNAL_OK,
                 )
@@ -158,9 +164,10 @@ def _copy_in_order(store: Store, ring: SignalRing, signal_type: str, position: R
             ring.append([(pk, at.timestamp(), value) for _, pk, at, value in rows])
             copied += len(rows)
             cursor = int(rows[-1][0])
-        ring.position = RingPosition.settled(cursor)
         if len(rows) < SYNC_BATCH:
+            ring.position = RingPosition.settled(max(cursor, newest))
             return copied
+        ring.position = RingPosition.settled(cursor)
 
 
 def _columns(signal_types: Collection[str]) -> tuple[Any, ...]:
