@@ -9,7 +9,8 @@ does) and streams the whole ring through them with ``query_batch``; 5 of the new
 planted near ring entries so the scan has hits to report. Prints scan time, rate, ring size
 on disk and the process's peak memory.
 
-Part 2 (``--end-to-end``): a real store (SQLite in a temp folder) with ``--content`` hash
+Part 2 (``--end-to-end``): a real store (SQLite in a temp folder, or ``--database-url``: a
+fresh schema of that PostgreSQL database, dropped after) with ``--content`` hash
 submissions; a bank member is added and one automatic pass (ring sync + scan + record +
 rules) is timed, first with a cold ring (built from the database) then warm.
 Prints figures; it is not a test.
@@ -104,7 +105,17 @@ def bench_probe(settings: Settings, signals: list[str]) -> Probe:
     return Probe("pdq", index, holders, 31, 256, codes, tuple(range(len(signals))))
 
 
-def end_to_end(content: int) -> None:
+def end_to_end(content: int, database_url: str | None, redis_url: str) -> None:
+    if database_url and not database_url.startswith("sqlite"):
+        from hma_framework.testing import postgres_schema
+
+        with postgres_schema(database_url) as url:  # a fresh schema, dropped after
+            end_to_end_on(content, url, redis_url)
+        return
+    end_to_end_on(content, database_url, redis_url)
+
+
+def end_to_end_on(content: int, database_url: str | None, redis_url: str) -> None:
     from redis import Redis
 
     from hma_framework.pipeline.queues import Queues
@@ -118,23 +129,28 @@ def end_to_end(content: int) -> None:
     from hma_framework.store.hash_submissions import HashItem, HashSubmissions
 
     folder = Path(tempfile.mkdtemp(prefix="hma-retro-e2e-"))
-    settings = Settings(data_dir=str(folder))
+    settings = Settings(data_dir=str(folder), database_url=database_url or "")
     store = Store(settings.effective_database_url)
+    print(f"end to end on {store.dialect}")
     migrate.upgrade(store)
     rng = random.Random(3)
-    values = [f"{rng.getrandbits(256):064x}" for _ in range(content)]
+    values = [f"{rng.getrandbits(256):064x}" for _ in range(content + 1000)]
     started = time.perf_counter()
     writer = HashSubmissions(store)
-    for start in range(0, content, 1000):
-        items = [
-            HashItem(
-                Submission(f"c{n}", "photo", "hash", parameters={"v": values[n]}),
-                ComputedSignal("pdq", values[n]),
-                (),
-            )
-            for n in range(start, min(content, start + 1000))
-        ]
-        writer.record_many(items, act_job_id="bench")
+
+    def submit(first: int, stop: int) -> None:
+        for start in range(first, stop, 1000):
+            items = [
+                HashItem(
+                    Submission(f"c{n}", "photo", "hash", parameters={"v": values[n]}),
+                    ComputedSignal("pdq", values[n]),
+                    (),
+                )
+                for n in range(start, min(stop, start + 1000))
+            ]
+            writer.record_many(items, act_job_id="bench")
+
+    submit(0, content)
     print(
         f"end to end: {content:,} hash submissions stored in {time.perf_counter() - started:.1f}s"
     )
@@ -143,12 +159,18 @@ def end_to_end(content: int) -> None:
         settings=settings,
         registry=registry,
         store=store,
-        redis=Redis(),  # not used by run_pass
-        queues=Queues(Redis(), default_timeout=60),
+        redis=Redis.from_url(redis_url),  # not used by run_pass
+        queues=Queues(Redis.from_url(redis_url), default_timeout=60),
     )
     banks = Banks(store)
     banks.create_bank("late")
-    for label in ("cold ring (built from the database)", "warm ring"):
+    for label in (
+        "cold ring (built from the database)",
+        "warm ring",
+        "warm ring, 1,000 submissions since",
+    ):
+        if label.endswith("since"):
+            submit(content, content + 1000)
         target = values[rng.randrange(content)]
         banks.add_member("late", NewMember(signals=(("pdq", flip(target, 6, rng)),)))
         began = time.perf_counter()
@@ -168,10 +190,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=65536)
     parser.add_argument("--end-to-end", action="store_true")
     parser.add_argument("--content", type=int, default=20_000)
+    parser.add_argument(
+        "--database-url", help="end to end on this database (PostgreSQL: a fresh schema)"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     scan_figures(args.ring, args.new, args.threshold, args.batch)
     if args.end_to_end:
-        end_to_end(args.content)
+        end_to_end(args.content, args.database_url, args.redis_url)
 
 
 if __name__ == "__main__":

@@ -321,6 +321,19 @@ class RetroactionSettings:
         validator=[_at_least(16)],
         metadata=_help("Signals streamed through the new bank signals' index per query batch."),
     )
+    gap_wait_seconds: int = attrs.field(
+        default=900,
+        validator=[_at_least(0), _at_most(7 * 24 * 3600)],
+        metadata=_help(
+            "PostgreSQL only: how long the feed that copies new content signals into the "
+            "retroaction rings keeps looking for an id it found missing. A writer takes its id "
+            "when it inserts and its row shows when it commits, so a row can appear after "
+            "higher ids were copied; it still reaches the rings if it commits within this "
+            "time. Waiting adds no latency (visible rows are copied at once), only a small "
+            "lookup per pass; keep it above the longest transaction that writes content "
+            "signals (jobs stop after `HMA_WORKERS_JOB_TIMEOUT_SECONDS`)."
+        ),
+    )
     sweep_interval_seconds: int = attrs.field(
         default=60,
         validator=_at_least(1),

@@ -15,6 +15,7 @@ from sqlalchemy import text, update
 
 from hma_framework.registry import Registry
 from hma_framework.retroaction.automatic import request_retroaction, run_pass
+from hma_framework.retroaction.ring_sync import open_ring
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 from hma_framework.store import migrate
@@ -25,6 +26,7 @@ from hma_framework.store.db import Store
 from hma_framework.store.tables import ContentSignalRow, RetroactionCursorRow
 from hma_framework.testing import run_jobs
 from tests.test_actions_support import (
+    OTHER_PDQ,
     PDQ,
     Api,
     Receiver,
@@ -135,6 +137,44 @@ def test_content_resubmitted_with_a_new_hash_is_matched_retroactively_by_it(
     run_jobs(worker_runtime)
     [match] = admin.ok("GET", "/content/edited/matches")["matches"]
     assert match["retroactive"] is True and match["bank"] == "late"
+
+
+def test_a_signal_committed_after_a_higher_id_still_reaches_the_ring(
+    admin: Api, runtime: Runtime, worker_runtime: Runtime, receiver: Receiver
+) -> None:
+    """PostgreSQL takes an id at INSERT but shows the row at COMMIT: a lower id can appear
+    after the ring feed has copied a higher one, and must still be matched retroactively."""
+    if runtime.store.dialect != "postgresql":
+        pytest.skip("SQLite has one writer: its ids become visible in order")
+    secret = new_secret()
+    webhook_handler(admin, "moderation", receiver.url + "/hooks/{content_id}", [secret])
+    rule(admin, "late-bank", "moderation", [{"label": "bank", "equals": "late"}])
+    admin.ok("POST", "/banks", {"name": "late"})
+    submit_hash(admin, "earlier", "0" * 64)
+    run_pass(worker_runtime)  # the ring is warm: its feed has a cursor
+    content = runtime.content
+    _, slow_pk = content.submit(Submission("slow", "photo", "url"), force=False)
+    with runtime.store.transaction() as slow:  # its hash job, whose commit comes late
+        content.record_signals(slow_pk, [ComputedSignal("pdq", NEAR_PDQ)], slow)
+        content.record_matches(slow_pk, [], slow)
+        submit_hash(admin, "fast", OTHER_PDQ)  # a higher id, committed first
+        run_pass(worker_runtime)  # the feed copies what it sees
+        ring = open_ring(worker_runtime.settings, worker_runtime.registry, "pdq")
+        assert len(ring) == 2
+    run_jobs(worker_runtime)
+
+    member = add_member(admin, "late")
+    run_jobs(worker_runtime)
+    [match] = admin.ok("GET", "/content/slow/matches")["matches"]
+    assert match["retroactive"] is True and match["member_id"] == member
+    [got] = receiver.received
+    assert got.path == "/hooks/slow" and got.verify(secret)["data"]["rules_fired"] == ["late-bank"]
+
+    add_member(admin, "late")  # banked again: recorded, not acted on again
+    run_jobs(worker_runtime)
+    assert len(admin.ok("GET", "/content/slow/matches")["matches"]) == 2
+    assert len(receiver.received) == 1
+    assert len(ring) == 3, "each content signal entered the ring once"
 
 
 def test_content_outside_the_window_is_not_matched(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hma_framework.retroaction.ring import SignalRing, decode_values, value_width
+from hma_framework.retroaction.ring import RingPosition, SignalRing, decode_values, value_width
 
 
 def test_segments_fill_in_order_and_expire_whole(tmp_path: Path) -> None:
@@ -42,3 +42,13 @@ def test_value_width_fits_the_examples() -> None:
     assert value_width(["f" * 32]) == 32
     assert value_width(["x" * 65]) == 128
     assert value_width([]) == 64
+
+
+def test_a_position_with_gaps_survives_a_reopen(tmp_path: Path) -> None:
+    ring = SignalRing(tmp_path / "pdq", width=64, segment_entries=4)
+    (ring.folder / "cursor").write_text("17\n")  # as rings before gaps were tracked wrote it
+    assert ring.position == RingPosition(17, 17)
+    ring.position = RingPosition.settled(30, [(19, 19, 5.0), (25, 27, 6.5)])
+    reopened = SignalRing(tmp_path / "pdq", 64, 4)
+    assert reopened.position == RingPosition(18, 30, ((19, 19, 5.0), (25, 27, 6.5)))
+    assert reopened.cursor == 18

@@ -24,7 +24,7 @@ from hma_framework.index.holders import Holder
 from hma_framework.pipeline.context import current_runtime
 from hma_framework.retroaction import rescans
 from hma_framework.retroaction.matching import act_on, build_probe, record_retroactive, scan
-from hma_framework.retroaction.ring_sync import open_ring, sync_ring, window_start
+from hma_framework.retroaction.ring_sync import open_ring, sync_rings, window_start
 from hma_framework.runtime import Runtime
 from hma_framework.store.tables import (
     BankMemberRow,
@@ -126,15 +126,16 @@ def run_pass(runtime: Runtime) -> dict[str, Any]:
     if settings.retroaction.window_hours == 0:
         return {**report, "skipped": "retroaction window is 0"}
     since = window_start(settings)
-    synced: set[str] = set()
+    synced = False
     cursor = _cursor(runtime)
     while True:
         last, by_type, members = _new_member_signals(runtime, cursor)
-        for signal_type in runtime.registry.signal_types:
-            if signal_type not in synced:
-                ring = open_ring(settings, runtime.registry, signal_type)
-                sync_ring(runtime.store, ring, signal_type, since)
-                synced.add(signal_type)
+        if not synced:
+            rings = {
+                t: open_ring(settings, runtime.registry, t) for t in runtime.registry.signal_types
+            }
+            sync_rings(runtime.store, rings, since, settings.retroaction.gap_wait_seconds)
+            synced = True
         if not members:
             return report
         report["members"] += len(members)

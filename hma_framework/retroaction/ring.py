@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import attrs
 import numpy as np
 
 CURSOR_FILE = "cursor"
@@ -38,6 +40,42 @@ def value_width(examples: Sequence[str]) -> int:
 
 def record_dtype(width: int) -> np.dtype[np.void]:
     return np.dtype([("pk", "<i8"), ("ts", "<f8"), ("value", f"S{width}")])
+
+
+@attrs.frozen
+class RingPosition:
+    """How far a ring has copied ``content_signal``, by id.
+
+    Every id up to ``cursor`` is settled: copied, or never to appear. Ids above it up to
+    ``high`` were read, except the ``gaps``: inclusive ``(first, last, unix time first
+    missed)`` ranges of ids that were not visible when read but may still appear (PostgreSQL
+    takes an id at INSERT and shows the row at COMMIT). ``cursor`` is just below the lowest
+    gap, or ``high`` when there is none. Stored as the id alone when there are no gaps (the
+    only form SQLite ever needs), else as JSON.
+    """
+
+    cursor: int
+    high: int
+    gaps: tuple[tuple[int, int, float], ...] = ()
+
+    @classmethod
+    def settled(cls, high: int, gaps: Sequence[tuple[int, int, float]] = ()) -> RingPosition:
+        """The position after reading up to ``high`` with ``gaps`` (sorted) still open."""
+        return cls(gaps[0][0] - 1 if gaps else high, high, tuple(gaps))
+
+    @classmethod
+    def parse(cls, text: str) -> RingPosition:
+        text = text.strip()
+        if not text.startswith("{"):
+            return cls(int(text), int(text))
+        data = json.loads(text)
+        gaps = [(int(first), int(last), float(seen)) for first, last, seen in data["gaps"]]
+        return cls.settled(int(data["high"]), gaps)
+
+    def dump(self) -> str:
+        if not self.gaps:
+            return str(self.high)
+        return json.dumps({"high": self.high, "gaps": [list(gap) for gap in self.gaps]})
 
 
 class SignalRing:
@@ -112,18 +150,28 @@ class SignalRing:
     # --- the database position this ring has copied up to ---------------------------------
 
     @property
-    def cursor(self) -> int | None:
-        """The last database id copied in; None for a ring never filled."""
+    def position(self) -> RingPosition | None:
+        """How far this ring has copied the database; None for a ring never filled."""
         try:
-            return int((self.folder / CURSOR_FILE).read_text().strip())
+            return RingPosition.parse((self.folder / CURSOR_FILE).read_text())
         except (FileNotFoundError, ValueError):
             return None
 
+    @position.setter
+    def position(self, value: RingPosition) -> None:
+        temporary = self.folder / f"{CURSOR_FILE}.{os.getpid()}"
+        temporary.write_text(value.dump())
+        temporary.replace(self.folder / CURSOR_FILE)
+
+    @property
+    def cursor(self) -> int | None:
+        """The last database id up to which every row was copied in (or never will be)."""
+        position = self.position
+        return position.cursor if position is not None else None
+
     @cursor.setter
     def cursor(self, value: int) -> None:
-        temporary = self.folder / f"{CURSOR_FILE}.{os.getpid()}"
-        temporary.write_text(str(value))
-        temporary.replace(self.folder / CURSOR_FILE)
+        self.position = RingPosition(value, value)
 
     # --- reading ---------------------------------------------------------------------------
 
