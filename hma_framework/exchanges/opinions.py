@@ -63,13 +63,18 @@ def request_opinion(runtime: Runtime, match_pk: int, opinion: str, source: str) 
     with runtime.store.transaction() as session:
         found = session.execute(
             select(MatchRow, BankRow, ExchangeRow)
-            .join(BankRow, BankRow.id == MatchRow.bank_pk)
+            .outerjoin(BankRow, BankRow.id == MatchRow.bank_pk)
             .outerjoin(ExchangeRow, ExchangeRow.id == BankRow.exchange_pk)
             .where(MatchRow.id == match_pk)
         ).one_or_none()
         if found is None:
             raise ExchangeNotFoundError(f"no match {match_pk}")
         match, bank, exchange = found
+        if match.member_pk is None or bank is None:
+            raise ExchangeConflictError(
+                "the matched member was removed from its bank (withdrawn by its exchange or "
+                "deleted); there is no record left to give an opinion on"
+            )
         if exchange is None:
             raise ExchangeConflictError(
                 f"bank {bank.name!r} is not filled by an exchange; there is no one to tell"
@@ -115,6 +120,8 @@ def send_opinion(opinion_pk: int) -> str:
             .where(ExchangeOpinionRow.id == opinion_pk)
         ).one_or_none()
         if found is None:
+            # Withdrawn before it was sent: say so rather than leave it pending for ever.
+            _record(runtime, opinion_pk, FAILED, "the match, member or exchange is gone")
             return "the match, member or exchange is gone"
         opinion, exchange, member, match = found
         session.expunge_all()

@@ -31,12 +31,19 @@ def variant_field(variant: str) -> dict[str, str]:
     return {"variant": variant} if variant else {}
 
 
-def _match_json(match: MatchRow, bank: str, content_id: str) -> dict[str, Any]:
+def _match_json(match: MatchRow, bank: str | None, content_id: str) -> dict[str, Any]:
+    """One match as the API shows it.
+
+    A match outlives its member and its bank (a past event stays answerable): then
+    ``member_id`` (and ``bank``, once the bank is deleted) is null and ``member_removed``
+    true, and the stored signals and distance still say what matched.
+    """
     return {
         "id": match.id,
         "content_id": content_id,
         "bank": bank,
         "member_id": match.member_pk,
+        "member_removed": match.member_pk is None,
         "signal_type": match.signal_type,
         **variant_field(match.variant),
         "content_signal": match.content_signal,
@@ -139,7 +146,7 @@ class ContentQueries:
         """
         query = (
             select(MatchRow, BankRow.name, ContentRow.content_id)
-            .join(BankRow, BankRow.id == MatchRow.bank_pk)
+            .outerjoin(BankRow, BankRow.id == MatchRow.bank_pk)
             .join(ContentRow, ContentRow.id == MatchRow.content_pk)
             .order_by(MatchRow.id.desc())
             .limit(limit)

@@ -87,13 +87,15 @@ def match_stats(
         bucket = _bucket(dialect, MatchRow.created_at, interval)
         for when, bank, retroactive, count in session.execute(
             select(bucket, BankRow.name, MatchRow.retroactive, func.count())
-            .join(BankRow, BankRow.id == MatchRow.bank_pk)
+            .outerjoin(BankRow, BankRow.id == MatchRow.bank_pk)
             .where(MatchRow.created_at >= since, MatchRow.created_at < until)
             .group_by(bucket, BankRow.name, MatchRow.retroactive)
         ):
             entry = buckets[_key(when)]
             kind = "matched_retroactive" if retroactive else "matched_live"
             entry[kind] += count
+            if bank is None:
+                continue  # its bank was deleted: counted in the totals, under no bank
             per_bank = entry["banks"].setdefault(
                 bank, {"matched_live": 0, "matched_retroactive": 0}
             )

@@ -17,6 +17,7 @@ from hma_framework.exchanges.opinions import opinions_of_match, request_opinion
 from hma_framework.runtime import Runtime
 from hma_framework.store.tables import BankMemberRow, BankRow, ContentRow, ExchangeRow, MatchRow
 from hma_framework.web.api_schema import (
+    BOOL,
     INT,
     NUM,
     STR,
@@ -49,8 +50,9 @@ OPINION = obj(
 MATCH = obj(
     id=INT,
     content_id=STR,
-    bank=STR,
+    bank=nullable(STR),
     member_id=nullable(INT),
+    member_removed=BOOL,
     signal_type=STR,
     content_signal=STR,
     member_signal=STR,
@@ -70,7 +72,7 @@ def _match(runtime: Runtime, match_pk: int) -> dict[str, Any]:
     with runtime.store.reading() as session:
         found = session.execute(
             select(MatchRow, BankRow.name, ContentRow.content_id, BankMemberRow, ExchangeRow)
-            .join(BankRow, BankRow.id == MatchRow.bank_pk)
+            .outerjoin(BankRow, BankRow.id == MatchRow.bank_pk)
             .join(ContentRow, ContentRow.id == MatchRow.content_pk)
             .outerjoin(BankMemberRow, BankMemberRow.id == MatchRow.member_pk)
             .outerjoin(ExchangeRow, ExchangeRow.id == BankRow.exchange_pk)
@@ -84,6 +86,7 @@ def _match(runtime: Runtime, match_pk: int) -> dict[str, Any]:
             "content_id": content_id,
             "bank": bank,
             "member_id": match.member_pk,
+            "member_removed": match.member_pk is None,
             "signal_type": match.signal_type,
             "content_signal": match.content_signal,
             "member_signal": match.member_signal,
