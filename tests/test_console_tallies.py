@@ -183,7 +183,8 @@ def test_daily_counts_follow_submissions_matches_and_deletes(
             ],
         )
     assert_tallies_match(runtime)
-    # Deleting content cascades to its submissions and matches; deleting a bank to its matches.
+    # Deleting content cascades to its submissions and matches; a deleted bank's matches stay
+    # (a past event), counted under bank 0.
     with runtime.store.transaction() as session:
         session.execute(delete(ContentRow).where(ContentRow.content_id.in_(["old-0", "live-1"])))
     assert_tallies_match(runtime)
@@ -199,6 +200,7 @@ def test_daily_counts_follow_submissions_matches_and_deletes(
                 ).all()
             )
         )
-    # 3 live + 4 old submitted, 2 of them deleted; 3 live matches; of the old rows' matches
-    # only bank "watch"'s of old-1..3 remain (old-2 retroactive); 4 actions less old-0's.
-    assert series == {"submissions": 5, "matches": 4, "retro_matches": 1, "actions": 3}
+    # 3 live + 4 old submitted, 2 of them deleted; 3 live matches less live-1's, so 2; the
+    # old rows' matches of old-1..3 remain in both banks, "other" deleted or not (old-2's
+    # retroactive): 2 + 2 * 2 live, 2 retroactive; 4 actions less old-0's.
+    assert series == {"submissions": 5, "matches": 6, "retro_matches": 2, "actions": 3}
