@@ -88,7 +88,10 @@ def test_match_outlives_a_member_the_exchange_withdrew(
 
 
 def test_match_outlives_a_deleted_member_and_a_deleted_bank(
-    client: Any, runtime: Runtime, tokens: Tokens, two_matches: Any  # noqa: F811
+    client: Any,
+    runtime: Runtime,
+    tokens: Tokens,
+    two_matches: Any,  # noqa: F811
 ) -> None:
     admin = Tokens.header(tokens.admin)
     before = _matches_by_bank(client, tokens)

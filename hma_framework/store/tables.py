@@ -239,9 +239,7 @@ class MatchRow(Base):
     #: NULL once the bank, or the member, is deleted: a past match is a record of what
     #: happened and outlives both (migration 0022); it keeps the signals it stored.
     bank_pk: Mapped[int | None] = mapped_column(ForeignKey("bank.id", ondelete="SET NULL"))
-    member_pk: Mapped[int | None] = mapped_column(
-        ForeignKey("bank_member.id", ondelete="SET NULL")
-    )
+    member_pk: Mapped[int | None] = mapped_column(ForeignKey("bank_member.id", ondelete="SET NULL"))
     signal_type: Mapped[str] = mapped_column(String(64))
     #: The reading of the content that matched (``ContentSignalRow.variant``).
     variant: Mapped[str] = mapped_column(String(32), default="", server_default="")

@@ -69,7 +69,9 @@ def _alter(ondelete: str, nullable: bool) -> None:
         triggers = [
             sql
             for (sql,) in op.get_bind().execute(
-                sa.text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'match'")
+                sa.text(
+                    "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'match'"
+                )
             )
         ]
         op.execute("CREATE TEMP TABLE keep_exchange_opinion AS SELECT * FROM exchange_opinion")
