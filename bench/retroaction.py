@@ -4,10 +4,11 @@
     .venv/bin/python bench/retroaction.py --end-to-end --content 20000
 
 Part 1 (the issue's goals): fills a ring with ``--ring`` random PDQ content signals, then for
-each ``--new`` count indexes that many new bank signals (the PDQ plugin's index, as a pass
-does) and streams the whole ring through them with ``query_batch``; 5 of the new signals are
-planted near ring entries so the scan has hits to report. Prints scan time, rate, ring size
-on disk and the process's peak memory.
+each ``--new`` count builds the probe a pass builds for that many new bank signals (direct
+XOR-popcount for a few, flip-expanded key tables for many, the PDQ index otherwise: see
+``matching.with_hamming``) and streams the whole ring through it; 5 of the new signals are
+planted near ring entries so the scan has hits to report. Prints scan wall and CPU time,
+rate, the path taken (with the tables' size), ring size on disk and the process's peak memory.
 
 Part 2 (``--end-to-end``): a real store (SQLite in a temp folder) with ``--content`` hash
 submissions; a bank member is added and one automatic pass (ring sync + scan + record +
