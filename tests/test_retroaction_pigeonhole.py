@@ -69,6 +69,7 @@ def test_the_cost_rule_keeps_few_signals_direct_and_takes_tables_for_many() -> N
     assert pigeonhole.worth_it(16, 256, 31)
     assert pigeonhole.worth_it(10_000, 256, 31)
     assert not pigeonhole.worth_it(10_000, 256, 255), "every key would be expanded"
+    assert not pigeonhole.worth_it(200_000, 256, 31), "over the memory bound: the index"
     usable = pigeonhole.estimate(10_000, 256, 31)
     assert usable is not None and usable[1] < 10 * 2**20, "9.2 MiB of tables for 10,000"
 

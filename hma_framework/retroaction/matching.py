@@ -99,19 +99,19 @@ def with_hamming(probe: Probe, signals: Sequence[tuple[int, str]], bits: int) ->
 
     Per content signal, comparing with each new signal directly costs ~30 ns a signal; the
     key tables cost a fixed ~250 ns plus ~20 ns a candidate (~0.4% of the new signals at
-    threshold 31), so they win from ~10 signals on, by far for thousands. Above
-    ``hamming.MAX_DIRECT`` signals where the tables are unusable (a very wide threshold)
+    threshold 31), so they win from ~8 signals on, by far for thousands. Above
+    ``hamming.MAX_DIRECT`` signals where the tables are unusable (a very wide threshold, or
+    more than ``pigeonhole.MAX_BYTES`` of tables: past 65,536 PDQ signals at 31)
     the index does the work.
     """
     radius = probe.max_distance
+    use_tables = pigeonhole.worth_it(len(signals), bits, radius)
+    if not use_tables and len(signals) > hamming.MAX_DIRECT:
+        return probe
     codes = hamming.words(raw_values([value for _, value in signals]), bits)
     pks = tuple(pk for pk, _ in signals)
-    if pigeonhole.worth_it(len(signals), bits, radius):
-        tables = pigeonhole.Tables.build(codes, radius)
-        return attrs.evolve(probe, hamming_bits=bits, codes=codes, code_pks=pks, tables=tables)
-    if len(signals) > hamming.MAX_DIRECT:
-        return probe
-    return attrs.evolve(probe, hamming_bits=bits, codes=codes, code_pks=pks)
+    tables = pigeonhole.Tables.build(codes, radius) if use_tables else None
+    return attrs.evolve(probe, hamming_bits=bits, codes=codes, code_pks=pks, tables=tables)
 
 
 def raw_values(values: Sequence[str]) -> np.ndarray:
