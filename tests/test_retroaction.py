@@ -7,16 +7,14 @@ configured) PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-import random
 from collections.abc import Iterator
 
 import attrs
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
 
 from hma_framework.registry import Registry
 from hma_framework.retroaction.automatic import request_retroaction, run_pass
-from hma_framework.retroaction.matching import build_probe
 from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
 from hma_framework.store import migrate
@@ -24,7 +22,7 @@ from hma_framework.store.banks import Banks, NewMember
 from hma_framework.store.content import ComputedSignal, Submission
 from hma_framework.store.content_queries import ContentQueries
 from hma_framework.store.db import Store
-from hma_framework.store.tables import ContentSignalRow, RetroactionCursorRow, SignalRow
+from hma_framework.store.tables import ContentSignalRow, RetroactionCursorRow
 from hma_framework.testing import run_jobs
 from tests.test_actions_support import (
     PDQ,
@@ -225,44 +223,3 @@ def test_upgrading_starts_automatic_retroaction_after_existing_members(database_
         assert cursor is not None and cursor.position == member
     finally:
         store.close()
-
-
-def test_a_large_addition_goes_through_the_key_tables_and_finds_exactly_the_near_content(
-    runtime: Runtime,
-) -> None:
-    """40 new members (the key-table path) against content at 0..40 bits from them."""
-    rng = random.Random(12)
-    banked = [f"{rng.getrandbits(256):064x}" for _ in range(40)]
-    content = runtime.content
-    near: dict[str, int] = {}
-    for distance in range(0, 41, 2):
-        # Flips spread over all sixteen 16-bit keys: no key is left equal past 16 bits.
-        flips = sum(1 << (16 * (i % 16) + i // 16) for i in range(distance))
-        value = f"{int(banked[distance // 2], 16) ^ flips:064x}"
-        _, pk = content.submit(Submission(f"post-{distance}", "photo", "hash"), force=False)
-        content.record_signals(pk, [ComputedSignal("pdq", value)])
-        content.record_matches(pk, [])
-        near[value] = pk
-    banks = Banks(runtime.store)
-    banks.create_bank("import")
-    members = [banks.add_member("import", NewMember(signals=(("pdq", value),))) for value in banked]
-    with runtime.store.reading() as session:
-        signals = session.execute(select(SignalRow.id, SignalRow.signal_value)).all()
-    probe = build_probe(runtime, "pdq", [(pk, value) for pk, value in signals], lambda _: True)
-    assert probe is not None and probe.tables is not None
-    report = run_pass(runtime)
-    assert report["members"] == 40 and report["signals"] == 40
-    threshold = runtime.registry.signal_types["pdq"].default_threshold
-    expected = {
-        (pk, members[n])
-        for value, pk in near.items()
-        for n, target in enumerate(banked)
-        if bin(int(value, 16) ^ int(target, 16)).count("1") <= threshold
-    }
-    found = {
-        (pk, match["member_id"])
-        for pk in near.values()
-        for match in ContentQueries(runtime.store).matches(content_pk=pk)
-    }
-    assert found == expected and len(expected) == threshold // 2 + 1
-    assert report["matched_content"] == len(expected)

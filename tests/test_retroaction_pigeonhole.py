@@ -1,4 +1,7 @@
-"""The key-table path finds exactly what a full XOR-popcount comparison finds."""
+"""The key-table path finds exactly what a full XOR-popcount comparison finds.
+
+The last test runs a real pass on SQLite and (when configured) PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,24 @@ import random
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from hma_framework.index.holders import Holder
 from hma_framework.retroaction import hamming, pigeonhole
-from hma_framework.retroaction.matching import Probe, raw_values, scan, with_hamming
+from hma_framework.retroaction.automatic import run_pass
+from hma_framework.retroaction.matching import (
+    Probe,
+    build_probe,
+    raw_values,
+    scan,
+    with_hamming,
+)
+from hma_framework.runtime import Runtime
 from hma_framework.settings import Settings
+from hma_framework.store.banks import Banks, NewMember
+from hma_framework.store.content import ComputedSignal, Submission
+from hma_framework.store.content_queries import ContentQueries
+from hma_framework.store.tables import SignalRow
 
 
 def _flip(value: str, bits: int, rng: random.Random) -> str:
@@ -102,3 +118,44 @@ def test_scan_records_the_same_matches_on_either_path(count: int) -> None:
         for content_pk, match in matches
     )
     assert found == _brute(new, content, 31) and found
+
+
+def test_a_large_addition_goes_through_the_key_tables_and_finds_exactly_the_near_content(
+    runtime: Runtime,
+) -> None:
+    """40 new members (the key-table path) against content at 0..40 bits from them."""
+    rng = random.Random(12)
+    banked = [f"{rng.getrandbits(256):064x}" for _ in range(40)]
+    content = runtime.content
+    near: dict[str, int] = {}
+    for distance in range(0, 41, 2):
+        # Flips spread over all sixteen 16-bit keys: no key is left equal past 16 bits.
+        flips = sum(1 << (16 * (i % 16) + i // 16) for i in range(distance))
+        value = f"{int(banked[distance // 2], 16) ^ flips:064x}"
+        _, pk = content.submit(Submission(f"post-{distance}", "photo", "hash"), force=False)
+        content.record_signals(pk, [ComputedSignal("pdq", value)])
+        content.record_matches(pk, [])
+        near[value] = pk
+    banks = Banks(runtime.store)
+    banks.create_bank("import")
+    members = [banks.add_member("import", NewMember(signals=(("pdq", value),))) for value in banked]
+    with runtime.store.reading() as session:
+        signals = session.execute(select(SignalRow.id, SignalRow.signal_value)).all()
+    probe = build_probe(runtime, "pdq", [(pk, value) for pk, value in signals], lambda _: True)
+    assert probe is not None and probe.tables is not None
+    report = run_pass(runtime)
+    assert report["members"] == 40 and report["signals"] == 40
+    threshold = runtime.registry.signal_types["pdq"].default_threshold
+    expected = {
+        (pk, members[n])
+        for value, pk in near.items()
+        for n, target in enumerate(banked)
+        if bin(int(value, 16) ^ int(target, 16)).count("1") <= threshold
+    }
+    found = {
+        (pk, match["member_id"])
+        for pk in near.values()
+        for match in ContentQueries(runtime.store).matches(content_pk=pk)
+    }
+    assert found == expected and len(expected) == threshold // 2 + 1
+    assert report["matched_content"] == len(expected)
