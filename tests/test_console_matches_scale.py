@@ -3,10 +3,10 @@
 With a bank filter the listing used to walk ``ix_match_bank_created`` and sort every match of
 the bank (a second at 1M matches); a period did the same through the created_at index, and a
 quiet last hour scanned the whole table. Now each filter has an index ending in the listing's
-order, ``(created_at, id)``: SQLite's plan is checked for it below (PostgreSQL's, at a size
-where its costs mean something, in the bench). The paging contract (newest first by time,
-the cursor a match id, no row lost or repeated) is checked on both databases, as is the
-Exchanges page's member count, which is read from the trigger-kept tally, not counted.
+order, ``(created_at, id)``: SQLite's plan is checked for it below, and PostgreSQL's at 20,000
+matches with statistics (its costs mean little on a near-empty table). The paging contract
+(newest first by time, the cursor a match id, no row lost or repeated) is checked on both
+databases, as is the Exchanges page's member count, read from the trigger-kept tally.
 """
 
 from __future__ import annotations
@@ -311,3 +311,45 @@ def test_exchanges_page_shows_the_tallied_member_count(
     with runtime.store.transaction() as session:
         session.execute(update(BankTallyRow).values(members=BankTallyRow.members + 1000))
     assert shown() == 1015
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+@pytest.mark.slow
+def test_postgresql_reads_each_filtered_listing_from_its_index_without_sorting(
+    runtime: Runtime,
+) -> None:
+    if runtime.store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's plan; SQLite's is checked above")
+    seed_matches(runtime, count=20_000)
+    with runtime.store.engine.connect() as connection:
+        for table in ("match", "bank", "content"):
+            connection.exec_driver_sql(f'ANALYZE "{table}"')
+        connection.commit()
+    for query in (
+        {"bank": "big"},
+        {"bank": "small"},
+        {"bank": "small", "before_id": 15_000},
+        {"bank": "big", "since": NOW - dt.timedelta(days=30)},
+        {"signal_type": "video_md5"},
+        {"retroactive": True},
+        {"since": NOW - dt.timedelta(hours=1)},
+        {"since": NOW - dt.timedelta(days=60), "until": NOW - dt.timedelta(days=1)},
+        {"bank": "small", "retroactive": True, "signal_type": "pdq"},
+    ):
+        with statements(runtime) as sent:
+            ContentQueries(runtime.store).matches(**query, limit=50)
+        [(sql, params)] = [(s, p) for s, p in sent if "ORDER BY" in s and "JOIN content" in s]
+        with runtime.store.engine.connect() as connection:
+            plan = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql, params).scalar()
+        nodes = list(_nodes(plan[0]["Plan"]))
+        kinds = [n["Node Type"] for n in nodes]
+        assert "Sort" not in kinds and "Incremental Sort" not in kinds, (query, kinds)
+        on_match = [n for n in nodes if n.get("Relation Name") == "match"]
+        assert [n["Node Type"] for n in on_match] == ["Index Scan"], (query, on_match)
+        assert re.fullmatch(r"ix_match_(\w+_)?newest", on_match[0]["Index Name"]), query
+        assert on_match[0]["Scan Direction"] == "Backward", query
