@@ -4,10 +4,11 @@
     .venv/bin/python bench/retroaction.py --end-to-end --content 20000
 
 Part 1 (the issue's goals): fills a ring with ``--ring`` random PDQ content signals, then for
-each ``--new`` count indexes that many new bank signals (the PDQ plugin's index, as a pass
-does) and streams the whole ring through them with ``query_batch``; 5 of the new signals are
-planted near ring entries so the scan has hits to report. Prints scan time, rate, ring size
-on disk and the process's peak memory.
+each ``--new`` count builds the probe a pass builds for that many new bank signals (direct
+XOR-popcount for a few, flip-expanded key tables for many, the PDQ index otherwise: see
+``matching.with_hamming``) and streams the whole ring through it; 5 of the new signals are
+planted near ring entries so the scan has hits to report. Prints scan wall and CPU time,
+rate, the path taken (with the tables' size), ring size on disk and the process's peak memory.
 
 Part 2 (``--end-to-end``): a real store (SQLite in a temp folder, or ``--database-url``: a
 fresh schema of that PostgreSQL database, dropped after) with ``--content`` hash
@@ -33,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import flip
 
 from hma_framework.index.holders import Holder
-from hma_framework.retroaction import hamming
-from hma_framework.retroaction.matching import Probe, raw_values, scan
+from hma_framework.retroaction.matching import Probe, scan, with_hamming
 from hma_framework.retroaction.ring import SignalRing
 from hma_framework.settings import Settings
 
@@ -72,24 +72,30 @@ def scan_figures(ring_size: int, new_counts: list[int], threshold: int, batch: i
         planted = [flip(value, 8, rng) for value in sample[:5]]
         signals = planted + [f"{rng.getrandbits(256):064x}" for _ in range(max(0, new - 5))]
         signals = signals[:new]
-        built = time.perf_counter()
-        probe = bench_probe(settings, signals)
-        scan_started = time.perf_counter()
+        built, cpu_built = time.perf_counter(), time.process_time()
+        probe = bench_probe(settings, signals, threshold)
+        scan_started, cpu_started = time.perf_counter(), time.process_time()
         hits = scanned = 0
         batches = ((r["pk"], r["value"]) for r in ring.scan(0.0, batch))
         for count, found in scan(probe, batches):
             scanned += count
             hits += len({content_pk for content_pk, _ in found})
         elapsed = time.perf_counter() - scan_started
-        path = "XOR-popcount" if probe.codes is not None else "PDQ index query_batch"
+        cpu = time.process_time() - cpu_started
+        if probe.tables is not None:
+            path = f"key tables, {probe.tables.nbytes / 2**20:.1f} MiB"
+        else:
+            path = "XOR-popcount" if probe.codes is not None else "PDQ index query_batch"
         print(
             f"{new:>6,} new bank signals x {scanned:,} ring signals at threshold {threshold} "
-            f"({path}): scan {elapsed:.2f}s ({scanned / elapsed:,.0f} signals/s), probe built "
-            f"in {scan_started - built:.2f}s, {hits} content hit; peak RSS {peak_mib():.0f} MiB"
+            f"({path}): scan {elapsed:.2f}s wall, {cpu:.2f}s CPU "
+            f"({scanned / elapsed:,.0f} signals/s), probe built in {scan_started - built:.2f}s "
+            f"wall, {cpu_started - cpu_built:.2f}s CPU, {hits} content hit; "
+            f"peak RSS {peak_mib():.0f} MiB"
         )
 
 
-def bench_probe(settings: Settings, signals: list[str]) -> Probe:
+def bench_probe(settings: Settings, signals: list[str], threshold: int) -> Probe:
     """The probe a pass builds, without a database: every signal held by one bank member."""
     from hma_pdq.index import make_pdq_index
 
@@ -99,10 +105,8 @@ def bench_probe(settings: Settings, signals: list[str]) -> Probe:
         pk: [Holder(value, 1, "bench", (), {}, pk, None, (), "", None, {})]
         for pk, value in enumerate(signals)
     }
-    codes = None
-    if len(signals) <= hamming.MAX_DIRECT:
-        codes = hamming.words(raw_values(signals), 256)
-    return Probe("pdq", index, holders, 31, 256, codes, tuple(range(len(signals))))
+    probe = Probe("pdq", index, holders, threshold)
+    return with_hamming(probe, list(enumerate(signals)), 256)
 
 
 def end_to_end(content: int, database_url: str | None, redis_url: str) -> None:

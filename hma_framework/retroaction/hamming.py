@@ -4,14 +4,16 @@ A pass usually looks for a handful of new bank signals in a million recent ones.
 through an index costs a hex parse and a Python result list per content signal; here the
 ring's hex bytes become 64-bit words in a few numpy operations and each new signal is
 compared with a whole batch by XOR and popcount. Many new signals (a large import) go
-through the signal type's index instead, which is built for that.
+through ``pigeonhole``'s key tables instead, which compare each content signal with the few
+new signals that share a key with it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-#: Up to this many new signals, comparing each with the batch beats the index.
+#: Up to this many new signals, comparing each with the batch beats the index (when the
+#: key tables cannot serve the threshold).
 MAX_DIRECT = 16
 
 _NIBBLE = np.full(256, 255, dtype=np.uint8)

@@ -227,7 +227,12 @@ class BankChangeRow(Base):
 class MatchRow(Base):
     __tablename__ = "match"
     __table_args__ = (
-        Index("ix_match_bank_created", "bank_pk", "created_at"),
+        # "Newest matches" under each filter of the Matches page and GET /matches, read in
+        # (created_at, id) order from the index with keyset paging (migration 0020).
+        Index("ix_match_newest", "created_at", "id"),
+        Index("ix_match_bank_newest", "bank_pk", "created_at", "id"),
+        Index("ix_match_signal_type_newest", "signal_type", "created_at", "id"),
+        Index("ix_match_kind_newest", "retroactive", "created_at", "id"),
         # Matching the same content again (a retried job, retroaction) records nothing twice.
         UniqueConstraint("content_pk", "member_pk", "signal_type", "content_signal"),
     )
@@ -249,7 +254,7 @@ class MatchRow(Base):
     #: Found by retroaction (the content matched again when a bank grew), not on submission;
     #: ``created_at`` is when it was found.
     retroactive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     #: Set when a forced resubmission replaced the content this match was found for; a
     #: match found again for the new submission is current again (NULL).
     superseded_at: Mapped[dt.datetime | None]

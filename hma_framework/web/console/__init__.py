@@ -20,6 +20,7 @@ from hma_framework.web.console import (
     pages_lookup,
     pages_overview,
     pages_records,
+    pages_removal,
     pages_rules,
     pages_session,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "pages_lookup",
     "pages_overview",
     "pages_records",
+    "pages_removal",
     "pages_rules",
     "pages_session",
 ]

@@ -69,7 +69,12 @@ def _handler_types() -> dict[str, list[str]]:
 
 def _actions_page(status: int = 200, **context: Any) -> Response:
     rt = runtime()
-    defaults: dict[str, Any] = {"message": "", "rule_text": "", "handler_form": {}}
+    defaults: dict[str, Any] = {
+        "message": "",
+        "rule_text": "",
+        "handler_form": {},
+        "deleted": "",
+    }
     return page(
         "actions.html",
         status=status,
@@ -86,7 +91,8 @@ def _actions_page(status: int = 200, **context: Any) -> Response:
 @console_scope("admin")
 @operation("Console: actions", responses=html_page(400, 404))
 def actions() -> Response:
-    return _actions_page()
+    deleted = request.args.get("deleted", "")[:300]  # after a delete: "rule <name>" and so on
+    return _actions_page(deleted=deleted if deleted.startswith(("rule ", "handler ")) else "")
 
 
 # --- rules -------------------------------------------------------------------------------------
