@@ -58,7 +58,7 @@ def test_0022_keeps_write_backs_and_counters_and_lets_matches_outlive_members(
 ) -> None:
     store = Store(database_url)
     try:
-        migrate.upgrade(store, "0019")
+        migrate.upgrade(store, "0020")
         with store.transaction() as session:
             exchange = session.execute(
                 insert(ExchangeRow).returning(ExchangeRow.id),
@@ -107,7 +107,7 @@ def test_0022_keeps_write_backs_and_counters_and_lets_matches_outlive_members(
             ).all()
             assert counted_under == [0]
 
-        migrate.downgrade(store, "0019")  # the old schema cannot hold them: they go
+        migrate.downgrade(store, "0020")  # the old schema cannot hold them: they go
         with store.reading() as session:
             assert session.scalar(select(func.count()).select_from(MatchRow)) == 0
         assert _matches_counted(store) == 0

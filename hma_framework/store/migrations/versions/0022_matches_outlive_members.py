@@ -16,7 +16,7 @@ this transaction), dropping the old table would cascade to ``exchange_opinion`` 
 the table's counter triggers, so both are saved first and put back after.
 
 Revision ID: 0022
-Revises: 0019
+Revises: 0020
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0019"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
