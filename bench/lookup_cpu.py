@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import flip, render, run_load
 from lookup import ROUTES, Seeded, api_processes, seeded_instance, serving
 
+from hma_framework.settings import Settings
 from hma_framework.store.api_keys import ApiKeys
 from hma_framework.store.db import Store
-from hma_framework.settings import Settings
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -89,15 +89,30 @@ def main() -> None:
         api = sum(cpu_seconds(pid) for pid in workers) - sum(before)
         n = result.requests
         print(result.summary())
+        each = ", ".join(
+            f"{(cpu_seconds(pid) - b) / n * 1000:.3f}"
+            for pid, b in zip(workers, before, strict=True)
+        )
         print(
-            f"CPU per request: API processes {api / n * 1000:.3f} ms "
-            f"({', '.join(f'{(cpu_seconds(p) - b) / n * 1000:.3f}' for p, b in zip(workers, before))}), "
+            f"CPU per request: API processes {api / n * 1000:.3f} ms ({each}), "
             f"load generator {own / n * 1000:.3f} ms, total {(api + own) / n * 1000:.3f} ms"
         )
         if args.profile_seconds:
+            busiest = max(workers, key=lambda pid: cpu_seconds(pid) - before[workers.index(pid)])
             spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(workers[0]), "-d", str(args.profile_seconds),
-                 "--format", "raw", "-o", "/tmp/lookup-profile.txt", "--nonblocking"],
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(busiest),
+                    "-d",
+                    str(args.profile_seconds),
+                    "--format",
+                    "raw",
+                    "-o",
+                    "/tmp/lookup-profile.txt",
+                    "--nonblocking",
+                ],
             )
             more = [request(i) for i in range(args.requests * 3)]
             run_load("127.0.0.1", port, more, concurrency=args.concurrency)
