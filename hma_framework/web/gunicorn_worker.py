@@ -70,6 +70,7 @@ class OneWriteResponse(wsgi.Response):
     """
 
     _head: bytes | None = None
+    headers_sent: bool  # set by gunicorn's Response
 
     def send_headers(self) -> None:
         if self.headers_sent:
@@ -122,7 +123,7 @@ class HeaderDeadlineWorker(ThreadWorker):
         self.reading_headers: deque[Any] = deque()
         # gthread builds each HTTP/1 response through wsgi.create, which takes the module's
         # Response class at call time; this forked worker process answers in one write.
-        wsgi.Response = OneWriteResponse  # type: ignore[misc]
+        wsgi.Response = OneWriteResponse
         super().init_process()
 
     # --- the event loop reads headers -----------------------------------------------------
