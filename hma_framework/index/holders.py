@@ -86,9 +86,26 @@ class HolderCache:
         self._holders: dict[int, list[Holder]] = {}
 
     def _latest_seq(self) -> int:
-        with self._store.engine.connect() as connection:
-            value = connection.exec_driver_sql("SELECT MAX(seq) FROM bank_change").scalar()
-        return int(value or 0)
+        """The change log's newest ``seq``, read on every matched query.
+
+        Through a pooled driver connection, not a SQLAlchemy ``Connection``: that one wrapped
+        the read in a transaction (on SQLite an explicit ``BEGIN`` from the store's listener,
+        then a ``ROLLBACK``) and its event machinery, which cost more than the indexed read
+        itself and was ~15% of an API process's CPU per ``GET /lookup``. A lone ``SELECT``
+        sees every committed change on both databases (SQLite runs it in autocommit; the
+        pool's reset ends PostgreSQL's implicit transaction when the connection returns).
+        """
+        connection = self._store.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute("SELECT MAX(seq) FROM bank_change")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool, which rolls back anything left open
+        return int(row[0] or 0) if row else 0
 
     def holders(self, signal_pks: Iterable[int]) -> dict[int, list[Holder]]:
         wanted = set(signal_pks)
@@ -96,7 +113,10 @@ class HolderCache:
         with self._lock:
             if seq != self._seq or len(self._holders) > MAX_CACHED_SIGNALS:
                 self._holders, self._seq = {}, seq
-            missing = wanted - self._holders.keys()
+            # Not ``wanted - self._holders.keys()``: that walks every cached key (the view is
+            # the right operand), ~0.2 ms per query at 5,000 cached signals, ~9 ms at the cap.
+            cached_now = self._holders
+            missing = {pk for pk in wanted if pk not in cached_now}
         if missing:
             loaded = self._load(missing)
             with self._lock:

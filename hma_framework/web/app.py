@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Blueprint, Flask
@@ -55,13 +55,44 @@ class IdConverter(IntegerConverter):
             raise NotFound(f"not found: no id is as large as {value[:40]}") from None
 
 
+class HmaFlask(Flask):
+    """Flask, remembering which hooks and views are plain functions.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every before/after/teardown hook and the view
+    on every request (nine times per ``GET /lookup``). The answer never changes for a given
+    function, so it is kept; the memo is bounded in case something passes a fresh callable
+    per request.
+    """
+
+    _MEMO_LIMIT = 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plain_functions: dict[Any, bool] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        memo = self._plain_functions
+        try:
+            plain = memo.get(func)
+        except TypeError:  # an unhashable callable: ask every time
+            return super().ensure_sync(func)
+        if plain:
+            return func
+        wrapped = super().ensure_sync(func)
+        if plain is None:
+            if len(memo) >= self._MEMO_LIMIT:
+                memo.clear()
+            memo[func] = wrapped is func
+        return wrapped
+
+
 def create_app(runtime: Runtime, extra_blueprints: Sequence[Blueprint] = ()) -> Flask:
     """An app serving ``runtime``.
 
     Blueprints from content-source plugins are mounted, and ``extra_blueprints`` for
     embedding; each of their views must declare a scope like the core's do.
     """
-    app = Flask("hma_framework")
+    app = HmaFlask("hma_framework")
     app.request_class = CappedRequest
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.web.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
