@@ -136,6 +136,12 @@ def main() -> None:
             f"{result.percentile(0.5) * 1000:.0f} ms, p99 {result.percentile(0.99) * 1000:.0f} ms; "
             f"statuses {result.statuses}"
         )
+        slow = [round(s * 1000) for s in result.latencies if s > 0.5]
+        print(
+            f"  per batch p90 {result.percentile(0.9) * 1000:.0f} ms, p95 "
+            f"{result.percentile(0.95) * 1000:.0f} ms; over 500 ms: {len(slow)} of "
+            f"{len(result.latencies)} ({sorted(slow)[-5:]} ms at most)"
+        )
 
         def settled() -> bool:
             with store.reading() as session:

@@ -78,7 +78,7 @@ class HashSubmissions:
         repeated id in a batch behaves like a resubmission. Matched content carries
         ``act_job_id``: one act job serves the whole batch.
         """
-        with self._store.transaction() as session:
+        with self._store.transaction(take_turn=True) as session:
             bulk = BulkWriter(session)
             stored = _stored_content_ids(bulk, [i.submission.content_id for i in items])
             fresh: list[int] = []
