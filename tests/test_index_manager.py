@@ -314,3 +314,18 @@ def test_a_bulk_change_reaches_each_index_a_run_at_a_time_in_order(
     assert isinstance(index, CallCountingIndex)
     # The 20 removed before this refresh are gone from the signal table: not added at all.
     assert index.calls == [("add", 280), ("remove", 20), ("add", 1)]
+
+
+def test_a_database_outage_in_the_freshness_read_is_a_database_error() -> None:
+    """The API turns SQLAlchemy's ``DBAPIError`` into 503; a bare driver error would be a 500."""
+    from sqlalchemy.exc import OperationalError
+
+    from hma_framework.index.holders import HolderCache
+    from hma_framework.store.db import Store
+
+    store = Store("postgresql+psycopg://postgres@127.0.0.1:9/nowhere")  # nothing listens on 9
+    try:
+        with pytest.raises(OperationalError):
+            HolderCache(store).holders([1])
+    finally:
+        store.close()

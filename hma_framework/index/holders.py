@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DBAPIError
 
 from hma_framework.store.db import Store
 from hma_framework.store.tables import (
@@ -26,6 +27,7 @@ from hma_framework.store.tables import (
 )
 
 MAX_CACHED_SIGNALS = 200_000
+_LATEST_SEQ = "SELECT MAX(seq) FROM bank_change"
 
 # Built once: constructing the statement per query cost more than running it.
 _HOLDERS_QUERY = (
@@ -95,16 +97,22 @@ class HolderCache:
         sees every committed change on both databases (SQLite runs it in autocommit; the
         pool's reset ends PostgreSQL's implicit transaction when the connection returns).
         """
-        connection = self._store.engine.raw_connection()
+        driver = self._store.engine.dialect.loaded_dbapi
         try:
-            cursor = connection.cursor()
+            connection = self._store.engine.raw_connection()
             try:
-                cursor.execute("SELECT MAX(seq) FROM bank_change")
-                row = cursor.fetchone()
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(_LATEST_SEQ)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
             finally:
-                cursor.close()
-        finally:
-            connection.close()  # back to the pool, which rolls back anything left open
+                connection.close()  # back to the pool, which rolls back anything left open
+        except driver.Error as exc:
+            # The driver's own error, as SQLAlchemy would have wrapped it: the API answers a
+            # database outage with 503 (it handles ``DBAPIError``), never a 500.
+            raise DBAPIError.instance(_LATEST_SEQ, (), exc, driver.Error) from exc
         return int(row[0] or 0) if row else 0
 
     def holders(self, signal_pks: Iterable[int]) -> dict[int, list[Holder]]:
