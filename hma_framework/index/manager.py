@@ -402,22 +402,24 @@ class IndexManager:
     def search(self, signal_type: str, signal: str, max_distance: int) -> list[IndexMatch]:
         """Raw index entries within ``max_distance`` (fresh within the refresh interval)."""
         self.refresh()
+        return self._query(signal_type, [signal], max_distance)[0]
+
+    def _query(
+        self, signal_type: str, signals: Sequence[str], max_distance: int
+    ) -> list[list[IndexMatch]]:
         with self._lock:
             live = self._live.get(signal_type)
             if live is None:
                 raise KeyError(f"no index for signal type {signal_type!r}")
-            return live.index.query(signal, max_distance)
+            if len(signals) == 1:  # one content's signal: the single query costs less
+                return [live.index.query(signals[0], max_distance)]
+            return live.index.query_batch(list(signals), max_distance)
 
     def match(
         self, signal_type: str, signal: str, banks: Collection[str] | None = None
     ) -> list[BankMatch]:
         """Bank members whose signal matches, under each bank's threshold and kill switches."""
-        default = self._registry.signal_types[signal_type].default_threshold
-        self.refresh()
-        found = self.search(signal_type, signal, self._widest_threshold(signal_type, default))
-        if not found:
-            return []
-        return self._resolve(signal_type, found, default, banks)
+        return self.match_many(signal_type, [signal], banks)[0]
 
     def _load_bank_thresholds(self) -> None:
         # Banks are few: their thresholds are re-read on every refresh tick, so the widest
@@ -432,16 +434,6 @@ class IndexManager:
             thresholds = self._thresholds
         return max([default, *(int(t.get(signal_type, default)) for t in thresholds)])
 
-    def _resolve(
-        self,
-        signal_type: str,
-        found: list[IndexMatch],
-        default: int,
-        banks: Collection[str] | None,
-    ) -> list[BankMatch]:
-        holders = self._holders.holders(m.entry_id for m in found)
-        return self._bank_matches(signal_type, found, holders, default, banks)
-
     def match_many(
         self, signal_type: str, signals: Sequence[str], banks: Collection[str] | None = None
     ) -> list[list[BankMatch]]:
@@ -452,21 +444,15 @@ class IndexManager:
         """
         default = self._registry.signal_types[signal_type].default_threshold
         self.refresh()
-        radius = self._widest_threshold(signal_type, default)
-        with self._lock:
-            live = self._live.get(signal_type)
-            if live is None:
-                raise KeyError(f"no index for signal type {signal_type!r}")
-            if len(signals) == 1:  # one content's signal: the single query costs less
-                found_per_signal = [live.index.query(signals[0], radius)]
-            else:
-                found_per_signal = live.index.query_batch(list(signals), radius)
+        found_per_signal = self._query(
+            signal_type, signals, self._widest_threshold(signal_type, default)
+        )
         wanted = {m.entry_id for found in found_per_signal for m in found}
         if not wanted:
             return [[] for _ in signals]
         holders = self._holders.holders(wanted)
         return [
-            self._bank_matches(signal_type, found, holders, default, banks) if found else []
+            self._bank_matches(signal_type, found, holders, default, banks)
             for found in found_per_signal
         ]
 

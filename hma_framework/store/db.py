@@ -121,11 +121,8 @@ class Store:
         busy loop (520 against 631 req/s), while batches of 1,000 went from a p99 of 1.7 s to
         0.24 s with it.
         """
-        if self._turns is None or not take_turn:
-            with self._write_sessions.begin() as session:
-                yield session
-            return
-        with self._turns.turn(), self._write_sessions.begin() as session:
+        waiting = self._turns.turn() if take_turn and self._turns else contextlib.nullcontext()
+        with waiting, self._write_sessions.begin() as session:
             yield session
 
     @contextlib.contextmanager
