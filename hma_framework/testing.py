@@ -18,6 +18,7 @@ import os
 import random
 import secrets
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -320,6 +321,27 @@ def heavy_modules_imported_by(*modules: str) -> list[str]:
     return loaded.split(",") if loaded else []
 
 
+def serve_env() -> dict[str, str]:
+    """This environment without ``HMA_`` settings, as a new user has it, and one worker process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HMA_")}
+    env["HMA_WORKERS_PROCESSES"] = "1"
+    return env
+
+
+def start_serve(folder: Path, port: int) -> subprocess.Popen[str]:
+    """``hma serve --port PORT`` started in ``folder`` with :func:`serve_env`; output piped."""
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "hma_framework", "serve", "--port", str(port)],
+        cwd=folder,
+        env=serve_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @attrs.define
 class ServedInstance:
     """A whole ``hma serve`` instance started by a test: its URL and the admin key it printed."""
@@ -338,23 +360,12 @@ def served_instance(folder: Path, timeout: float = 60) -> Iterator[ServedInstanc
     """
     import re
     import signal
-    import subprocess
-    import sys
     import time
 
     import requests
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HMA_")}
-    env["HMA_WORKERS_PROCESSES"] = "1"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hma_framework", "serve", "--port", str(port)],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_serve(folder, port)
     assert process.stdout is not None
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)

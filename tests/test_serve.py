@@ -14,26 +14,9 @@ import psutil
 import pytest
 import requests
 
-from hma_framework.testing import free_port, heavy_modules_imported_by
+from hma_framework.testing import free_port, heavy_modules_imported_by, serve_env, start_serve
 
 pytestmark = pytest.mark.slow
-
-
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HMA_")}
-    env["HMA_WORKERS_PROCESSES"] = "1"
-    return env
-
-
-def _start(folder: Path, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hma_framework", "serve", "--port", str(port)],
-        cwd=folder,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def _wait_for_health(port: int, timeout: float) -> float:
@@ -55,7 +38,7 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 def test_serve_from_an_empty_folder(tmp_path: Path) -> None:
     port = free_port()
-    process = _start(tmp_path, port)
+    process = start_serve(tmp_path, port)
     try:
         elapsed = _wait_for_health(port, timeout=10)
         assert elapsed < 10
@@ -83,7 +66,7 @@ def test_serve_from_an_empty_folder(tmp_path: Path) -> None:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child
 
     # The key works, and a second start neither prints nor creates another.
-    process = _start(tmp_path, port)
+    process = start_serve(tmp_path, port)
     try:
         _wait_for_health(port, timeout=10)
         plugins = requests.get(
@@ -102,7 +85,7 @@ def test_fleet_roles_need_a_shared_redis(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "hma_framework", "serve", "--role", "api"],
         cwd=tmp_path,
-        env=_clean_env(),
+        env=serve_env(),
         capture_output=True,
         text=True,
         timeout=30,
@@ -149,7 +132,7 @@ def test_kill_9_redis_loss_and_restart_keep_one_private_redis(tmp_path: Path) ->
     from tests.test_data_folder import assert_owner_only
 
     port = free_port()
-    env = _clean_env()
+    env = serve_env()
     logs = tmp_path / "logs"
     logs.mkdir()
 
@@ -205,7 +188,7 @@ def test_kill_9_redis_loss_and_restart_keep_one_private_redis(tmp_path: Path) ->
 def test_an_api_node_refuses_a_database_whose_schema_is_not_current(
     tmp_path: Path, redis_url: str
 ) -> None:
-    env = _clean_env()
+    env = serve_env()
     env.update(
         HMA_DATABASE_URL=f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}",
         HMA_REDIS_URL=redis_url,
