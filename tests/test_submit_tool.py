@@ -182,6 +182,7 @@ def test_a_csv_of_10000_hashes_is_sent_to_a_running_hma_serve(tmp_path: Path) ->
         member = {"signal_type": "pdq", "signal_value": PDQ}
         added = requests.post(f"{instance.url}/banks/known/members", json=member, headers=auth)
         assert added.status_code == 201, added.text
+        _wait_until_every_api_process_matches(instance.url, auth, PDQ)
         result = hma_submit(instance.url, instance.admin_token, str(source), "--batch-size", "500")
         stats = requests.get(f"{instance.url}/stats?interval=day", headers=auth, timeout=30)
     assert result.returncode == 0, result.stderr
@@ -190,3 +191,24 @@ def test_a_csv_of_10000_hashes_is_sent_to_a_running_hma_serve(tmp_path: Path) ->
     intervals = stats.json()["intervals"]
     assert sum(entry["submissions"] for entry in intervals) == 10_000
     assert sum(entry["banks"].get("known", {}).get("matched_live", 0) for entry in intervals) == 200
+
+
+def _wait_until_every_api_process_matches(url: str, auth: dict[str, str], signal: str) -> None:
+    """A new member is matchable in each API process within its refresh interval, not at once.
+
+    Lookups on fresh connections land on either gunicorn process; 20 matches in a row make it
+    all but certain both have refreshed before the tool starts sending.
+    """
+    import time
+
+    import requests
+
+    deadline, in_a_row = time.monotonic() + 30, 0
+    while in_a_row < 20:
+        assert time.monotonic() < deadline, "the new member never became matchable"
+        found = requests.get(
+            f"{url}/lookup", params={"signal_type": "pdq", "signal": signal}, headers=auth
+        )
+        in_a_row = in_a_row + 1 if found.ok and found.json().get("matches") else 0
+        if not in_a_row:
+            time.sleep(0.1)
