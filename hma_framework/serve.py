@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -198,11 +197,35 @@ class Supervisor:
 
 
 def _fresh_metrics_dir(settings: Settings) -> Path:
-    """Where every child writes its metrics; emptied so a restart starts the counters at 0."""
+    """Where every child writes its metrics, cleared of files left by processes now gone.
+
+    A restart so starts the counters at 0, while a second ``hma serve`` on the same data
+    folder (``--role api`` beside ``--role worker``) keeps the live files of the first, which
+    emptying the whole folder would delete from under it (and could race its ``mkdir``).
+    """
     folder = settings.data_path / "metrics"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in folder.glob("*.db"):
+        pid = _writer_pid(path)
+        if pid is None or not _process_alive(pid):
+            path.unlink(missing_ok=True)
     return folder.resolve()
+
+
+def _writer_pid(path: Path) -> int | None:
+    """The process id prometheus_client puts last in a series file name (``counter_812.db``)."""
+    _, _, tail = path.stem.rpartition("_")
+    return int(tail) if tail.isdigit() else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, run by another user
+    return True
 
 
 def _hma(*args: str) -> list[str]:

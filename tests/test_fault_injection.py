@@ -42,6 +42,9 @@ from tests.test_actions_support import Api, Receiver
 pytestmark = pytest.mark.slow
 
 SUBMISSIONS = 30  # at least: half /submit/hash/, half /submit/bytes/, in batches
+#: More load is sent while a stage still lacks its kills (a slow machine can drain the first
+#: 30 before the killer catches a delivery in flight), up to this many.
+MAX_SUBMISSIONS = 120
 BATCH = 6
 #: Roles of the worker processes: hash-only ones hand their content to the match queue.
 WORKER_QUEUES = ("hash", "hash", "match,action", "match,action")
@@ -110,7 +113,7 @@ def test_workers_killed_at_random_in_every_stage_lose_nothing(
     try:
         wait_for_workers(runtime, killer.workers)
         killer.thread.start()
-        while load.sent < SUBMISSIONS:
+        while load.sent < SUBMISSIONS or (not killer.done and load.sent < MAX_SUBMISSIONS):
             load.submit(BATCH)
             fixer.run()
             time.sleep(0.5)

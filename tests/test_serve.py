@@ -14,6 +14,8 @@ import psutil
 import pytest
 import requests
 
+from hma_framework.serve import _fresh_metrics_dir
+from hma_framework.settings import load_settings
 from hma_framework.testing import free_port, heavy_modules_imported_by, serve_env, start_serve
 
 pytestmark = pytest.mark.slow
@@ -209,3 +211,23 @@ def test_an_api_node_refuses_a_database_whose_schema_is_not_current(
 def test_the_supervisor_loads_neither_plugins_nor_records() -> None:
     """Migrations and the first key run in a child: the supervisor stays a small process."""
     assert heavy_modules_imported_by("hma_framework.cli", "hma_framework.serve") == []
+
+
+def test_a_second_serve_keeps_the_live_metrics_files_of_the_first(tmp_path: Path) -> None:
+    """Two ``hma serve`` roles share a data folder: starting one must not clear the other's
+    series (nor fail because the folder exists), while files of exited processes go."""
+    settings = load_settings({"HMA_DATA_DIR": str(tmp_path)})
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    live = folder / f"counter_{os.getpid()}.db"
+    gone = folder / f"counter_{exited.pid}.db"
+    nameless = folder / "counter_unknown.db"
+    for path in (live, gone, nameless):
+        path.write_bytes(b"x")
+
+    assert _fresh_metrics_dir(settings) == folder.resolve()
+    assert live.exists()
+    assert not gone.exists()
+    assert not nameless.exists()
