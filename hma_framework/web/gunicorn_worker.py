@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import selectors
 import socket
 import time
@@ -29,6 +30,12 @@ from gunicorn.http import wsgi
 from gunicorn.workers.gthread import ThreadWorker
 
 from hma_framework.settings import load_settings
+from hma_framework.web.accept_balance import (
+    RECHECK_SECONDS,
+    AcceptPacer,
+    create_shared_table,
+    shared_table,
+)
 from hma_framework.web.errors import RequestBodyTimeout
 
 #: Enough for the limits gunicorn enforces on a request line and headers (it answers 431).
@@ -115,6 +122,7 @@ class HeaderDeadlineWorker(ThreadWorker):
         from hma_framework.web.preload import import_shared_modules
 
         import_shared_modules()
+        create_shared_table()
 
     def init_process(self) -> None:
         settings = load_settings()
@@ -124,7 +132,29 @@ class HeaderDeadlineWorker(ThreadWorker):
         # gthread builds each HTTP/1 response through wsgi.create, which takes the module's
         # Response class at call time; this forked worker process answers in one write.
         wsgi.Response = OneWriteResponse
+        shares = shared_table()
+        self.accept_pacer = None if shares is None else AcceptPacer(shares, self.age, os.getpid())
+        self.deferring_accepts = False
         super().init_process()
+
+    # --- accepts level between processes (see accept_balance) -----------------------------
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled and not self.deferring_accepts)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        pacer = self.accept_pacer
+        if pacer is not None:
+            now = time.monotonic()
+            if self.alive and self.nr_conns < self.worker_connections:
+                self.deferring_accepts = pacer.should_defer(self.nr_conns, now)
+                self.set_accept_enabled(True)
+                if self.deferring_accepts:
+                    timeout = min(timeout, RECHECK_SECONDS)
+            else:
+                self.deferring_accepts = False
+                pacer.not_accepting(now)
+        super().wait_for_and_dispatch_events(timeout)
 
     # --- the event loop reads headers -----------------------------------------------------
 

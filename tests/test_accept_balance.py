@@ -1,0 +1,135 @@
+"""The API's gunicorn processes share kept-alive connections instead of one taking them all.
+
+The pacer's rules are checked directly; then the real API runs under gunicorn with two
+processes, and connections opened one after another (each kept alive after its first answer,
+as a client's pool keeps them) must end up split evenly between the two processes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+import requests
+
+from hma_framework.runtime import Runtime
+from hma_framework.testing import free_port
+from hma_framework.web.accept_balance import (
+    MAX_DEFER_SECONDS,
+    STALE_SECONDS,
+    AcceptPacer,
+    ConnectionShares,
+)
+
+WORKER_CLASS = "hma_framework.web.gunicorn_worker.HeaderDeadlineWorker"
+CONNECTIONS = 12
+
+
+def test_a_process_ahead_of_its_least_loaded_peer_defers() -> None:
+    shares = ConnectionShares(slots=4)
+    ahead, behind = AcceptPacer(shares, 0, 100), AcceptPacer(shares, 1, 101)
+    assert not ahead.should_defer(3, now=10.0)  # no peer has published yet
+    assert not behind.should_defer(1, now=10.0)
+    assert ahead.should_defer(3, now=10.001)
+    assert not behind.should_defer(1, now=10.002)
+    assert not ahead.should_defer(1, now=10.003)  # level again
+
+
+def test_deferring_is_bounded_and_ignores_silent_or_closed_peers() -> None:
+    shares = ConnectionShares(slots=4)
+    ahead, behind = AcceptPacer(shares, 0, 100), AcceptPacer(shares, 1, 101)
+    behind.should_defer(0, now=20.0)
+    assert ahead.should_defer(5, now=20.0)
+    assert ahead.should_defer(5, now=20.0 + MAX_DEFER_SECONDS / 2)
+    assert not ahead.should_defer(5, now=20.0 + MAX_DEFER_SECONDS)  # one round to accept
+    assert ahead.should_defer(5, now=20.0 + MAX_DEFER_SECONDS + 0.001)
+    assert not ahead.should_defer(5, now=20.0 + STALE_SECONDS + 0.01)  # the peer went silent
+    behind.not_accepting(now=30.0)  # shutting down: it takes no connections
+    assert not ahead.should_defer(5, now=30.0)
+
+
+def test_slots_wrap_around_the_table() -> None:
+    shares = ConnectionShares(slots=2)
+    AcceptPacer(shares, 3, 100).should_defer(0, now=1.0)  # slot 3 is slot 1
+    assert shares.fewest_elsewhere(1, now=1.0) is None
+    assert shares.fewest_elsewhere(0, now=1.0) == 0
+
+
+@pytest.fixture
+def two_process_api(runtime: Runtime) -> Iterator[tuple[int, psutil.Process]]:
+    port = free_port()
+    settings = runtime.settings
+    env = {
+        **os.environ,
+        "HMA_DATABASE_URL": settings.database_url,
+        "HMA_REDIS_URL": settings.redis_url,
+        "HMA_DATA_DIR": settings.data_dir,
+        "HMA_LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"),
+            *("--workers", "2", "--threads", "4", "--worker-class", WORKER_CLASS),
+            "--no-control-socket",
+            "hma_framework.web.wsgi:create_wsgi_app()",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    master = psutil.Process(server.pid)
+    deadline = time.monotonic() + 60
+    while len(master.children()) < 2 or not _answers(port):
+        assert time.monotonic() < deadline, "gunicorn did not start"
+        time.sleep(0.1)
+    yield port, master
+    server.terminate()
+    server.wait(30)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/status", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def _held_per_process(master: psutil.Process, port: int) -> list[int]:
+    return sorted(
+        sum(
+            1
+            for c in child.net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+        )
+        for child in master.children()
+    )
+
+
+def test_kept_alive_connections_are_split_between_processes(
+    two_process_api: tuple[int, psutil.Process],
+) -> None:
+    port, master = two_process_api
+    time.sleep(1.5)  # the probe connections above are closed; both processes have published
+    clients = []
+    try:
+        for _ in range(CONNECTIONS):
+            client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            client.request("GET", "/status")
+            response = client.getresponse()
+            response.read()
+            assert response.status == 200
+            clients.append(client)
+        deadline = time.monotonic() + 5
+        while sum(held := _held_per_process(master, port)) < CONNECTIONS:
+            assert time.monotonic() < deadline, held
+            time.sleep(0.05)
+        assert held == [CONNECTIONS // 2, CONNECTIONS // 2], held
+    finally:
+        for client in clients:
+            client.close()
