@@ -24,6 +24,7 @@ from threatexchange.signal_type.signal_base import SimpleSignalType, TrivialSign
 from hma_framework.index import shared_snapshots, snapshots
 from hma_framework.index.holders import Holder, HolderCache
 from hma_framework.index.simple import ExactMatchIndex, LinearScanIndex
+from hma_framework.process_tools import give_back_freed_memory
 from hma_framework.registry import Registry
 from hma_framework.settings import Settings
 from hma_framework.store.banks import SIGNAL_ADDED, SIGNAL_REMOVED, Banks
@@ -188,6 +189,8 @@ class IndexManager:
                 shared = self._load_snapshot(signal_type, record)
                 if shared is not None:
                     self.loaded_from[signal_type] = "records"
+                    del live
+                    give_back_freed_memory()  # the built copy: ~100 B a hash, now unused
                     return shared
             return live
 
@@ -342,6 +345,8 @@ class IndexManager:
                 self._stamps[signal_type] = loaded_stamp
             adopted.append(signal_type)
             log.info("%s index: now served from the snapshot at seq %d", signal_type, loaded[1])
+        if adopted:
+            give_back_freed_memory()  # the private copies the mapped snapshots replaced
         return adopted
 
     def _signal_values(self, signal_pks: list[int]) -> dict[int, str]:

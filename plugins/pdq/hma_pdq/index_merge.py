@@ -12,13 +12,13 @@ happens in the index's caller, under whatever lock already serializes its change
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from hma_framework.process_tools import give_back_freed_memory
 from hma_pdq.index_delta import Delta
 from hma_pdq.index_mih import CODE_BYTES, I64, U8
 from hma_pdq.index_segment import GATHER_BLOCK, Segment
@@ -118,7 +118,7 @@ class Merge:
                 segment = Segment.build(ids, codes, self._layout(len(ids)))
                 del parts, ids, codes
                 if len(segment) >= TRIM_AFTER:
-                    _give_back_freed_memory()  # here, not in the caller holding the lock
+                    give_back_freed_memory()  # here, not in the caller holding the lock
                 self.result = segment
         except BaseException as exc:  # reported to the index's caller at swap time
             log.exception("PDQ index merge failed")
@@ -140,14 +140,3 @@ def _concatenate(parts: list[tuple[I64, U8]]) -> tuple[I64, U8]:
             codes[at + start : at + stop] = part_codes[start:stop]
         at += len(part_ids)
     return ids, codes
-
-
-def _give_back_freed_memory() -> None:
-    """Return freed heap memory to the system (glibc only; elsewhere a no-op).
-
-    glibc keeps the freed temporaries of a build (tens of MB) in its heap, where they would
-    count as ~20 bytes a hash of resident memory for good.
-    """
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
