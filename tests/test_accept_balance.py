@@ -22,6 +22,7 @@ from hma_framework.runtime import Runtime
 from hma_framework.testing import free_port
 from hma_framework.web.accept_balance import (
     MAX_DEFER_SECONDS,
+    REREAD_SECONDS,
     STALE_SECONDS,
     AcceptPacer,
     ConnectionShares,
@@ -36,9 +37,10 @@ def test_a_process_ahead_of_its_least_loaded_peer_defers() -> None:
     ahead, behind = AcceptPacer(shares, 0, 100), AcceptPacer(shares, 1, 101)
     assert not ahead.should_defer(3, now=10.0)  # no peer has published yet
     assert not behind.should_defer(1, now=10.0)
-    assert ahead.should_defer(3, now=10.001)
-    assert not behind.should_defer(1, now=10.002)
-    assert not ahead.should_defer(1, now=10.003)  # level again
+    assert not ahead.should_defer(3, now=10.0 + REREAD_SECONDS / 2)  # peers not read again yet
+    assert ahead.should_defer(3, now=10.0 + REREAD_SECONDS)
+    assert not behind.should_defer(1, now=10.02)
+    assert not ahead.should_defer(1, now=10.02)  # level again (a new count reads at once)
 
 
 def test_deferring_is_bounded_and_ignores_silent_or_closed_peers() -> None:

@@ -21,11 +21,14 @@ import struct
 
 #: One slot per process: its pid, its connections (-1: not accepting), when it last wrote.
 _SLOT = struct.Struct("<qqd")
-SLOTS = 256
+SLOTS = 64
 STALE_SECONDS = 3.0
 MAX_DEFER_SECONDS = 0.05
 #: While deferring, the event loop looks again this often (it otherwise sleeps up to 1 s).
 RECHECK_SECONDS = 0.01
+#: A busy event loop turns thousands of times a second; peers are read at most this often
+#: while this process's own count stays the same.
+REREAD_SECONDS = 0.005
 
 
 class ConnectionShares:
@@ -59,11 +62,17 @@ class AcceptPacer:
         self.slot = slot
         self.pid = pid
         self.deferring_since: float | None = None
+        self._published: tuple[int, float] = (-2, 0.0)  # connections, when
+        self._fewest: int | None = None
 
     def should_defer(self, connections: int, now: float) -> bool:
         """Publish ``connections`` and say whether to leave the next accept to a peer."""
-        self.shares.publish(self.slot, self.pid, connections, now)
-        fewest = self.shares.fewest_elsewhere(self.slot, now)
+        last_connections, last_time = self._published
+        if connections != last_connections or now - last_time >= REREAD_SECONDS:
+            self.shares.publish(self.slot, self.pid, connections, now)
+            self._published = (connections, now)
+            self._fewest = self.shares.fewest_elsewhere(self.slot, now)
+        fewest = self._fewest
         if fewest is None or connections <= fewest:
             self.deferring_since = None
             return False
@@ -77,6 +86,7 @@ class AcceptPacer:
     def not_accepting(self, now: float) -> None:
         """Shutting down or full: peers must not leave connections to this process."""
         self.deferring_since = None
+        self._published = (-1, now)
         self.shares.publish(self.slot, self.pid, -1, now)
 
 
