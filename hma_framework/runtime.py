@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from hma_framework.index.manager import IndexManager
     from hma_framework.media import MediaStore
     from hma_framework.store.content import ContentRecords
+    from hma_framework.store.hash_groups import HashSubmissionGroups
     from hma_framework.types import ContentSource, MediaHasher
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,15 @@ class Runtime:
         from hma_framework.index.manager import IndexManager
 
         return IndexManager(self.settings, self.registry, self.store)
+
+    @functools.cached_property
+    def hash_submissions(self) -> HashSubmissionGroups:
+        """Where ``/submit/hash/`` records: concurrent requests of this process share a
+        transaction."""
+        from hma_framework.store.hash_groups import HashSubmissionGroups
+        from hma_framework.store.hash_submissions import HashSubmissions
+
+        return HashSubmissionGroups(HashSubmissions(self.store))
 
     @functools.cached_property
     def content(self) -> ContentRecords:

@@ -45,32 +45,10 @@ class HashSubmissions:
         self._store = store
         self._records = ContentRecords(store)
 
-    def record(
-        self,
-        submission: Submission,
-        signal: ComputedSignal,
-        matches: Sequence[RecordedMatch],
-        *,
-        force: bool,
-        act_job_id: str,
-    ) -> tuple[SubmitOutcome, int]:
-        """Record a hash submission and its matches; ``act_job_id`` is stored if it matched."""
-        with self._store.transaction() as session:
-            bulk = BulkWriter(session)
-            existing = bulk.fetch_one(
-                "SELECT id, params_digest FROM content WHERE content_id = {p}",
-                (submission.content_id,),
-            )
-            if existing is not None:
-                return self._resubmit(session, submission, signal, matches, force, act_job_id)
-            item = HashItem(submission, signal, matches, force)
-            [content_pk] = _insert_new(bulk, [item], act_job_id)
-            return SubmitOutcome.CREATED, content_pk
-
     def record_many(
         self, items: Sequence[HashItem], *, act_job_id: str
     ) -> list[tuple[SubmitOutcome, int]]:
-        """Record a batch in one transaction, each item exactly as :meth:`record` would.
+        """Record a batch in one transaction, each item exactly as it would be recorded alone.
 
         Content ids new to the store (the common case) are written with a few multi-row
         statements; items naming stored content, or content an earlier item of the same

@@ -276,8 +276,9 @@ def _hash_submission(
 def submit_hash() -> Response:
     """The high-throughput path: matched here, in the API process, against its own index.
 
-    Content, signal and matches are recorded in one transaction before the response; only
-    matched content goes on to the action queue.
+    Content, signal and matches are recorded in one transaction before the response (shared
+    with the process's other requests recording at the same moment); only matched content goes
+    on to the action queue.
     """
     runtime = _runtime()
     submission, signal, force = _hash_submission(json_body(), runtime)
@@ -285,8 +286,8 @@ def submit_hash() -> Response:
     matches = find_matches(runtime, [signal])
     # Recorded as the content's job; the act job that takes it serves many (see act_queue).
     act_job = new_job_id("act")
-    outcome, content_pk = HashSubmissions(runtime.store).record(
-        submission, signal, matches, force=force, act_job_id=act_job
+    outcome, content_pk = runtime.hash_submissions.record(
+        HashItem(submission, signal, matches, force), act_job_id=act_job
     )
     _check_outcome(outcome, content_id)
     if matches and outcome is not SubmitOutcome.UNCHANGED:
