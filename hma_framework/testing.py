@@ -396,3 +396,59 @@ def served_instance(folder: Path, timeout: float = 60) -> Iterator[ServedInstanc
         except subprocess.TimeoutExpired:
             process.kill()
         reader.join(5)
+
+
+API_WORKER_CLASS = "hma_framework.web.gunicorn_worker.HeaderDeadlineWorker"
+
+
+@contextlib.contextmanager
+def gunicorn_api(
+    settings: Settings, *, processes: int = 1, threads: int = 2, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The real API under gunicorn with the API's worker class, on ``settings``' records.
+
+    Yields its base URL and the master process once every worker process is up and
+    ``/status`` answers; ``env`` adds ``HMA_`` settings.
+    """
+    import sys
+    import time
+
+    import psutil
+    import requests
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"),
+            *("--workers", str(processes), "--threads", str(threads)),
+            *("--worker-class", API_WORKER_CLASS, "--no-control-socket"),
+            "hma_framework.web.wsgi:create_wsgi_app()",
+        ],
+        env={
+            **os.environ,
+            "HMA_DATABASE_URL": settings.database_url,
+            "HMA_REDIS_URL": settings.redis_url,
+            "HMA_DATA_DIR": settings.data_dir,
+            "HMA_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "gunicorn exited"
+            try:
+                up = len(psutil.Process(process.pid).children()) >= processes
+                if up and requests.get(base + "/status", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+        yield base, process
+    finally:
+        process.terminate()
+        process.wait(30)

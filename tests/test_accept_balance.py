@@ -8,18 +8,14 @@ as a client's pool keeps them) must end up split evenly between the two processe
 from __future__ import annotations
 
 import http.client
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import psutil
 import pytest
-import requests
 
 from hma_framework.runtime import Runtime
-from hma_framework.testing import free_port
+from hma_framework.testing import gunicorn_api
 from hma_framework.web.accept_balance import (
     MAX_DEFER_SECONDS,
     REREAD_SECONDS,
@@ -28,7 +24,6 @@ from hma_framework.web.accept_balance import (
     ConnectionShares,
 )
 
-WORKER_CLASS = "hma_framework.web.gunicorn_worker.HeaderDeadlineWorker"
 CONNECTIONS = 12
 
 
@@ -65,41 +60,8 @@ def test_slots_wrap_around_the_table() -> None:
 
 @pytest.fixture
 def two_process_api(runtime: Runtime) -> Iterator[tuple[int, psutil.Process]]:
-    port = free_port()
-    settings = runtime.settings
-    env = {
-        **os.environ,
-        "HMA_DATABASE_URL": settings.database_url,
-        "HMA_REDIS_URL": settings.redis_url,
-        "HMA_DATA_DIR": settings.data_dir,
-        "HMA_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"),
-            *("--workers", "2", "--threads", "4", "--worker-class", WORKER_CLASS),
-            "--no-control-socket",
-            "hma_framework.web.wsgi:create_wsgi_app()",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    master = psutil.Process(server.pid)
-    deadline = time.monotonic() + 60
-    while len(master.children()) < 2 or not _answers(port):
-        assert time.monotonic() < deadline, "gunicorn did not start"
-        time.sleep(0.1)
-    yield port, master
-    server.terminate()
-    server.wait(30)
-
-
-def _answers(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/status", timeout=1).ok
-    except requests.RequestException:
-        return False
+    with gunicorn_api(runtime.settings, processes=2, threads=4) as (base, master):
+        yield int(base.rsplit(":", 1)[1]), psutil.Process(master.pid)
 
 
 def _held_per_process(master: psutil.Process, port: int) -> list[int]:

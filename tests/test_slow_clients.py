@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,62 +15,24 @@ import pytest
 import requests
 
 from hma_framework.runtime import Runtime
-from hma_framework.testing import free_port
+from hma_framework.testing import gunicorn_api
 
 pytestmark = pytest.mark.slow
 
 SLOW_CONNECTIONS = 50
-WORKER_CLASS = "hma_framework.web.gunicorn_worker.HeaderDeadlineWorker"
 BODY_LIMIT = 64 * 1024
 
 
 @pytest.fixture
 def api(runtime: Runtime) -> Iterator[str]:
     """The real API under gunicorn: one process, two threads, a 3 s header deadline."""
-    port = free_port()
-    settings = runtime.settings
-    env = {
-        **os.environ,
-        "HMA_DATABASE_URL": settings.database_url,
-        "HMA_REDIS_URL": settings.redis_url,
-        "HMA_DATA_DIR": settings.data_dir,
+    limits = {
         "HMA_WEB_HEADER_TIMEOUT_SECONDS": "3",
         "HMA_WEB_BODY_TIMEOUT_SECONDS": "3",
         "HMA_WEB_MAX_BODY_BYTES": str(BODY_LIMIT),
-        "HMA_LOG_LEVEL": "WARNING",
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "2",
-            "--worker-class",
-            WORKER_CLASS,
-            "--no-control-socket",
-            "hma_framework.web.wsgi:create_wsgi_app()",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(base + "/status", timeout=1)
-            break
-        except requests.RequestException:
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
-    yield base
-    server.terminate()
-    server.wait(30)
+    with gunicorn_api(runtime.settings, env=limits) as (base, _):
+        yield base
 
 
 def _slow_client(port: int, stop: threading.Event, closed: list[float]) -> None:
