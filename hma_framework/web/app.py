@@ -70,6 +70,19 @@ class HmaFlask(Flask):
         super().__init__(*args, **kwargs)
         self._plain_functions: dict[Any, bool] = {}
 
+    def answers_at_once(self, target: bytes) -> bool:
+        """Whether a body-less GET of ``target`` is answered without waiting on anything.
+
+        The API's gunicorn worker answers such requests on its event loop instead of handing
+        them to a thread (see ``gunicorn_worker``). Only hash lookups qualify, once the
+        indexes are loaded: in memory, a fraction of a millisecond each (before that, a
+        lookup waits for the load, which must not hold the event loop).
+        """
+        if not target.startswith(b"/lookup?"):
+            return False
+        runtime = self.extensions.get("hma")
+        return runtime is not None and runtime.indexes.loaded
+
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         memo = self._plain_functions
         try:
