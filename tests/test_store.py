@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import time
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import OperationalError
 
 from hma_framework.store import migrate
 from hma_framework.store.api_keys import ApiKeys, digest_token
-from hma_framework.store.db import Store
+from hma_framework.store.db import POSTGRES_CONNECT_TIMEOUT_SECONDS, Store, make_engine
 from hma_framework.store.tables import (
     ApiKeyRow,
     BankMemberRow,
@@ -132,3 +136,17 @@ def test_api_keys_are_stored_as_digests_and_revocable(database_url: str) -> None
         assert keys.list() == [] and len(keys.list(include_revoked=True)) == 1
     finally:
         store.close()
+
+
+def test_a_postgresql_server_that_never_answers_fails_the_connect_in_seconds() -> None:
+    """A server that takes the TCP connection but never speaks: libpq would wait for minutes."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/test")
+        started = time.monotonic()
+        with pytest.raises(OperationalError), engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        assert time.monotonic() - started < POSTGRES_CONNECT_TIMEOUT_SECONDS * 2 + 1
+        engine.dispose()
