@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,6 +84,33 @@ def hashing_ceiling(photo_paths: list[Path], total: int, processes: int) -> floa
         started = time.perf_counter()
         pool.map(_hash_photos, chunks)
         return total / (time.perf_counter() - started)
+
+
+def cpu_seconds_by_role(server: subprocess.Popen[str]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the instance's processes, by role, and this one's."""
+    roles: dict[str, float] = {}
+    for process in [psutil.Process(server.pid), *psutil.Process(server.pid).children(True)]:
+        try:
+            command = " ".join(process.cmdline())
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        role = next(
+            (r for r in ("gunicorn", "redis", "worker", "scheduler") if r in command), "other"
+        )
+        roles[role] = roles.get(role, 0.0) + times.user + times.system
+    own = psutil.Process().cpu_times()
+    roles["load generator (this process)"] = own.user + own.system
+    return roles
+
+
+def describe_cpu(before: dict[str, float], after: dict[str, float], requests: int) -> str:
+    parts = [
+        f"{role} {(after[role] - before.get(role, 0.0)) * 1000 / requests:.2f}"
+        for role in sorted(after)
+    ]
+    total = sum(after.values()) - sum(before.values())
+    return f"CPU ms per request: {', '.join(parts)}; total {total * 1000 / requests:.2f}"
 
 
 def main() -> None:
@@ -191,11 +219,13 @@ def main() -> None:
             for i in range(500)
         ]
         run_load("127.0.0.1", port, warmup, concurrency=args.concurrency)
+        cpu_before = cpu_seconds_by_role(server)
         result = run_load("127.0.0.1", port, bodies, concurrency=args.concurrency)
         print(
             f"/submit/hash/ with {args.match_fraction:.0%} matching "
             f"(accepted = match recorded): {result.summary()}"
         )
+        print(f"  {describe_cpu(cpu_before, cpu_seconds_by_role(server), len(bodies))}")
         drained = wait_until(lambda: count_final(store, "hash-") == args.hash_requests, 300)
         print(f"  action jobs for the matched items drained {drained:.1f}s after the last response")
 
