@@ -39,6 +39,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def system_seconds(pid: int) -> float:
+    """stime of ``pid``: the kernel's share (sockets, polling)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[12]) / TICKS
+
+
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -83,6 +88,7 @@ def main() -> None:
         load = [request(i) for i in range(args.requests)]
         workers = [p.pid for p in api_processes(server)]
         before = [cpu_seconds(pid) for pid in workers]
+        system_before = sum(system_seconds(pid) for pid in workers)
         own_before = own_cpu()
         result = run_load("127.0.0.1", port, load, concurrency=args.concurrency)
         own = own_cpu() - own_before
@@ -95,7 +101,9 @@ def main() -> None:
         )
         print(
             f"CPU per request: API processes {api / n * 1000:.3f} ms ({each}), "
-            f"load generator {own / n * 1000:.3f} ms, total {(api + own) / n * 1000:.3f} ms"
+            f"load generator {own / n * 1000:.3f} ms, total {(api + own) / n * 1000:.3f} ms; "
+            f"of the API's, in the kernel: "
+            f"{(sum(system_seconds(pid) for pid in workers) - system_before) / n * 1000:.3f} ms"
         )
         if args.profile_seconds:
             busiest = max(workers, key=lambda pid: cpu_seconds(pid) - before[workers.index(pid)])
