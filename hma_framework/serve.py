@@ -24,7 +24,7 @@ import click
 from hma_framework.data_folder import restrict_umask, secure_tree
 from hma_framework.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from hma_framework.metrics import MULTIPROC_ENV
-from hma_framework.process_tools import set_parent_death_signal
+from hma_framework.process_tools import process_alive, set_parent_death_signal
 from hma_framework.secret_key import data_folder_key
 from hma_framework.serve_prepare import Prepared
 from hma_framework.settings import Settings
@@ -207,7 +207,7 @@ def _fresh_metrics_dir(settings: Settings) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for path in folder.glob("*.db"):
         pid = _writer_pid(path)
-        if pid is None or not _process_alive(pid):
+        if pid is None or not process_alive(pid):
             path.unlink(missing_ok=True)
     return folder.resolve()
 
@@ -216,16 +216,6 @@ def _writer_pid(path: Path) -> int | None:
     """The process id prometheus_client puts last in a series file name (``counter_812.db``)."""
     _, _, tail = path.stem.rpartition("_")
     return int(tail) if tail.isdigit() else None
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, run by another user
-    return True
 
 
 def _hma(*args: str) -> list[str]:
