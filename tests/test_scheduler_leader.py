@@ -100,12 +100,17 @@ def test_the_scheduler_loads_neither_plugins_nor_records() -> None:
     assert heavy_modules_imported_by("hma_framework.cli", "hma_framework.pipeline.scheduler") == []
 
 
+DUE_IN_SECONDS = 5
+
+
 def test_the_scheduler_moves_due_retries_so_workers_need_not_fork_a_mover(
     runtime: Runtime,
 ) -> None:
     """A failed job's retry waits in RQ's scheduled registry; the scheduler puts it back."""
     queue = runtime.queues["maintenance"]
-    job = queue.enqueue_in(dt.timedelta(seconds=1), HEARTBEAT_ONLY[0].func_name)
+    # Due in 5 s: the steps before "not due yet" took over 1 s once in a loaded full run.
+    due = time.monotonic() + DUE_IN_SECONDS
+    job = queue.enqueue_in(dt.timedelta(seconds=DUE_IN_SECONDS), HEARTBEAT_ONLY[0].func_name)
     assert queue.count == 0 and job.id in queue.scheduled_job_registry
     idle = make_scheduler(runtime.redis, runtime.settings, (), move_due_retries=False)
     scheduler = make_scheduler(runtime.redis, runtime.settings, ())
@@ -117,7 +122,7 @@ def test_the_scheduler_moves_due_retries_so_workers_need_not_fork_a_mover(
     assert other.retries is not None and not other.retries.acquired_locks  # RQ's lock: one mover
     assert scheduler.calculate_sleep_interval() <= 1.0
     assert queue.count == 0  # not due yet
-    time.sleep(1.2)
+    time.sleep(max(0.0, due - time.monotonic()) + 0.2)
     idle.enqueue_jobs()
     assert queue.count == 0
     scheduler.enqueue_jobs()
