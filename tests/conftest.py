@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_actions_support import Receiver
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN_DIR = REPO_ROOT / "examples" / "hma-example-plugin"
 
@@ -49,3 +51,11 @@ def example_plugin_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     env = install_on_path(monkeypatch, site_dir, EXAMPLE_PLUGIN_DIR)
     yield env
     sys.modules.pop("hma_example_plugin", None)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real webhook endpoint on loopback (modules that need a slower one override this)."""
+    server = Receiver()
+    yield server
+    server.close()

@@ -6,7 +6,6 @@ Real receiver, real RQ workers with their scheduler; the retry schedule is short
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -44,13 +43,6 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def registry() -> Registry:
     return registry_with_webhook()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,13 +31,6 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def registry() -> Registry:
     return registry_with_webhook()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def test_handlers_and_rules_are_made_with_the_apis_checks_and_secrets_stay_hidden(

@@ -75,13 +75,6 @@ def veil_filter(page: Any) -> str:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def fake_te() -> Iterator[FakeThreatExchange]:
     with fake_threatexchange(FakeThreatExchange()) as fake:
         yield fake

@@ -4,7 +4,6 @@ with the API's own refusals (a handler a rule uses; deliveries still to make).""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,13 +35,6 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def registry() -> Registry:
     return registry_with_webhook()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def _rule_names(runtime: Runtime) -> list[str]:

@@ -245,13 +245,6 @@ def registry() -> Registry:
     return registry_with_webhook()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
-
-
 @pytest.fixture(
     params=[ThreatExchangeSource, NCMECSource, StopNCIISource, LocalFileSource],
     ids=lambda c: c.api,

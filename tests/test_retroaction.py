@@ -7,7 +7,6 @@ configured) PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import attrs
 import pytest
@@ -49,13 +48,6 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def registry() -> Registry:
     return registry_with_webhook()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture

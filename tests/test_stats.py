@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -38,13 +37,6 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def registry() -> Registry:
     return registry_with_webhook()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def test_stats_count_submissions_matches_and_actions_per_interval_and_bank(
