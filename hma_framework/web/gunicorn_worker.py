@@ -253,10 +253,10 @@ class HeaderDeadlineWorker(ThreadWorker):
         """Hand ``conn`` to a thread, or answer it here when that costs less (see below).
 
         Each request handed to the thread pool costs a future, a thread wake-up, a pipe write
-        back to this loop and its wake-up: ~30% of an API process's CPU on ``GET /lookup``.
-        A request the app says it answers at once (a hash lookup, in memory) is answered
-        here instead, while no thread is busy, so it neither waits behind a thread nor keeps
-        one waiting.
+        back to this loop and its wake-up. A request the app says it answers at once (a hash
+        lookup, in memory) is answered here instead, while no thread is busy, so it neither
+        waits behind a thread nor keeps one waiting: measured in paired runs, ~7% less API
+        CPU per ``GET /lookup``.
         """
         if self.requests_in_threads == 0 and self._answers_at_once(conn):
             done: Future[Any] = Future()
