@@ -22,7 +22,6 @@ from sqlalchemy import select
 
 from hma_framework.index.holders import Holder
 from hma_framework.pipeline.context import current_runtime
-from hma_framework.process_tools import give_back_freed_memory
 from hma_framework.retroaction import rescans
 from hma_framework.retroaction.matching import act_on, build_probe, record_retroactive, scan
 from hma_framework.retroaction.ring_sync import open_ring, sync_rings, window_start
@@ -68,13 +67,8 @@ def retroact() -> dict[str, Any]:
     runtime = current_runtime()
     runtime.redis.delete(PENDING_KEY)  # additions from now on ask for another pass
     resumed = rescans.resume_stalled(runtime)
-    try:
-        with runtime.redis.lock(LOCK_KEY, timeout=3600, blocking_timeout=3600):
-            return {**run_pass(runtime), "rescans_resumed": resumed}
-    finally:
-        # A pass over a large import builds a probe index of every new member (~100 B a
-        # signal) and frees it; without this the worker kept ~55 MiB of it resident.
-        give_back_freed_memory()
+    with runtime.redis.lock(LOCK_KEY, timeout=3600, blocking_timeout=3600):
+        return {**run_pass(runtime), "rescans_resumed": resumed}
 
 
 def _cursor(runtime: Runtime) -> int:

@@ -26,7 +26,6 @@ from sqlalchemy.exc import IntegrityError
 
 from hma_framework.index.holders import Holder
 from hma_framework.pipeline.context import current_runtime
-from hma_framework.process_tools import give_back_freed_memory
 from hma_framework.retroaction.matching import (
     Probe,
     act_on,
@@ -220,8 +219,6 @@ def run_rescan(scan_pk: int) -> dict[str, Any] | None:
     except Exception as exc:
         _finish(runtime, scan_pk, FAILED, f"{type(exc).__name__}: {exc}")
         raise
-    finally:
-        give_back_freed_memory()  # the probes (an index of every member scanned for)
     _finish(runtime, scan_pk, DONE)
     return describe(runtime, scan_pk)
 
